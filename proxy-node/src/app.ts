@@ -1,0 +1,195 @@
+// Wires the pieces for one process: proxy listener (serve mode), manager,
+// health checks, Apache agent (agent mode), live reload and graceful stop.
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { hostname } from 'node:os';
+import type { Config } from './config';
+import { Balancer } from './balancer';
+import { Metrics } from './metrics';
+import type { Logger } from './log';
+import { HealthChecker } from './health';
+import { createManagerServer } from './manager';
+import { createRequestHandler, ProxyContext } from './proxy/handler';
+import { handleUpgrade, rawReply } from './proxy/websocket';
+import { ReverseRewriter } from './proxy/response';
+import { ApacheAgent } from './agent';
+
+const VIA_HOST = hostname();
+
+export class ProxyNode {
+  config: Config;
+  balancer: Balancer;
+  readonly metrics = new Metrics();
+  ctx: ProxyContext;
+  server: http.Server | null = null;
+  manager: http.Server | null = null;
+  health: HealthChecker | null = null;
+  agent: ApacheAgent | null = null;
+  private stopping = false;
+
+  constructor(config: Config, readonly logger: Logger) {
+    this.config = config;
+    this.balancer = new Balancer(config.balancer);
+    this.ctx = this.buildContext();
+  }
+
+  private buildContext(): ProxyContext {
+    const c = this.config;
+    const sc = c.balancer.setCookie;
+    const via = c.via ? `1.1 ${VIA_HOST}:${c.listen.port} (proxy-node)` : null;
+    const ctx: ProxyContext = {
+      balancer: this.balancer,
+      metrics: this.metrics,
+      logger: this.logger,
+      logRequests: c.log.requests,
+      outgoing: { via, preserveHost: c.balancer.preserveHost },
+      rewriter: new ReverseRewriter(c.publicUrl, this.balancer.members.map((m) => m.authority)),
+      via,
+      setCookie: sc
+        ? { name: sc.name, valuePrefix: sc.valuePrefix, attributes: `; Path=${sc.path}${sc.domain ? `; Domain=${sc.domain}` : ''}; HttpOnly` }
+        : null,
+      timeouts: { connectMs: c.timeouts.connectMs, headersMs: c.timeouts.headersMs, idleMs: c.timeouts.idleMs },
+      maxHeadersCount: c.limits.maxHeadersCount,
+    };
+    this.refreshMemberTables(ctx);
+    return ctx;
+  }
+
+  /** Precomputes per-member strings after a route or cookie change. */
+  private refreshMemberTables(ctx: ProxyContext = this.ctx): void {
+    this.balancer.reindex();
+    const sc = ctx.setCookie;
+    for (const m of this.balancer.members) m.cookieLine = sc ? `${sc.name}=${sc.valuePrefix}${m.route}${sc.attributes}` : '';
+  }
+
+  async start(): Promise<void> {
+    const c = this.config;
+    if (c.mode === 'serve') {
+      const handler = createRequestHandler(() => this.ctx);
+      const server = http.createServer({ maxHeaderSize: c.limits.maxHeaderSize, keepAliveTimeout: c.timeouts.keepAliveMs, noDelay: true }, handler);
+      server.headersTimeout = c.timeouts.clientHeadersMs;
+      server.requestTimeout = c.timeouts.clientRequestMs;
+      server.keepAliveTimeout = c.timeouts.keepAliveMs;
+      server.timeout = c.timeouts.idleMs;
+      // One more than the limit, so an over-long list is seen and refused rather than silently cut.
+      server.maxHeadersCount = c.limits.maxHeadersCount + 1;
+      server.on('upgrade', (req, socket, head) => handleUpgrade(this.ctx, req, socket, head));
+      // CONNECT would make us a tunnel: refused, and nothing is opened upstream.
+      server.on('connect', (_req, socket) => {
+        this.metrics.refused++;
+        rawReply(socket, 405, 'Method Not Allowed');
+      });
+      await listen(server, c.listen.port, c.listen.host);
+      this.server = server;
+    }
+    if (c.manager) {
+      const mgr = createManagerServer({
+        balancer: () => this.balancer,
+        metrics: this.metrics,
+        logger: this.logger,
+        allow: () => this.config.manager?.allow ?? [],
+        token: () => this.config.manager?.token ?? '',
+        changed: () => this.refreshMemberTables(),
+        separator: () => this.config.balancer.stickysessionsep,
+      });
+      await listen(mgr, c.manager.port, c.manager.host);
+      this.manager = mgr;
+    }
+    if (c.mode === 'agent' && c.apache) this.agent = new ApacheAgent(c.apache, this.logger);
+    this.startHealth();
+    this.logger.event('info', 'proxy-node started', {
+      mode: c.mode,
+      listen: this.server ? addr(this.server) : null,
+      manager: this.manager ? addr(this.manager) : null,
+      members: this.balancer.members.map((m) => `${m.route}=${m.url}`),
+    });
+  }
+
+  private startHealth(): void {
+    this.health?.stop();
+    this.health = null;
+    const hc = this.config.balancer.healthCheck;
+    if (!hc) return;
+    this.health = new HealthChecker(() => this.balancer.members, hc, (m, healthy, reason) => {
+      this.logger.event(healthy ? 'info' : 'warn', healthy ? 'member healthy' : 'member failed health check', { route: m.route, url: m.url, reason });
+      if (this.agent) void this.agent.setEnabled(m.url, healthy);
+    });
+    this.health.start();
+  }
+
+  get port(): number {
+    return this.server ? (this.server.address() as AddressInfo).port : 0;
+  }
+
+  get managerPort(): number {
+    return this.manager ? (this.manager.address() as AddressInfo).port : 0;
+  }
+
+  /**
+   * Applies a new, already validated config. Listener addresses are fixed for
+   * the life of the process; everything else changes in place, and members
+   * keep their pools and counters when their URL stays.
+   */
+  reload(next: Config): void {
+    const prev = this.config;
+    if (next.mode !== prev.mode || next.listen.port !== prev.listen.port || next.listen.host !== prev.listen.host ||
+        (next.manager?.port ?? null) !== (prev.manager?.port ?? null)) {
+      this.logger.event('warn', 'reload: mode and listen/manager addresses need a restart; keeping the old ones');
+      next = { ...next, mode: prev.mode, listen: prev.listen, manager: next.manager && prev.manager ? { ...next.manager, host: prev.manager.host, port: prev.manager.port } : prev.manager };
+    }
+    this.config = next;
+    this.balancer = new Balancer(next.balancer, this.balancer);
+    this.ctx = this.buildContext();
+    if (this.server) {
+      this.server.headersTimeout = next.timeouts.clientHeadersMs;
+      this.server.requestTimeout = next.timeouts.clientRequestMs;
+      this.server.keepAliveTimeout = next.timeouts.keepAliveMs;
+      this.server.timeout = next.timeouts.idleMs;
+      this.server.maxHeadersCount = next.limits.maxHeadersCount + 1;
+    }
+    if (next.apache) this.agent = new ApacheAgent(next.apache, this.logger);
+    this.startHealth();
+    this.metrics.reloads++;
+    this.logger.event('info', 'config reloaded', { members: this.balancer.members.map((m) => `${m.route}=${m.url}`) });
+  }
+
+  /** Stops accepting, lets in-flight requests finish (up to graceMs), then closes everything. */
+  async stop(graceMs = this.config.timeouts.shutdownMs): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    this.health?.stop();
+    const closing: Promise<void>[] = [];
+    for (const s of [this.server, this.manager]) {
+      if (!s) continue;
+      closing.push(new Promise((resolve) => s.close(() => resolve())));
+      s.closeIdleConnections();
+    }
+    // Connections finishing a response become idle later; close them as they do.
+    const sweep = setInterval(() => {
+      this.server?.closeIdleConnections();
+      this.manager?.closeIdleConnections();
+    }, 50);
+    const force = new Promise<void>((resolve) => setTimeout(resolve, graceMs).unref());
+    await Promise.race([Promise.all(closing), force]);
+    clearInterval(sweep);
+    this.server?.closeAllConnections();
+    this.manager?.closeAllConnections();
+    this.balancer.destroy();
+    this.logger.event('info', 'proxy-node stopped');
+  }
+}
+
+function listen(server: http.Server, port: number, host: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+}
+
+function addr(s: http.Server): string {
+  const a = s.address() as AddressInfo;
+  return `${a.address}:${a.port}`;
+}

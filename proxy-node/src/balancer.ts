@@ -1,0 +1,116 @@
+// Chooses the member for one request: stickiness first (sticky.ts), then the
+// strategy among members that take new sessions. Member tables are kept
+// precomputed (route map, reusable candidate arrays) so choosing allocates nothing.
+import type { BalancerConfig, MemberConfig } from './config';
+import { Member } from './members';
+import { requestedRoute, parseStickyNames, StickyOptions } from './sticky';
+import { createStrategy, Strategy } from './strategies';
+
+export interface Choice {
+  member: Member | null;
+  /** The member was chosen because the request named its route. */
+  sticky: boolean;
+  /** The route the request asked for (undefined if none). */
+  route: string | undefined;
+}
+
+export class Balancer {
+  name: string;
+  members: Member[] = [];
+  strategy: Strategy;
+  sticky: StickyOptions;
+  nofailover: boolean;
+  maxRetries: number;
+  private byRoute = new Map<string, Member>();
+  private candidates: Member[] = [];
+  private usableScratch: Member[] = [];
+
+  constructor(cfg: BalancerConfig, previous?: Balancer) {
+    this.name = cfg.name;
+    this.strategy = createStrategy(cfg.lbmethod);
+    this.sticky = {
+      names: parseStickyNames(cfg.stickysession),
+      separator: cfg.stickysessionsep,
+      semicolonEndsParam: cfg.scolonpathdelim,
+      trustCookieOnly: cfg.trustCookieOnly,
+    };
+    this.nofailover = cfg.nofailover;
+    this.maxRetries = cfg.maxRetries;
+    const old = new Map<string, Member>();
+    if (previous) for (const m of previous.members) old.set(m.url, m);
+    for (const mc of cfg.members) {
+      const kept = old.get(mc.url);
+      const m = kept ? applyConfig(kept, mc) : new Member(mc);
+      old.delete(mc.url);
+      this.members.push(m);
+    }
+    // Members that left the config finish their in-flight requests; their idle
+    // sockets are closed now and the rest when they are released.
+    for (const gone of old.values()) setTimeout(() => gone.destroy(), 30_000).unref();
+    this.reindex();
+  }
+
+  /** Call after a route or member list change. */
+  reindex(): void {
+    this.byRoute.clear();
+    for (const m of this.members) this.byRoute.set(m.route, m);
+  }
+
+  member(route: string): Member | undefined {
+    return this.byRoute.get(route);
+  }
+
+  /**
+   * @param tried members that already failed for this request (retries), or null.
+   */
+  choose(url: string, cookie: string | undefined, tried: readonly Member[] | null, now: number): Choice {
+    const route = requestedRoute(url, cookie, this.sticky);
+    if (route !== undefined) {
+      const m = this.byRoute.get(route);
+      if (m !== undefined) {
+        // Draining and standby members still serve their own sticky clients.
+        if ((tried === null || !tried.includes(m)) && m.usable(now)) {
+          this.strategy.stickyChosen(m, this.usable(now));
+          return { member: m, sticky: true, route };
+        }
+        if (this.nofailover) return { member: null, sticky: true, route };
+      }
+      // A route naming no member is treated as no route, like Apache.
+    }
+    return { member: this.pick(tried, now), sticky: false, route };
+  }
+
+  private usable(now: number): Member[] {
+    const out = this.usableScratch;
+    out.length = 0;
+    for (const m of this.members) if (m.usable(now)) out.push(m);
+    return out;
+  }
+
+  /** Non-sticky choice: normal members first; hot standbys only when none is usable. */
+  pick(tried: readonly Member[] | null, now: number): Member | null {
+    const c = this.candidates;
+    for (let tier = 0; tier < 2; tier++) {
+      c.length = 0;
+      for (const m of this.members) {
+        if ((m.status === 'standby') !== (tier === 1)) continue;
+        if (tried !== null && tried.includes(m)) continue;
+        if (m.takesNewSessions(now)) c.push(m);
+      }
+      if (c.length > 0) return this.strategy.pick(c) ?? null;
+    }
+    return null;
+  }
+
+  destroy(): void {
+    for (const m of this.members) m.destroy();
+  }
+}
+
+function applyConfig(m: Member, mc: MemberConfig): Member {
+  m.route = mc.route;
+  m.lbfactor = mc.lbfactor;
+  m.retryMs = mc.retry * 1000;
+  m.status = mc.status;
+  return m;
+}

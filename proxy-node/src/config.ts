@@ -1,0 +1,363 @@
+// Config file contract shared with the cluster program, which renders this JSON
+// from the same model as the Apache config. Validation reports exactly one
+// error, naming the key, so a bad render is obvious in the journal.
+import { readFileSync } from 'node:fs';
+import { parseCidr, Cidr } from './cidr';
+
+export type MemberStatus = 'enabled' | 'disabled' | 'draining' | 'standby' | 'stopped';
+export type LbMethod = 'byrequests' | 'bybusyness' | 'bytraffic';
+export type Mode = 'serve' | 'agent';
+
+export interface MemberConfig {
+  url: string;
+  host: string;
+  port: number;
+  route: string;
+  lbfactor: number;
+  retry: number;
+  status: MemberStatus;
+  maxSockets: number;
+}
+
+export interface SetCookieConfig {
+  name: string;
+  valuePrefix: string;
+  path: string;
+  domain: string;
+}
+
+export interface HealthCheckConfig {
+  path: string;
+  intervalMs: number;
+  expect: number;
+  rise: number;
+  fall: number;
+  timeoutMs: number;
+}
+
+export interface BalancerConfig {
+  name: string;
+  lbmethod: LbMethod;
+  stickysession: string;
+  stickysessionsep: string;
+  scolonpathdelim: boolean;
+  nofailover: boolean;
+  trustCookieOnly: boolean;
+  preserveHost: boolean;
+  setCookie: SetCookieConfig | null;
+  members: MemberConfig[];
+  healthCheck: HealthCheckConfig | null;
+  maxRetries: number;
+}
+
+export interface ManagerConfig {
+  host: string;
+  port: number;
+  allow: Cidr[];
+  allowText: string[];
+  token: string;
+}
+
+export interface Config {
+  mode: Mode;
+  listen: { host: string; port: number };
+  publicUrl: string;
+  manager: ManagerConfig | null;
+  balancer: BalancerConfig;
+  apache: { managerUrl: string; balancer: string } | null;
+  timeouts: {
+    connectMs: number;
+    headersMs: number;
+    idleMs: number;
+    clientHeadersMs: number;
+    clientRequestMs: number;
+    keepAliveMs: number;
+    shutdownMs: number;
+  };
+  limits: { maxHeaderSize: number; maxHeadersCount: number };
+  via: boolean;
+  log: { requests: boolean };
+}
+
+export class ConfigError extends Error {
+  constructor(key: string, message: string) {
+    super(`config: ${key}: ${message}`);
+    this.name = 'ConfigError';
+  }
+}
+
+type Obj = Record<string, unknown>;
+
+function show(v: unknown): string {
+  if (v === undefined) return 'nothing';
+  const s = JSON.stringify(v);
+  return s === undefined ? String(v) : s.length > 60 ? s.slice(0, 57) + '...' : s;
+}
+
+function isObj(v: unknown): v is Obj {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function obj(v: unknown, key: string): Obj {
+  if (!isObj(v)) throw new ConfigError(key, `expected an object, got ${show(v)}`);
+  return v;
+}
+
+function optObj(parent: Obj, name: string, key: string): Obj {
+  const v = parent[name];
+  if (v === undefined) return {};
+  return obj(v, key);
+}
+
+function noUnknown(o: Obj, allowed: readonly string[], key: string): void {
+  for (const k of Object.keys(o)) {
+    if (!allowed.includes(k)) throw new ConfigError(key ? `${key}.${k}` : k, `unknown key (allowed: ${allowed.join(', ')})`);
+  }
+}
+
+function str(o: Obj, name: string, key: string, def?: string): string {
+  const v = o[name];
+  if (v === undefined && def !== undefined) return def;
+  if (typeof v !== 'string') throw new ConfigError(`${key}.${name}`.replace(/^\./, ''), `expected a string, got ${show(v)}`);
+  return v;
+}
+
+function bool(o: Obj, name: string, key: string, def: boolean): boolean {
+  const v = o[name];
+  if (v === undefined) return def;
+  if (typeof v !== 'boolean') throw new ConfigError(`${key}.${name}`.replace(/^\./, ''), `expected true or false, got ${show(v)}`);
+  return v;
+}
+
+function int(o: Obj, name: string, key: string, def: number | undefined, min: number, max: number): number {
+  const v = o[name];
+  if (v === undefined && def !== undefined) return def;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+    throw new ConfigError(`${key}.${name}`.replace(/^\./, ''), `expected an integer from ${min} to ${max}, got ${show(v)}`);
+  }
+  return v;
+}
+
+function oneOf<T extends string>(o: Obj, name: string, key: string, def: T, values: readonly T[]): T {
+  const v = o[name];
+  if (v === undefined) return def;
+  if (typeof v !== 'string' || !(values as readonly string[]).includes(v)) {
+    throw new ConfigError(`${key}.${name}`.replace(/^\./, ''), `expected one of ${values.join(', ')}, got ${show(v)}`);
+  }
+  return v as T;
+}
+
+const ORIGIN = /^http:\/\/([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):([0-9]{1,5})\/?$/;
+const ROUTE = /^[A-Za-z0-9_~-][A-Za-z0-9._~-]*$/;
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+export function parseOrigin(v: unknown, key: string): { host: string; port: number } {
+  const m = typeof v === 'string' ? ORIGIN.exec(v) : null;
+  const port = m ? Number(m[2]) : 0;
+  if (!m || port < 1 || port > 65535) throw new ConfigError(key, `expected http://host:port, got ${show(v)}`);
+  const host = m[1].startsWith('[') ? m[1].slice(1, -1) : m[1];
+  return { host, port };
+}
+
+function member(v: unknown, key: string, sep: string): MemberConfig {
+  const o = obj(v, key);
+  noUnknown(o, ['url', 'route', 'lbfactor', 'retry', 'status', 'maxSockets'], key);
+  const { host, port } = parseOrigin(o.url, `${key}.url`);
+  const route = str(o, 'route', key);
+  if (!ROUTE.test(route)) throw new ConfigError(`${key}.route`, `expected letters, digits, '.', '_', '~' or '-', got ${show(route)}`);
+  // Apache takes everything after the FIRST separator as the route, so a route
+  // containing the separator could never be matched by a sticky cookie.
+  if (sep && route.includes(sep)) {
+    throw new ConfigError(`${key}.route`, `must not contain the stickysessionsep ${show(sep)} (it could never match), got ${show(route)}`);
+  }
+  return {
+    url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
+    host,
+    port,
+    route,
+    lbfactor: int(o, 'lbfactor', key, 1, 1, 100),
+    retry: int(o, 'retry', key, 60, 0, 86400),
+    status: oneOf<MemberStatus>(o, 'status', key, 'enabled', ['enabled', 'disabled', 'draining', 'standby', 'stopped']),
+    maxSockets: int(o, 'maxSockets', key, 256, 1, 65536),
+  };
+}
+
+function healthCheck(v: unknown, key: string): HealthCheckConfig | null {
+  if (v === undefined || v === null) return null;
+  const o = obj(v, key);
+  noUnknown(o, ['path', 'intervalMs', 'expect', 'rise', 'fall', 'timeoutMs'], key);
+  const path = str(o, 'path', key, '/');
+  if (!path.startsWith('/') || /[\s\x00-\x1f\x7f]/.test(path)) throw new ConfigError(`${key}.path`, `expected a path starting with /, got ${show(path)}`);
+  return {
+    path,
+    intervalMs: int(o, 'intervalMs', key, 2000, 100, 3_600_000),
+    expect: int(o, 'expect', key, 200, 100, 599),
+    rise: int(o, 'rise', key, 2, 1, 100),
+    fall: int(o, 'fall', key, 2, 1, 100),
+    timeoutMs: int(o, 'timeoutMs', key, 1000, 10, 600_000),
+  };
+}
+
+function setCookie(v: unknown, key: string, stickyCookie: string, sep: string): SetCookieConfig | null {
+  if (v === undefined || v === null) return null;
+  const o = obj(v, key);
+  noUnknown(o, ['name', 'valuePrefix', 'path', 'domain'], key);
+  const name = str(o, 'name', key, stickyCookie);
+  if (!TOKEN.test(name)) throw new ConfigError(`${key}.name`, `expected a cookie name, got ${show(name)}`);
+  const valuePrefix = str(o, 'valuePrefix', key, `balancer${sep}`);
+  if (/[\s;,"\\\x00-\x1f\x7f]/.test(valuePrefix)) throw new ConfigError(`${key}.valuePrefix`, `expected cookie-safe characters, got ${show(valuePrefix)}`);
+  const path = str(o, 'path', key, '/');
+  if (/[;\x00-\x1f\x7f]/.test(path)) throw new ConfigError(`${key}.path`, `expected a cookie path, got ${show(path)}`);
+  const domain = str(o, 'domain', key, '');
+  if (domain !== '' && !/^[A-Za-z0-9.-]+$/.test(domain)) throw new ConfigError(`${key}.domain`, `expected a domain name, got ${show(domain)}`);
+  return { name, valuePrefix, path, domain };
+}
+
+function manager(v: unknown, key: string): ManagerConfig | null {
+  if (v === undefined || v === null) return null;
+  const o = obj(v, key);
+  noUnknown(o, ['host', 'port', 'allow', 'token'], key);
+  const allowRaw = o.allow;
+  if (!Array.isArray(allowRaw) || allowRaw.length === 0) {
+    throw new ConfigError(`${key}.allow`, `expected a non-empty list of CIDR ranges, got ${show(allowRaw)}`);
+  }
+  const allow: Cidr[] = [];
+  const allowText: string[] = [];
+  allowRaw.forEach((c, i) => {
+    const parsed = typeof c === 'string' ? parseCidr(c) : null;
+    if (!parsed) throw new ConfigError(`${key}.allow[${i}]`, `expected a CIDR range like 127.0.0.0/8, got ${show(c)}`);
+    allow.push(parsed);
+    allowText.push(c as string);
+  });
+  const token = str(o, 'token', key);
+  if (token.length < 8 || !/^[\x21-\x7e]+$/.test(token)) {
+    throw new ConfigError(`${key}.token`, 'expected at least 8 printable characters without spaces');
+  }
+  return {
+    host: str(o, 'host', key, '127.0.0.1'),
+    port: int(o, 'port', key, undefined, 0, 65535),
+    allow,
+    allowText,
+    token,
+  };
+}
+
+export function validateConfig(raw: unknown): Config {
+  const root = obj(raw, '(root)');
+  noUnknown(root, ['mode', 'listen', 'publicUrl', 'manager', 'balancer', 'apache', 'timeouts', 'limits', 'via', 'log'], '');
+  const mode = oneOf<Mode>(root, 'mode', '', 'serve', ['serve', 'agent']);
+
+  const listenO = optObj(root, 'listen', 'listen');
+  noUnknown(listenO, ['host', 'port'], 'listen');
+  const listen = { host: str(listenO, 'host', 'listen', '0.0.0.0'), port: int(listenO, 'port', 'listen', 80, 0, 65535) };
+
+  let publicUrl = `http://${listen.host === '0.0.0.0' ? '127.0.0.1' : listen.host}:${listen.port}`;
+  if (root.publicUrl !== undefined) {
+    const v = root.publicUrl;
+    if (typeof v !== 'string' || !/^https?:\/\/[^\s/?#]+\/?$/.test(v)) {
+      throw new ConfigError('publicUrl', `expected an origin like http://host:port, got ${show(v)}`);
+    }
+    publicUrl = v.replace(/\/$/, '');
+  }
+
+  const b = obj(root.balancer, 'balancer');
+  noUnknown(
+    b,
+    ['name', 'lbmethod', 'stickysession', 'stickysessionsep', 'scolonpathdelim', 'nofailover', 'trustCookieOnly', 'preserveHost', 'setCookie', 'members', 'healthCheck', 'maxRetries'],
+    'balancer',
+  );
+  const stickysession = str(b, 'stickysession', 'balancer', 'BALANCEID');
+  const parts = stickysession.split('|');
+  if (parts.length > 2 || parts.some((p) => !TOKEN.test(p))) {
+    throw new ConfigError('balancer.stickysession', `expected NAME or COOKIENAME|pathname, got ${show(stickysession)}`);
+  }
+  const sep = str(b, 'stickysessionsep', 'balancer', '.');
+  if (sep.length > 1) throw new ConfigError('balancer.stickysessionsep', `expected one character (or "" for none), got ${show(sep)}`);
+  const membersRaw = b.members;
+  if (!Array.isArray(membersRaw) || membersRaw.length === 0) {
+    throw new ConfigError('balancer.members', `expected a non-empty list, got ${show(membersRaw)}`);
+  }
+  const members = membersRaw.map((m, i) => member(m, `balancer.members[${i}]`, sep));
+  const seen = new Map<string, number>();
+  members.forEach((m, i) => {
+    const prev = seen.get(m.route);
+    if (prev !== undefined) throw new ConfigError(`balancer.members[${i}].route`, `duplicate of balancer.members[${prev}].route ${show(m.route)}`);
+    seen.set(m.route, i);
+  });
+  const balancer: BalancerConfig = {
+    name: str(b, 'name', 'balancer', 'drupal'),
+    lbmethod: oneOf<LbMethod>(b, 'lbmethod', 'balancer', 'byrequests', ['byrequests', 'bybusyness', 'bytraffic']),
+    stickysession,
+    stickysessionsep: sep,
+    scolonpathdelim: bool(b, 'scolonpathdelim', 'balancer', true),
+    nofailover: bool(b, 'nofailover', 'balancer', false),
+    trustCookieOnly: bool(b, 'trustCookieOnly', 'balancer', false),
+    preserveHost: bool(b, 'preserveHost', 'balancer', false),
+    setCookie: setCookie(b.setCookie, 'balancer.setCookie', parts[0], sep),
+    members,
+    healthCheck: healthCheck(b.healthCheck, 'balancer.healthCheck'),
+    maxRetries: int(b, 'maxRetries', 'balancer', Math.min(members.length - 1, 3), 0, 100),
+  };
+
+  let apache: Config['apache'] = null;
+  if (root.apache !== undefined && root.apache !== null) {
+    const a = obj(root.apache, 'apache');
+    noUnknown(a, ['managerUrl', 'balancer'], 'apache');
+    const managerUrl = str(a, 'managerUrl', 'apache');
+    if (!/^http:\/\/[^\s/?#]+\/[^\s?#]*$/.test(managerUrl)) {
+      throw new ConfigError('apache.managerUrl', `expected http://host:port/balancer-manager, got ${show(managerUrl)}`);
+    }
+    apache = { managerUrl, balancer: str(a, 'balancer', 'apache', balancer.name) };
+  }
+  if (mode === 'agent' && !apache) throw new ConfigError('apache', 'required when mode is "agent"');
+  if (mode === 'agent' && !balancer.healthCheck) throw new ConfigError('balancer.healthCheck', 'required when mode is "agent"');
+
+  const t = optObj(root, 'timeouts', 'timeouts');
+  noUnknown(t, ['connectMs', 'headersMs', 'idleMs', 'clientHeadersMs', 'clientRequestMs', 'keepAliveMs', 'shutdownMs'], 'timeouts');
+  const timeouts = {
+    connectMs: int(t, 'connectMs', 'timeouts', 3000, 1, 600_000),
+    headersMs: int(t, 'headersMs', 'timeouts', 30_000, 1, 3_600_000),
+    idleMs: int(t, 'idleMs', 'timeouts', 60_000, 1, 3_600_000),
+    clientHeadersMs: int(t, 'clientHeadersMs', 'timeouts', 20_000, 1, 600_000),
+    clientRequestMs: int(t, 'clientRequestMs', 'timeouts', 300_000, 0, 3_600_000),
+    keepAliveMs: int(t, 'keepAliveMs', 'timeouts', 5000, 1, 600_000),
+    shutdownMs: int(t, 'shutdownMs', 'timeouts', 30_000, 0, 3_600_000),
+  };
+  const l = optObj(root, 'limits', 'limits');
+  noUnknown(l, ['maxHeaderSize', 'maxHeadersCount'], 'limits');
+  const limits = {
+    maxHeaderSize: int(l, 'maxHeaderSize', 'limits', 16384, 1024, 1_048_576),
+    maxHeadersCount: int(l, 'maxHeadersCount', 'limits', 100, 4, 2000),
+  };
+  const logO = optObj(root, 'log', 'log');
+  noUnknown(logO, ['requests'], 'log');
+
+  return {
+    mode,
+    listen,
+    publicUrl,
+    manager: manager(root.manager, 'manager'),
+    balancer,
+    apache,
+    timeouts,
+    limits,
+    via: bool(root, 'via', '', true),
+    log: { requests: bool(logO, 'requests', 'log', true) },
+  };
+}
+
+export function loadConfig(file: string): Config {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new ConfigError('(file)', `cannot read ${file}: ${(e as Error).message}`);
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    throw new ConfigError('(file)', `${file} is not valid JSON: ${(e as Error).message}`);
+  }
+  return validateConfig(raw);
+}

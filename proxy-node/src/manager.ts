@@ -1,0 +1,201 @@
+// The manager listener, in the spirit of Apache's balancer-manager: a JSON API,
+// a small HTML page and Prometheus /metrics. Access needs BOTH a source address
+// in the allowlist AND the token. Changes (POST) accept the token only as an
+// `Authorization: Bearer` header with a JSON body: a cross-site form or a
+// link cannot add that header, and a cross-origin fetch that does is stopped
+// by CORS preflight, which this server never grants.
+import * as http from 'node:http';
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { Balancer } from './balancer';
+import type { Metrics } from './metrics';
+import type { Logger } from './log';
+import type { Cidr } from './cidr';
+import { ipAllowed } from './cidr';
+import type { MemberStatus } from './config';
+import type { Member } from './members';
+
+export interface ManagerDeps {
+  balancer: () => Balancer;
+  metrics: Metrics;
+  logger: Logger;
+  allow: () => readonly Cidr[];
+  token: () => string;
+  /** Called after a live change, so derived tables (routes, cookies) are rebuilt. */
+  changed: () => void;
+  separator: () => string;
+}
+
+const STATUSES: readonly MemberStatus[] = ['enabled', 'disabled', 'draining', 'standby', 'stopped'];
+const ROUTE = /^[A-Za-z0-9_~-][A-Za-z0-9._~-]*$/;
+const MAX_BODY = 4096;
+
+function digest(s: string): Buffer {
+  return createHash('sha256').update(s).digest();
+}
+
+function tokenMatches(given: string, token: string): boolean {
+  return timingSafeEqual(digest(given), digest(token));
+}
+
+/** Bearer for everything; Basic (any user, password = token) only for reading, so a browser can open the page. */
+function authorized(req: http.IncomingMessage, token: string, forChange: boolean): boolean {
+  const h = req.headers.authorization;
+  if (!h) return false;
+  if (h.startsWith('Bearer ')) return tokenMatches(h.slice(7).trim(), token);
+  if (!forChange && h.startsWith('Basic ')) {
+    const decoded = Buffer.from(h.slice(6).trim(), 'base64').toString('utf8');
+    const colon = decoded.indexOf(':');
+    return colon >= 0 && tokenMatches(decoded.slice(colon + 1), token);
+  }
+  return false;
+}
+
+export function memberView(m: Member, now: number): Record<string, string | number | boolean> {
+  return {
+    route: m.route,
+    url: m.url,
+    status: m.status,
+    state: m.state(now),
+    usable: m.usable(now),
+    lbfactor: m.lbfactor,
+    requests: m.requests,
+    errors: m.errors,
+    bytesIn: m.bytesIn,
+    bytesOut: m.bytesOut,
+    busy: m.busy,
+  };
+}
+
+function send(res: http.ServerResponse, status: number, type: string, body: string, extra: string[] = []): void {
+  res.writeHead(status, [
+    'Content-Type', type,
+    'Content-Length', String(Buffer.byteLength(body)),
+    'Cache-Control', 'no-store',
+    'X-Content-Type-Options', 'nosniff',
+    'X-Frame-Options', 'DENY',
+    ...extra,
+  ]);
+  res.end(body);
+}
+
+function json(res: http.ServerResponse, status: number, value: unknown): void {
+  send(res, status, 'application/json', JSON.stringify(value) + '\n');
+}
+
+export function applyChange(b: Balancer, m: Member, body: unknown, separator: string): string | null {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) return 'expected a JSON object';
+  const o = body as Record<string, unknown>;
+  for (const k of Object.keys(o)) if (!['lbfactor', 'route', 'status'].includes(k)) return `unknown key ${k}`;
+  const { lbfactor, route, status } = o;
+  if (lbfactor !== undefined && (typeof lbfactor !== 'number' || !Number.isInteger(lbfactor) || lbfactor < 1 || lbfactor > 100)) {
+    return 'lbfactor: expected an integer from 1 to 100';
+  }
+  if (status !== undefined && (typeof status !== 'string' || !(STATUSES as readonly string[]).includes(status))) {
+    return `status: expected one of ${STATUSES.join(', ')}`;
+  }
+  if (route !== undefined) {
+    if (typeof route !== 'string' || !ROUTE.test(route) || (separator !== '' && route.includes(separator))) return 'route: invalid route';
+    const other = b.member(route);
+    if (other !== undefined && other !== m) return `route: ${route} is already used`;
+  }
+  if (lbfactor !== undefined) m.lbfactor = lbfactor as number;
+  if (status !== undefined) m.status = status as MemberStatus;
+  if (route !== undefined) m.route = route as string;
+  return null;
+}
+
+export function createManagerServer(d: ManagerDeps): http.Server {
+  const server = http.createServer({ maxHeaderSize: 8192 }, (req, res) => {
+    if (!ipAllowed(req.socket.remoteAddress, d.allow())) {
+      // Say as little as possible to strangers.
+      res.writeHead(403, ['Content-Length', '0', 'Connection', 'close']);
+      res.end();
+      return;
+    }
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    const path = q < 0 ? url : url.slice(0, q);
+    const method = req.method ?? 'GET';
+    const forChange = method !== 'GET' && method !== 'HEAD';
+    if (!authorized(req, d.token(), forChange)) {
+      send(res, 401, 'text/plain', 'token required\n', forChange ? [] : ['WWW-Authenticate', 'Basic realm="proxy-node manager"']);
+      return;
+    }
+    const b = d.balancer();
+    const now = Date.now();
+    if (!forChange) {
+      if (path === '/api/members') return json(res, 200, { balancer: b.name, lbmethod: b.strategy.name, members: b.members.map((m) => memberView(m, now)) });
+      if (path === '/metrics') return send(res, 200, 'text/plain; version=0.0.4', d.metrics.render(b, now));
+      if (path === '/manager.js') return send(res, 200, 'text/javascript', PAGE_JS);
+      if (path === '/') return send(res, 200, 'text/html; charset=utf-8', page(b, now), ['Content-Security-Policy', "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; connect-src 'self'"]);
+      return send(res, 404, 'text/plain', 'not found\n');
+    }
+    if (method !== 'POST' || !path.startsWith('/api/members/')) return send(res, 405, 'text/plain', 'method not allowed\n');
+    const ctype = req.headers['content-type'] ?? '';
+    if (!ctype.startsWith('application/json')) return send(res, 415, 'text/plain', 'expected application/json\n');
+    const route = decodeURIComponent(path.slice('/api/members/'.length));
+    const m = b.member(route);
+    if (!m) return json(res, 404, { error: `no member with route ${route}` });
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > MAX_BODY) {
+        json(res, 413, { error: 'body too large' });
+        req.destroy();
+      } else chunks.push(c);
+    });
+    req.on('end', () => {
+      if (res.headersSent) return;
+      let body: unknown;
+      try {
+        body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+      } catch {
+        return json(res, 400, { error: 'invalid JSON' });
+      }
+      const err = applyChange(b, m, body, d.separator());
+      if (err) return json(res, 400, { error: err });
+      d.changed();
+      d.logger.event('info', 'member changed by manager', { route: m.route, status: m.status, lbfactor: m.lbfactor, client: req.socket.remoteAddress });
+      json(res, 200, memberView(m, Date.now()));
+    });
+  });
+  return server;
+}
+
+function esc(s: string | number | boolean): string {
+  return String(s).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+function page(b: Balancer, now: number): string {
+  const rows = b.members
+    .map((m) => {
+      const v = memberView(m, now);
+      const options = STATUSES.map((s) => `<option${s === m.status ? ' selected' : ''}>${s}</option>`).join('');
+      return `<tr data-route="${esc(m.route)}"><td>${esc(v.route)}</td><td>${esc(v.url)}</td><td>${esc(v.state)}</td>` +
+        `<td>${esc(v.lbfactor)}</td><td>${esc(v.requests)}</td><td>${esc(v.errors)}</td><td>${esc(v.bytesIn)}</td><td>${esc(v.bytesOut)}</td><td>${esc(v.busy)}</td>` +
+        `<td><input name="lbfactor" size="3" value="${esc(v.lbfactor)}"> <input name="route" size="8" value="${esc(v.route)}"> ` +
+        `<select name="status">${options}</select> <button>apply</button></td></tr>`;
+    })
+    .join('\n');
+  return `<!doctype html><html><head><meta charset="utf-8"><title>proxy-node manager: ${esc(b.name)}</title>
+<style>body{font-family:sans-serif}td,th{padding:2px 8px;border-bottom:1px solid #ccc}</style></head><body>
+<h1>Balancer ${esc(b.name)} (${esc(b.strategy.name)})</h1>
+<table><thead><tr><th>route</th><th>url</th><th>state</th><th>lbfactor</th><th>requests</th><th>errors</th><th>bytes in</th><th>bytes out</th><th>busy</th><th>change</th></tr></thead>
+<tbody>${rows}</tbody></table><p id="msg"></p><script src="/manager.js"></script></body></html>\n`;
+}
+
+// Changes are sent with fetch and a Bearer header the user types once per tab;
+// the browser's Basic credentials are never enough to change anything.
+const PAGE_JS = `document.querySelectorAll('tr[data-route] button').forEach(function (btn) {
+  btn.addEventListener('click', function () {
+    var tr = btn.closest('tr');
+    var token = sessionStorage.getItem('pn-token') || prompt('Manager token');
+    if (!token) return;
+    sessionStorage.setItem('pn-token', token);
+    var body = { lbfactor: Number(tr.querySelector('[name=lbfactor]').value), route: tr.querySelector('[name=route]').value, status: tr.querySelector('[name=status]').value };
+    fetch('/api/members/' + encodeURIComponent(tr.dataset.route), { method: 'POST', headers: { 'Content-Type': 'application/json', Authorization: 'Bearer ' + token }, body: JSON.stringify(body) })
+      .then(function (r) { return r.json().then(function (j) { if (r.ok) location.reload(); else document.getElementById('msg').textContent = j.error || r.status; }); });
+  });
+});
+`;

@@ -1,0 +1,92 @@
+// WebSocket (and any HTTP/1.1 Upgrade) pass-through: the handshake goes to the
+// member chosen like any request (sticky included), then bytes flow both ways
+// untouched. Upgrade sockets never go back to a keep-alive pool.
+import * as http from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { ProxyContext } from './handler';
+import { refuseStatus } from './incoming';
+import { outgoingHeaders } from './outgoing';
+import { connectionTokens, isHopByHop } from './hop';
+
+export function handleUpgrade(ctx: ProxyContext, req: http.IncomingMessage, socket: Duplex, head: Buffer): void {
+  ctx.metrics.requests++;
+  socket.on('error', () => socket.destroy());
+  const refuse = refuseStatus(req);
+  if (refuse !== 0) {
+    ctx.metrics.refused++;
+    rawReply(socket, refuse, 'Refused');
+    return;
+  }
+  const choice = ctx.balancer.choose(req.url ?? '/', req.headers.cookie, null, Date.now());
+  const m = choice.member;
+  if (m === null) {
+    ctx.metrics.noMember++;
+    rawReply(socket, 503, 'No member available');
+    return;
+  }
+  const headers = outgoingHeaders(req, m.authority, ctx.outgoing);
+  headers.push('Connection', 'Upgrade', 'Upgrade', req.headers.upgrade ?? 'websocket');
+  m.busy++;
+  m.requests++;
+  let released = false;
+  const release = (): void => {
+    if (!released) {
+      released = true;
+      m.busy--;
+    }
+  };
+  const up = http.request({ host: m.host, port: m.port, method: req.method, path: req.url, headers, agent: false, setHost: false });
+  up.setTimeout(ctx.timeouts.connectMs + ctx.timeouts.headersMs, () => up.destroy(new Error('upstream timeout')));
+  up.on('error', () => {
+    m.errors++;
+    release();
+    rawReply(socket, 502, 'Bad Gateway');
+  });
+  up.on('response', (res) => {
+    // The member declined the upgrade: relay its answer and close.
+    const lines = [`HTTP/1.1 ${res.statusCode} ${res.statusMessage}`];
+    const tokens = connectionTokens(res.rawHeaders);
+    for (let i = 0; i < res.rawHeaders.length; i += 2) {
+      if (!isHopByHop(res.rawHeaders[i], tokens)) lines.push(`${res.rawHeaders[i]}: ${res.rawHeaders[i + 1]}`);
+    }
+    lines.push('Connection: close', '', '');
+    if (socket.writable) socket.write(lines.join('\r\n'));
+    res.pipe(socket);
+    res.on('end', release);
+  });
+  up.on('upgrade', (res, upSocket, upHead) => {
+    ctx.metrics.websockets++;
+    up.setTimeout(0);
+    const lines = [`HTTP/1.1 ${res.statusCode} ${res.statusMessage}`];
+    for (let i = 0; i < res.rawHeaders.length; i += 2) lines.push(`${res.rawHeaders[i]}: ${res.rawHeaders[i + 1]}`);
+    if (ctx.via !== null) lines.push(`Via: ${ctx.via}`);
+    lines.push('', '');
+    if (!socket.writable) {
+      upSocket.destroy();
+      release();
+      return;
+    }
+    socket.write(lines.join('\r\n'));
+    if (upHead.length > 0) socket.write(upHead);
+    if (head.length > 0) upSocket.write(head);
+    upSocket.setTimeout(ctx.timeouts.idleMs, () => upSocket.destroy());
+    const close = (): void => {
+      release();
+      upSocket.destroy();
+      socket.destroy();
+    };
+    upSocket.on('error', close);
+    upSocket.on('close', close);
+    socket.on('close', close);
+    upSocket.pipe(socket);
+    socket.pipe(upSocket);
+  });
+  up.end();
+}
+
+export function rawReply(socket: Duplex, status: number, text: string): void {
+  if (socket.writable) {
+    const body = `${status} ${text}\n`;
+    socket.end(`HTTP/1.1 ${status} ${text}\r\nContent-Type: text/plain\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
+  } else socket.destroy();
+}
