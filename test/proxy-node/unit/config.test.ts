@@ -1,0 +1,56 @@
+import { strict as assert } from 'node:assert';
+import { validateConfig } from '../../../proxy-node/src/config';
+
+const ok = { balancer: { members: [{ url: 'http://lb1:80', route: 'lb1' }] } };
+
+function error(raw: unknown): string {
+  try {
+    validateConfig(raw);
+  } catch (e) {
+    return (e as Error).message;
+  }
+  return 'no error';
+}
+
+describe('unit: config validation', () => {
+  it('a minimal config gets the documented defaults', () => {
+    const c = validateConfig(ok);
+    assert.equal(c.mode, 'serve');
+    assert.equal(c.balancer.stickysession, 'BALANCEID');
+    assert.equal(c.balancer.stickysessionsep, '.');
+    assert.equal(c.balancer.lbmethod, 'byrequests');
+    assert.equal(c.balancer.members[0].lbfactor, 1);
+    assert.equal(c.balancer.members[0].status, 'enabled');
+    assert.equal(c.log.requests, true);
+  });
+
+  it('a bad member URL names the key', () => {
+    assert.equal(
+      error({ balancer: { members: [{ url: 'http://lb1:80', route: 'lb1' }, { url: 'ftp://x', route: 'lb2' }] } }),
+      'config: balancer.members[1].url: expected http://host:port, got "ftp://x"',
+    );
+  });
+
+  it('unknown keys are refused, naming them', () => {
+    assert.match(error({ ...ok, lisen: {} }), /^config: lisen: unknown key/);
+    assert.match(error({ balancer: { members: [{ url: 'http://lb1:80', route: 'lb1', weight: 2 }] } }), /^config: balancer\.members\[0\]\.weight: unknown key/);
+  });
+
+  it('wrong types and ranges name the key', () => {
+    assert.match(error({ ...ok, listen: { port: 'eighty' } }), /^config: listen\.port: expected an integer/);
+    assert.match(error({ balancer: { lbmethod: 'random', members: ok.balancer.members } }), /^config: balancer\.lbmethod: expected one of/);
+    assert.match(error({ balancer: { members: [{ url: 'http://lb1:80', route: 'lb1', status: 'up' }] } }), /^config: balancer\.members\[0\]\.status/);
+    assert.match(error({ balancer: { members: [] } }), /^config: balancer\.members: expected a non-empty list/);
+    assert.match(error({ ...ok, manager: { port: 1, allow: ['300.0.0.0/8'], token: 'secretsecret' } }), /^config: manager\.allow\[0\]/);
+    assert.match(error({ ...ok, manager: { port: 1, allow: ['127.0.0.0/8'], token: 'x' } }), /^config: manager\.token/);
+  });
+
+  it('duplicate routes and routes containing the separator are refused', () => {
+    assert.match(error({ balancer: { members: [{ url: 'http://a:1', route: 'lb1' }, { url: 'http://b:1', route: 'lb1' }] } }), /members\[1\]\.route: duplicate/);
+    assert.match(error({ balancer: { members: [{ url: 'http://a:1', route: 'web.lb1' }] } }), /members\[0\]\.route: must not contain/);
+  });
+
+  it('agent mode needs apache and a health check', () => {
+    assert.match(error({ ...ok, mode: 'agent' }), /^config: apache: required/);
+  });
+});
