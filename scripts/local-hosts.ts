@@ -1,0 +1,107 @@
+/**
+ * Local Debian hosts for an ssh-target stack (dev): one container per host from
+ * the host image (Debian + sshd), on a private docker network, with the cluster
+ * addresses the stack names and only 127.0.0.1 ports published.
+ */
+import { execFileSync, spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { allHosts, ClusterModel, HostModel } from "../infra/model/types";
+
+export const HOST_IMAGE = process.env.DRUPAL_CLUSTER_HOST_IMAGE ?? "drupal-cluster/host:bookworm";
+const LABEL = "drupal-cluster.stack";
+
+function docker(args: string[], input?: string): string {
+  const r = spawnSync("docker", args, { encoding: "utf8", input });
+  if (r.status !== 0) throw new Error(`docker ${args.slice(0, 3).join(" ")}: ${(r.stderr || r.stdout).trim()}`);
+  return r.stdout.trim();
+}
+
+/** ed25519 key pair for the stack's hosts, generated once per machine (git-ignored). */
+export function stackKey(root: string, stack: string): { privateKey: string; publicKey: string } {
+  const dir = path.join(root, ".secrets");
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const file = path.join(dir, `${stack}-ssh-key`);
+  if (!fs.existsSync(file)) execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", `drupal-cluster-${stack}`, "-f", file]);
+  return { privateKey: fs.readFileSync(file, "utf8"), publicKey: fs.readFileSync(`${file}.pub`, "utf8").trim() };
+}
+
+function portOf(url: string | undefined): number | undefined {
+  return url ? Number(new URL(url).port || 80) : undefined;
+}
+
+function publishes(model: ClusterModel, h: HostModel): string[] {
+  const out = [`127.0.0.1:${h.ssh!.port}:22`];
+  const http = portOf(h.url);
+  if (http) out.push(`127.0.0.1:${http}:${h.role === "balancer" ? model.balancer.httpPort : 80}`);
+  const mgr = h.role === "balancer" ? portOf(model.balancer.managerUrl) : undefined;
+  if (mgr) out.push(`127.0.0.1:${mgr}:${model.balancer.managerPort}`);
+  return out;
+}
+
+export function containerName(model: ClusterModel, h: HostModel): string {
+  return `${model.project}-${model.stack}-${h.name}`;
+}
+
+/** Creates what is missing; hosts that already run are left alone. */
+export function hostsUp(model: ClusterModel, publicKey: string): void {
+  const lh = model.localHosts;
+  if (!lh) throw new Error(`stack ${model.stack} has no localHosts setting: its hosts are not local containers`);
+  for (const h of allHosts(model)) {
+    if (h.ssh?.host !== "127.0.0.1") throw new Error(`host ${h.name}: local hosts must be reached on 127.0.0.1, not ${h.ssh?.host}`);
+  }
+  const labels = ["--label", `${LABEL}=${model.stack}`];
+  if (!docker(["network", "ls", "-q", "--filter", `name=^${lh.network}$`])) {
+    docker(["network", "create", "--subnet", lh.subnet, ...labels, lh.network]);
+  }
+  if (model.files.share === "external" && !docker(["volume", "ls", "-q", "--filter", `name=^${lh.filesVolume}$`])) {
+    docker(["volume", "create", ...labels, lh.filesVolume]);
+  }
+  for (const h of allHosts(model)) {
+    const name = containerName(model, h);
+    const state = spawnSync("docker", ["inspect", "-f", "{{.State.Running}}", name], { encoding: "utf8" }).stdout.trim();
+    if (state === "true") continue;
+    if (state === "false") {
+      docker(["start", name]);
+      continue;
+    }
+    const args = ["run", "-d", "--name", name, "--hostname", h.name, ...labels, "--label", `drupal-cluster.host=${h.name}`];
+    args.push("--network", lh.network, "--ip", h.clusterAddress, "-e", `AUTHORIZED_KEY=${publicKey}`);
+    for (const p of publishes(model, h)) args.push("-p", p);
+    if (h.role === "web" && model.files.share === "external") args.push("-v", `${lh.filesVolume}:${model.files.publicPath}`);
+    args.push(HOST_IMAGE);
+    docker(args);
+  }
+}
+
+/** Removes every container, network and volume carrying the stack's label. */
+export function removeByLabel(stack: string): string[] {
+  const filter = ["--filter", `label=${LABEL}=${stack}`];
+  const removed: string[] = [];
+  const containers = docker(["ps", "-aq", ...filter]).split("\n").filter(Boolean);
+  if (containers.length) {
+    docker(["rm", "-f", ...containers]);
+    removed.push(`${containers.length} container(s)`);
+  }
+  const networks = docker(["network", "ls", "-q", ...filter]).split("\n").filter(Boolean);
+  if (networks.length) {
+    docker(["network", "rm", ...networks]);
+    removed.push(`${networks.length} network(s)`);
+  }
+  const volumes = docker(["volume", "ls", "-q", ...filter]).split("\n").filter(Boolean);
+  if (volumes.length) {
+    docker(["volume", "rm", "-f", ...volumes]);
+    removed.push(`${volumes.length} volume(s)`);
+  }
+  return removed;
+}
+
+/** Every stack that has anything on this machine, by label. */
+export function labelledStacks(): string[] {
+  const out = new Set<string>();
+  for (const kind of [["ps", "-a"], ["network", "ls"], ["volume", "ls"]]) {
+    const fmt = `{{.Label "${LABEL}"}}`;
+    for (const l of docker([...kind, "--filter", `label=${LABEL}`, "--format", fmt]).split("\n")) if (l) out.add(l);
+  }
+  return [...out];
+}

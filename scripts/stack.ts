@@ -1,0 +1,183 @@
+/**
+ * Drives a stack through the Pulumi Automation API: the CLI built by
+ * scripts/bootstrap, a local file state backend, and this repository's program
+ * run in-process (no nodejs language host needed).
+ *
+ *   ts-node scripts/stack.ts up [--stack dev]       local hosts (if the stack has them), then pulumi up
+ *   ts-node scripts/stack.ts preview [--stack dev]  what up would change
+ *   ts-node scripts/stack.ts down [--stack dev]     pulumi destroy, then remove the local hosts
+ *   ts-node scripts/stack.ts outputs [--stack dev]  the stack's URLs
+ *   ts-node scripts/stack.ts cleanup                remove everything any stack left on this machine (by label)
+ */
+import * as crypto from "node:crypto";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { LocalWorkspace, OutputMap, Stack } from "@pulumi/pulumi/automation";
+import { parse, stringify } from "yaml";
+import { clusterProgram } from "../infra/program";
+import { modelFromStackFile, PROJECT, REPO_ROOT } from "../infra/config/stack-file";
+import { ClusterModel } from "../infra/model/types";
+import { hostsUp, labelledStacks, removeByLabel, stackKey } from "./local-hosts";
+import { TOOLS_BIN } from "./toolchain";
+
+export interface StackOptions {
+  /** Settings that replace the stack file's (tests use them for variants). */
+  overrides?: Record<string, unknown>;
+  /** Streams the engine's output (default: to stdout). */
+  onOutput?: (line: string) => void;
+}
+
+const WORK_ROOT = path.join(REPO_ROOT, ".pulumi-work");
+
+function engineEnv(): Record<string, string> {
+  const env: Record<string, string> = {
+    PULUMI_SKIP_UPDATE_CHECK: "true",
+    PULUMI_HOME: path.join(REPO_ROOT, ".tools", "pulumi-home"),
+    PULUMI_BACKEND_URL: process.env.PULUMI_BACKEND_URL ?? `file://${path.join(REPO_ROOT, ".pulumi-state")}`,
+  };
+  const passFile = path.join(REPO_ROOT, ".secrets", "passphrase");
+  if (!process.env.PULUMI_CONFIG_PASSPHRASE && !process.env.PULUMI_CONFIG_PASSPHRASE_FILE) {
+    if (!fs.existsSync(passFile)) throw new Error(`no secrets passphrase: set PULUMI_CONFIG_PASSPHRASE or run scripts/bootstrap (it creates ${passFile})`);
+    env.PULUMI_CONFIG_PASSPHRASE_FILE = passFile;
+  }
+  return env;
+}
+
+/**
+ * The stack file the engine sees lives in .pulumi-work/, so secrets generated for
+ * a dev stack on this machine never end up in the committed Pulumi.<stack>.yaml.
+ * Settings come from the committed file (plus overrides) on every run.
+ */
+function writeWorkStackFile(stack: string, workDir: string, overrides: Record<string, unknown>): void {
+  fs.mkdirSync(workDir, { recursive: true });
+  const repoFile = path.join(REPO_ROOT, `Pulumi.${stack}.yaml`);
+  const repoDoc = (parse(fs.readFileSync(repoFile, "utf8")) ?? {}) as { config?: Record<string, unknown>; encryptionsalt?: string };
+  const workFile = path.join(workDir, `Pulumi.${stack}.yaml`);
+  const workDoc = fs.existsSync(workFile) ? ((parse(fs.readFileSync(workFile, "utf8")) ?? {}) as typeof repoDoc) : {};
+  const config: Record<string, unknown> = {};
+  const salt = repoDoc.encryptionsalt ?? workDoc.encryptionsalt;
+  // Secrets made here before stay, unless the committed file brings its own salt.
+  if (!repoDoc.encryptionsalt || repoDoc.encryptionsalt === workDoc.encryptionsalt) {
+    for (const [k, v] of Object.entries(workDoc.config ?? {})) if (v && typeof v === "object" && "secure" in v) config[k] = v;
+  }
+  Object.assign(config, repoDoc.config ?? {});
+  for (const [k, v] of Object.entries(overrides)) config[`${PROJECT}:${k}`] = v;
+  fs.writeFileSync(workFile, stringify({ ...(salt ? { encryptionsalt: salt } : {}), config }));
+}
+
+export async function openStack(stackName: string, opts: StackOptions = {}): Promise<{ stack: Stack; model: ClusterModel }> {
+  process.env.PATH = `${TOOLS_BIN}:${process.env.PATH}`;
+  const overrides = opts.overrides ?? {};
+  // Validate before anything is created: a bad setting stops here with its key.
+  const model = modelFromStackFile(stackName, overrides);
+  const workDir = path.join(WORK_ROOT, stackName);
+  writeWorkStackFile(stackName, workDir, overrides);
+  const stack = await LocalWorkspace.createOrSelectStack(
+    { projectName: PROJECT, stackName, program: async () => clusterProgram() },
+    {
+      workDir,
+      envVars: engineEnv(),
+      projectSettings: { name: PROJECT, runtime: "nodejs", description: "drupal-cluster" },
+    },
+  );
+  await ensureSecrets(stack, model);
+  return { stack, model };
+}
+
+/** Generates the secrets a local stack needs, once; other stacks must set theirs. */
+async function ensureSecrets(stack: Stack, model: ClusterModel): Promise<void> {
+  const have = await stack.getAllConfig();
+  const missing = (k: string): boolean => !(`${PROJECT}:${k}` in have);
+  const local = model.localHosts !== undefined;
+  for (const k of ["dbPassword", "hashSalt", "managerToken"]) {
+    if (!missing(k)) continue;
+    if (!local) throw new Error(`config ${PROJECT}:${k}: secret is missing; set it with \`pulumi config set --secret ${k} <value>\` (stack ${model.stack})`);
+    await stack.setConfig(`${PROJECT}:${k}`, { value: crypto.randomBytes(k === "hashSalt" ? 48 : 24).toString("base64url"), secret: true });
+  }
+  if (model.target === "ssh" && local && missing("sshPrivateKey")) {
+    await stack.setConfig(`${PROJECT}:sshPrivateKey`, { value: stackKey(REPO_ROOT, model.stack).privateKey, secret: true });
+  }
+}
+
+function print(outputs: OutputMap): void {
+  const v = (k: string): unknown => outputs[k]?.value;
+  console.log("\nThe cluster:");
+  console.log(`  through the balancer   ${v("balancerUrl") ?? "(no published URL)"}`);
+  console.log(`  balancer-manager       ${v("balancerManagerUrl") ?? "-"}`);
+  console.log(`  proxy-node manager     ${v("proxyNodeManagerUrl") ?? "-"}`);
+  for (const [name, url] of Object.entries((v("webUrls") as Record<string, string>) ?? {})) console.log(`  ${name.padEnd(22)} ${url ?? "(not published)"}`);
+  console.log(`  data server            ${v("dataAddress")}`);
+  console.log(`  sticky cookie          ${v("stickyCookie")}`);
+}
+
+export async function up(stackName: string, opts: StackOptions = {}): Promise<OutputMap> {
+  const { stack, model } = await openStack(stackName, opts);
+  if (model.localHosts) hostsUp(model, stackKey(REPO_ROOT, stackName).publicKey);
+  const r = await stack.up({ onOutput: opts.onOutput ?? ((s) => process.stdout.write(s)) });
+  return r.outputs;
+}
+
+export async function preview(stackName: string, opts: StackOptions = {}): Promise<Record<string, number>> {
+  const { stack } = await openStack(stackName, opts);
+  const r = await stack.preview({ onOutput: opts.onOutput ?? ((s) => process.stdout.write(s)) });
+  return r.changeSummary as Record<string, number>;
+}
+
+/** pulumi destroy, then the local hosts; the hosts go even when destroy fails. */
+export async function down(stackName: string, opts: StackOptions = {}): Promise<string[]> {
+  let failure: unknown;
+  try {
+    const { stack } = await openStack(stackName, opts);
+    await stack.destroy({ onOutput: opts.onOutput ?? ((s) => process.stdout.write(s)) });
+  } catch (e) {
+    failure = e;
+  }
+  const removed = removeByLabel(stackName);
+  if (failure) throw failure;
+  return removed;
+}
+
+function stackArg(argv: string[]): string {
+  const i = argv.indexOf("--stack");
+  return i >= 0 && argv[i + 1] ? argv[i + 1] : process.env.DRUPAL_CLUSTER_STACK ?? "dev";
+}
+
+async function main(argv: string[]): Promise<void> {
+  const [cmd] = argv;
+  const stackName = stackArg(argv);
+  switch (cmd) {
+    case "up": {
+      const t0 = Date.now();
+      print(await up(stackName));
+      console.log(`\nup: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+      return;
+    }
+    case "preview":
+      console.log(await preview(stackName));
+      return;
+    case "down": {
+      const removed = await down(stackName);
+      console.log(`down: stack ${stackName} destroyed; removed ${removed.join(", ") || "no local hosts"}`);
+      return;
+    }
+    case "outputs": {
+      const { stack } = await openStack(stackName);
+      print(await stack.outputs());
+      return;
+    }
+    case "cleanup": {
+      for (const s of labelledStacks()) console.log(`cleanup: stack ${s}: removed ${removeByLabel(s).join(", ")}`);
+      return;
+    }
+    default:
+      console.log(fs.readFileSync(__filename, "utf8").split("\n").slice(1, 12).map((l) => l.replace(/^ \*\s?/, "")).join("\n"));
+      process.exit(cmd === "--help" || cmd === "-h" ? 0 : 2);
+  }
+}
+
+if (require.main === module) {
+  main(process.argv.slice(2)).catch((e) => {
+    console.error(`error: ${e instanceof Error ? e.message : String(e)}`);
+    process.exit(1);
+  });
+}
