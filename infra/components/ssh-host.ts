@@ -1,0 +1,90 @@
+import * as pulumi from "@pulumi/pulumi";
+import { DeliverablePayload } from "../payload/secret-payloads";
+import { ProvisionStep } from "../payload/types";
+import { RemoteCommand, RemoteFile, SshConnectionArgs } from "../targets/ssh/resources";
+
+export interface SshHostArgs {
+  payload: DeliverablePayload;
+  privateKey: pulumi.Input<string>;
+}
+
+const ROLE_TYPE = {
+  balancer: "drupal-cluster:ssh:BalancerHost",
+  web: "drupal-cluster:ssh:WebServer",
+  data: "drupal-cluster:ssh:DataServer",
+} as const;
+
+/**
+ * One existing Debian host, provisioned over SSH in a fixed order: packages,
+ * files, configuration steps, services, then steps that need the services.
+ * A changed file reruns only what watches it, and reloads only its service.
+ */
+export class SshHost extends pulumi.ComponentResource {
+  readonly name: string;
+  readonly address: string;
+  /** The last resources of this host: what a dependent host waits for. */
+  readonly ready: pulumi.Resource[];
+
+  constructor(args: SshHostArgs, opts?: pulumi.ComponentResourceOptions) {
+    const { layout } = args.payload;
+    const host = layout.host;
+    super(ROLE_TYPE[host.role], host.name, {}, opts);
+    if (!host.ssh) throw new Error(`host ${host.name}: no ssh endpoint in the model`);
+    this.name = host.name;
+    this.address = host.clusterAddress;
+
+    const connection: SshConnectionArgs = { ...host.ssh, privateKey: args.privateKey };
+    const child = { parent: this };
+    const p = args.payload;
+
+    const install = new RemoteCommand(
+      `${host.name}-install`,
+      {
+        connection,
+        create: [
+          "export DEBIAN_FRONTEND=noninteractive",
+          "apt-get update -q",
+          `apt-get install -y -q --no-install-recommends ${layout.packages.join(" ")}`,
+          ...layout.prepare.map((s) => s.run),
+        ].join("\n"),
+        triggers: [layout.packages.join(" "), ...layout.prepare.map((s) => s.run)],
+      },
+      child,
+    );
+
+    const files = layout.files.map(
+      (f) =>
+        new RemoteFile(
+          `${host.name}:${f.path}`,
+          { connection, path: f.path, content: p.content(f.path), mode: f.mode, owner: f.owner },
+          { ...child, dependsOn: [install] },
+        ),
+    );
+
+    const runSteps = (steps: ProvisionStep[], after: pulumi.Resource[]): pulumi.Resource[] => {
+      let prev = after;
+      for (const s of steps) {
+        prev = [
+          new RemoteCommand(
+            `${host.name}-${s.name}`,
+            { connection, create: s.run, triggers: [s.run, p.digest(s.watch)] },
+            { ...child, dependsOn: prev },
+          ),
+        ];
+      }
+      return prev;
+    };
+
+    const configured = runSteps(layout.configure, [install, ...files]);
+    const services = layout.services.map(
+      (svc) =>
+        new RemoteCommand(
+          `${host.name}-service-${svc.name}`,
+          { connection, create: svc.start, update: svc.reload, delete: svc.stop, triggers: [p.digest(svc.watch)] },
+          { ...child, dependsOn: configured },
+        ),
+    );
+    this.ready = runSteps(layout.afterStart, services.length ? services : configured);
+    this.registerOutputs({ address: this.address });
+  }
+}

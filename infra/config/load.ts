@@ -1,0 +1,55 @@
+import * as pulumi from "@pulumi/pulumi";
+import { ClusterModel } from "../model/types";
+import { ConfigError } from "./errors";
+import { SECRET_KEYS, SecretKey, validateConfig } from "./validate";
+
+/** The stack's secrets, as Pulumi secrets: never plain values in the program. */
+export type StackSecrets = Record<SecretKey, pulumi.Output<string>>;
+
+export interface LoadedStack {
+  model: ClusterModel;
+  secrets: StackSecrets;
+}
+
+/** Config values under `<project>:` as stored by Pulumi: objects and lists arrive as JSON text. */
+export function projectValues(project: string, all: Record<string, string>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  const prefix = `${project}:`;
+  for (const [k, raw] of Object.entries(all)) {
+    if (!k.startsWith(prefix)) continue;
+    const key = k.slice(prefix.length);
+    if ((SECRET_KEYS as readonly string[]).includes(key)) continue;
+    out[key] = parseValue(raw);
+  }
+  return out;
+}
+
+function parseValue(raw: string): unknown {
+  const t = raw.trim();
+  if (t.startsWith("{") || t.startsWith("[")) {
+    try {
+      return JSON.parse(t);
+    } catch {
+      return raw;
+    }
+  }
+  return raw;
+}
+
+/** Reads and validates the whole stack config once, before any resource is declared. */
+export function loadStack(): LoadedStack {
+  const project = pulumi.getProject();
+  const model = validateConfig({ project, stack: pulumi.getStack() }, projectValues(project, pulumi.runtime.allConfig()));
+  const config = new pulumi.Config(project);
+  const needed: SecretKey[] = ["dbPassword", "hashSalt", "managerToken"];
+  if (model.target === "ssh") needed.push("sshPrivateKey");
+  const secrets = {} as StackSecrets;
+  for (const key of needed) {
+    if (config.get(key) === undefined) {
+      throw new ConfigError(`${project}:${key}`, `secret is missing; set it with \`pulumi config set --secret ${key} <value>\``);
+    }
+    secrets[key] = config.requireSecret(key);
+  }
+  if (model.target !== "ssh") secrets.sshPrivateKey = pulumi.secret("");
+  return { model, secrets };
+}

@@ -1,0 +1,138 @@
+/**
+ * The validated cluster model: the only thing payload builders and targets read.
+ * Built once from stack config by infra/config/validate.ts. Secrets are not part of
+ * the model (they stay Pulumi secrets); see infra/model/secrets.ts.
+ */
+
+export type Target = "ssh" | "docker";
+export type Engine = "apache" | "proxy-node";
+export type LbMethod = "byrequests" | "bybusyness" | "bytraffic";
+export type LogLevel = "emerg" | "alert" | "crit" | "error" | "warn" | "notice" | "info" | "debug";
+export type Role = "balancer" | "web" | "data";
+
+export interface SshEndpoint {
+  host: string;
+  port: number;
+  user: string;
+}
+
+export interface HostModel {
+  /** Host name inside the cluster and the resource name prefix: balancer, data, lb1.. */
+  name: string;
+  role: Role;
+  /** How the other hosts reach this one (docker: the container name). */
+  clusterAddress: string;
+  /** ssh target only: where Pulumi connects to deliver the payload. */
+  ssh?: SshEndpoint;
+  /** How a person reaches this host's HTTP service from outside, if it is published. */
+  url?: string;
+}
+
+/**
+ * Everything the balancer and the web servers must agree on. Apache's balancer takes
+ * the route as everything after the first `separator` of the sticky value, so routes
+ * never contain the separator and the value is `valuePrefix + route`.
+ */
+export interface StickyModel {
+  /** What mod_proxy_balancer's `stickysession=` gets, e.g. `BALANCEID` or `JSESSIONID|jsessionid`. */
+  stickysession: string;
+  /** The cookie the web servers set and the balancer reads. */
+  cookieName: string;
+  /** The `;name=` path parameter Apache also looks at, when configured (Tomcat style). */
+  pathParameter?: string;
+  /** Text before the route in the cookie value, ending in the separator: `balancer.` */
+  valuePrefix: string;
+  separator: string;
+  /** Domain attribute of the cookie; empty means host-only. */
+  cookieDomain: string;
+}
+
+export interface WebMember {
+  host: HostModel;
+  route: string;
+  lbfactor: number;
+  /** Apache BalancerMember URL as the balancer reaches it. */
+  memberUrl: string;
+  /** The sticky cookie value this server stamps: valuePrefix + route. */
+  stickyValue: string;
+}
+
+export interface BalancerModel {
+  host: HostModel;
+  engine: Engine;
+  name: string;
+  lbmethod: LbMethod;
+  retry: number;
+  logLevel: LogLevel;
+  /** Networks allowed to reach the balancer-manager, as Apache `Require ip` accepts them. */
+  managerAllow: string[];
+  httpPort: number;
+  managerPort: number;
+  /** Client-facing URL of proxy-node's manager (both engines run proxy-node). */
+  managerUrl?: string;
+}
+
+export interface DataModel {
+  host: HostModel;
+  database: string;
+  user: string;
+  port: number;
+}
+
+export type AppModel =
+  | { kind: "probe" }
+  | { kind: "drupal"; source: { type: "tarball"; url: string } | { type: "composer"; version: string } };
+
+export interface FilesModel {
+  /** Where Drupal's public files live on every web server. */
+  publicPath: string;
+  /**
+   * docker: a named volume; ssh: an NFS export from the data server, or "external"
+   * when the operator mounts shared storage at publicPath on every web server.
+   */
+  share: "volume" | "nfs" | "external";
+}
+
+export interface DockerModel {
+  image: string;
+  network: string;
+  /** IPv4 subnet of the private network; hosts get fixed addresses in it, so grants can name them. */
+  subnet: string;
+  bindAddress: string;
+  httpPort: number;
+  managerPort: number;
+  /** Publishes lbN's HTTP on webDirectPortBase + N when set. */
+  webDirectPortBase?: number;
+}
+
+/**
+ * Local Debian hosts for the ssh target (the dev stack): scripts/hosts creates one
+ * container per host with its cluster address on this network.
+ */
+export interface LocalHostsModel {
+  image: string;
+  network: string;
+  subnet: string;
+  /** Docker volume mounted at files.publicPath on every web server (share "external"). */
+  filesVolume: string;
+}
+
+export interface ClusterModel {
+  project: string;
+  stack: string;
+  target: Target;
+  app: AppModel;
+  serverName: string;
+  trustedHostPatterns: string[];
+  sticky: StickyModel;
+  balancer: BalancerModel;
+  web: WebMember[];
+  data: DataModel;
+  files: FilesModel;
+  docker?: DockerModel;
+  localHosts?: LocalHostsModel;
+}
+
+export function allHosts(m: ClusterModel): HostModel[] {
+  return [m.data.host, ...m.web.map((w) => w.host), m.balancer.host];
+}

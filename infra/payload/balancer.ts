@@ -1,0 +1,111 @@
+import { ClusterModel } from "../model/types";
+import { baseView, file, step, sysvService, template } from "./common";
+import { HostPayload, PayloadFile, PayloadSecrets, ServiceSpec } from "./types";
+
+/** proxy-node's compiled files, keyed by their path below proxy-node/dist. */
+export type ProxyNodeArtifacts = ReadonlyMap<string, string>;
+
+const PROXY_NODE_HOME = "/opt/proxy-node";
+
+/** Apache modules mod_proxy_balancer needs on Debian, beyond what is enabled by default. */
+export function apacheBalancerModules(model: ClusterModel): string[] {
+  return ["proxy", "proxy_http", "proxy_balancer", "slotmem_shm", `lbmethod_${model.balancer.lbmethod}`, "status"];
+}
+
+export function balancerPayload(model: ClusterModel, secrets: PayloadSecrets, artifacts: ProxyNodeArtifacts): HostPayload {
+  const b = model.balancer;
+  const base = baseView(model, b.host);
+  const members = model.web.map((w) => ({ url: w.memberUrl, route: w.route, lbfactor: w.lbfactor }));
+  const apache = b.engine === "apache";
+
+  const proxyNodeConfig = template(
+    "/etc/proxy-node/config.json",
+    "balancer/proxy-node/config.json.hbs",
+    {
+      ...base,
+      mode: apache ? "agent" : "serve",
+      // In agent mode proxy-node serves no clients, so it keeps off the HTTP port.
+      listenPort: apache ? b.managerPort + 1 : b.httpPort,
+      publicUrl: b.host.url ?? `http://${model.serverName}`,
+      managerPort: b.managerPort,
+      managerAllow: ["127.0.0.1/32", ...b.managerAllow],
+      managerToken: secrets.managerToken,
+      name: b.name,
+      lbmethod: b.lbmethod,
+      stickysession: model.sticky.stickysession,
+      separator: model.sticky.separator,
+      members,
+      retry: b.retry,
+      healthPath: model.app.kind === "probe" ? "/health.php" : "/user/login",
+      apacheManagerUrl: `http://127.0.0.1:${b.httpPort}/balancer-manager`,
+      logRequests: b.logLevel === "debug" || b.logLevel === "info",
+    },
+    { mode: "0600", secret: true },
+  );
+  const unit = template("/etc/systemd/system/proxy-node.service", "balancer/proxy-node/proxy-node.service.hbs", {
+    ...base,
+    mode: apache ? "agent" : "serve",
+    afterApache: apache,
+  });
+  const control = template("/usr/local/sbin/proxy-node-service", "balancer/proxy-node/proxy-node-service.sh.hbs", base, {
+    mode: "0755",
+  });
+  const code = [...artifacts].map(([rel, content]) => file(`${PROXY_NODE_HOME}/dist/${rel}`, content));
+  if (!code.some((f) => f.path.endsWith("/dist/cli.js"))) {
+    throw new Error("proxy-node is not built: proxy-node/dist/cli.js is missing (run `npm run build`)");
+  }
+  const proxyNodeFiles = [proxyNodeConfig, unit, control, ...code];
+  const proxyNode: ServiceSpec = {
+    name: "proxy-node",
+    start: "proxy-node-service start",
+    // A restart rather than SIGHUP: the watched files include proxy-node's code.
+    reload: "proxy-node-service restart",
+    stop: "proxy-node-service stop || true",
+    watch: proxyNodeFiles.map((f) => f.path),
+  };
+
+  if (!apache) {
+    return {
+      host: b.host,
+      packages: ["nodejs", "curl", "ca-certificates"],
+      prepare: [],
+      files: proxyNodeFiles,
+      configure: [],
+      services: [proxyNode],
+      afterStart: [],
+    };
+  }
+
+  const view = {
+    ...base,
+    serverName: model.serverName,
+    httpPort: b.httpPort,
+    logLevel: b.logLevel,
+    name: b.name,
+    members,
+    retry: b.retry,
+    lbmethod: b.lbmethod,
+    stickysession: model.sticky.stickysession,
+    managerAllow: b.managerAllow,
+  };
+  const apacheFiles: PayloadFile[] = [
+    template("/etc/apache2/ports.conf", "balancer/apache2/ports.conf.hbs", view),
+    template("/etc/apache2/conf-available/drupal-cluster-proxy.conf", "balancer/apache2/proxy.conf.hbs", view),
+    template("/etc/apache2/sites-available/drupal-cluster-balancer.conf", "balancer/apache2/balancer-vhost.conf.hbs", view),
+  ];
+  return {
+    host: b.host,
+    packages: ["apache2", "nodejs", "curl", "ca-certificates"],
+    prepare: [],
+    files: [...apacheFiles, ...proxyNodeFiles],
+    configure: [
+      step(
+        "enable-apache-balancer",
+        `a2enmod -q ${apacheBalancerModules(model).join(" ")} && a2enconf -q drupal-cluster-proxy && a2dissite -q 000-default && a2ensite -q drupal-cluster-balancer`,
+      ),
+    ],
+    // Module changes need a restart; a graceful one finishes in-flight requests.
+    services: [sysvService("apache2", apacheFiles, "reload"), proxyNode],
+    afterStart: [],
+  };
+}

@@ -1,0 +1,55 @@
+import { HostModel } from "../model/types";
+
+/**
+ * What one host needs, as plain data: built once from the model and delivered
+ * unchanged by either target. Targets diff on this data, so an unchanged payload
+ * means "no changes".
+ */
+export interface PayloadFile {
+  /** Absolute path on the host. */
+  path: string;
+  content: string;
+  /** Octal file mode, e.g. "0644". */
+  mode: string;
+  owner: string;
+  /** True when the content is derived from a secret: delivered as a Pulumi secret. */
+  secret: boolean;
+}
+
+/** A shell step, written to be safe to run again (idempotent). */
+export interface ProvisionStep {
+  name: string;
+  run: string;
+  /** Paths of payload files whose change makes this step run again. */
+  watch: string[];
+}
+
+/** A long-running service: started once, reloaded when one of its files changes. */
+export interface ServiceSpec {
+  name: string;
+  start: string;
+  reload: string;
+  stop: string;
+  watch: string[];
+}
+
+export interface HostPayload {
+  host: HostModel;
+  /** Debian packages installed before anything else. */
+  packages: string[];
+  /** Runs after the packages are in, before any file lands (users, folders). */
+  prepare: ProvisionStep[];
+  files: PayloadFile[];
+  /** Runs after the files land, before services start (enable sites, create the database). */
+  configure: ProvisionStep[];
+  services: ServiceSpec[];
+  /** Runs once the services are up (create the database and grants). */
+  afterStart: ProvisionStep[];
+}
+
+/** The secret values that payloads are rendered with. */
+export interface PayloadSecrets {
+  dbPassword: string;
+  hashSalt: string;
+  managerToken: string;
+}

@@ -1,0 +1,93 @@
+import * as docker from "@pulumi/docker";
+import * as pulumi from "@pulumi/pulumi";
+import { ClusterModel, DockerModel } from "../../model/types";
+import { render } from "../../payload/render";
+import { DeliverablePayload } from "../../payload/secret-payloads";
+
+const PROVISION = "/usr/local/sbin/drupal-cluster-provision";
+
+const ROLE_TYPE = {
+  balancer: "drupal-cluster:docker:BalancerHost",
+  web: "drupal-cluster:docker:WebServer",
+  data: "drupal-cluster:docker:DataServer",
+} as const;
+
+export interface DockerHostArgs {
+  model: ClusterModel;
+  docker: DockerModel;
+  payload: DeliverablePayload;
+  network: docker.Network;
+  filesVolume: docker.Volume;
+}
+
+/**
+ * One host as a container from the Debian base image: its payload is uploaded and
+ * its entrypoint provisions it, so a changed payload replaces the container.
+ */
+export class DockerHost extends pulumi.ComponentResource {
+  readonly container: docker.Container;
+
+  constructor(args: DockerHostArgs, opts?: pulumi.ComponentResourceOptions) {
+    const { layout } = args.payload;
+    const host = layout.host;
+    super(ROLE_TYPE[host.role], host.name, {}, opts);
+    const { model, docker: d } = args;
+
+    const provision = render("docker/provision.sh.hbs", {
+      stack: `${model.project}/${model.stack}`,
+      hostName: host.name,
+      packages: layout.packages,
+      prepare: layout.prepare,
+      configure: layout.configure,
+      services: layout.services,
+      afterStart: layout.afterStart,
+    });
+
+    const ports: docker.types.input.ContainerPort[] = [];
+    if (host.role === "balancer") {
+      ports.push({ internal: model.balancer.httpPort, external: d.httpPort, ip: d.bindAddress });
+      ports.push({ internal: model.balancer.managerPort, external: d.managerPort, ip: d.bindAddress });
+    }
+    if (host.role === "web" && d.webDirectPortBase !== undefined) {
+      const n = model.web.findIndex((w) => w.host.name === host.name) + 1;
+      ports.push({ internal: 80, external: d.webDirectPortBase + n, ip: d.bindAddress });
+    }
+
+    this.container = new docker.Container(
+      host.name,
+      {
+        name: `${model.project}-${model.stack}-${host.name}`,
+        hostname: host.name,
+        image: d.image,
+        command: ["/bin/bash", PROVISION],
+        networksAdvanced: [{ name: args.network.name, aliases: [host.name], ipv4Address: host.clusterAddress }],
+        ports,
+        uploads: [
+          { file: PROVISION, content: provision, executable: true },
+          ...layout.files.map((f) => ({
+            file: f.path,
+            content: args.payload.content(f.path),
+            executable: f.mode.endsWith("755"),
+          })),
+        ],
+        volumes:
+          host.role === "web" ? [{ volumeName: args.filesVolume.name, containerPath: model.files.publicPath }] : [],
+        labels: [
+          { label: "drupal-cluster.stack", value: model.stack },
+          { label: "drupal-cluster.host", value: host.name },
+        ],
+        restart: "unless-stopped",
+        mustRun: true,
+      },
+      { parent: this, ...(opts?.dependsOn ? { dependsOn: opts.dependsOn } : {}) },
+    );
+    this.registerOutputs({ container: this.container.name });
+  }
+}
+
+export function dockerNetwork(model: ClusterModel, d: DockerModel, parent?: pulumi.Resource): { network: docker.Network; filesVolume: docker.Volume } {
+  const labels = [{ label: "drupal-cluster.stack", value: model.stack }];
+  const network = new docker.Network("network", { name: d.network, ipamConfigs: [{ subnet: d.subnet }], labels }, { parent });
+  const filesVolume = new docker.Volume("public-files", { name: `${d.network}-files`, labels }, { parent });
+  return { network, filesVolume };
+}
