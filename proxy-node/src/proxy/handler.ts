@@ -94,7 +94,8 @@ function attempt(ex: Exchange): void {
   const m = choice.member;
   if (m === null) {
     ctx.metrics.noMember++;
-    if (ex.attempts === 0) finishWithError(ex, 503, 'No member available');
+    // nofailover (choice.sticky) answers 503 like Apache, also after a failed try.
+    if (ex.attempts === 0 || choice.sticky) finishWithError(ex, 503, 'No member available');
     else finishWithError(ex, 502, 'Bad Gateway');
     return;
   }
