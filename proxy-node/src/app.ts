@@ -66,7 +66,13 @@ export class ProxyNode {
     const c = this.config;
     if (c.mode === 'serve') {
       const handler = createRequestHandler(() => this.ctx);
-      const server = http.createServer({ maxHeaderSize: c.limits.maxHeaderSize, keepAliveTimeout: c.timeouts.keepAliveMs, noDelay: true }, handler);
+      const server = http.createServer({
+        maxHeaderSize: c.limits.maxHeaderSize,
+        keepAliveTimeout: c.timeouts.keepAliveMs,
+        noDelay: true,
+        // How often node looks for clients past headersTimeout/requestTimeout.
+        connectionsCheckingInterval: Math.max(100, Math.min(30_000, Math.floor(c.timeouts.clientHeadersMs / 4))),
+      }, handler);
       server.headersTimeout = c.timeouts.clientHeadersMs;
       server.requestTimeout = c.timeouts.clientRequestMs;
       server.keepAliveTimeout = c.timeouts.keepAliveMs;
