@@ -78,6 +78,9 @@ export function handleUpgrade(ctx: ProxyContext, req: http.IncomingMessage, sock
     upSocket.on('error', close);
     upSocket.on('close', close);
     socket.on('close', close);
+    // Our server sockets allow half-open connections; a WebSocket has no use
+    // for them, so an end from the client finishes our side too.
+    socket.on('end', () => socket.end());
     upSocket.pipe(socket);
     socket.pipe(upSocket);
   });
