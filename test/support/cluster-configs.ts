@@ -1,0 +1,117 @@
+/**
+ * Shared stack configs for the unit, template and validator suites: plain values
+ * as they appear under `drupal-cluster:` in a stack file, plus test secrets and a
+ * stand-in for proxy-node's compiled code.
+ */
+import { validateConfig } from "../../infra/config/validate";
+import { ClusterModel } from "../../infra/model/types";
+import { PayloadSecrets } from "../../infra/payload/types";
+
+export const PROJECT = "drupal-cluster";
+
+export type Values = Record<string, unknown>;
+
+export interface ConfigOptions {
+  webCount?: number;
+  engine?: "apache" | "proxy-node";
+  stickysession?: string;
+  app?: "probe" | "drupal";
+  share?: "nfs" | "external";
+}
+
+/** An ssh-target stack like the guide's: balancer, data, lb1..lbN on 10.0.0.0/24. */
+export function sshValues(opts: ConfigOptions = {}): Values {
+  const n = opts.webCount ?? 2;
+  const balancer: Values = {
+    engine: opts.engine ?? "apache",
+    lbmethod: "byrequests",
+    retry: 10,
+    logLevel: "debug",
+    managerAllow: ["192.168.1.0/24", "10.9.8.7"],
+    address: "10.0.0.5",
+    ssh: { host: "203.0.113.5", port: 22, user: "root" },
+    url: "http://cluster.example.org",
+    managerUrl: "http://cluster.example.org:8081",
+  };
+  if (opts.stickysession) balancer.stickysession = opts.stickysession;
+  const values: Values = {
+    target: "ssh",
+    app: opts.app ?? "probe",
+    serverName: "cluster.example.org",
+    balancer,
+    data: { address: "10.0.0.10", ssh: { host: "203.0.113.10", user: "root" } },
+    files: { share: opts.share ?? "nfs" },
+    web: Array.from({ length: n }, (_, i) => ({
+      name: `lb${i + 1}`,
+      address: `10.0.0.${11 + i}`,
+      ssh: { host: `203.0.113.${11 + i}`, port: 22, user: "root" },
+      url: `http://web${i + 1}.example.org`,
+    })),
+  };
+  if (opts.app === "drupal") values.drupal = { source: "tarball", url: "https://ftp.drupal.org/files/projects/drupal-10.3.6.tar.gz" };
+  return values;
+}
+
+/** A docker-target stack: addresses come from docker.subnet. */
+export function dockerValues(opts: ConfigOptions & { subnet?: string } = {}): Values {
+  const n = opts.webCount ?? 2;
+  const balancer: Values = { engine: opts.engine ?? "apache", managerAllow: ["172.30.99.1"] };
+  if (opts.stickysession) balancer.stickysession = opts.stickysession;
+  return {
+    target: "docker",
+    app: "probe",
+    balancer,
+    docker: { subnet: opts.subnet ?? "172.30.99.0/24", webDirectPortBase: 8090 },
+    web: Array.from({ length: n }, () => ({})),
+  };
+}
+
+export function model(values: Values, stack = "test"): ClusterModel {
+  return validateConfig({ project: PROJECT, stack }, values);
+}
+
+/** Recognisable test secrets: any of them in a non-secret place is a leak. */
+export const SECRETS: PayloadSecrets = {
+  dbPassword: "db-Pa55'word\\with-quotes",
+  hashSalt: "hash-salt-7f3a9c2e-test",
+  managerToken: "manager-token-0b1d2e-test",
+};
+
+export const OTHER_SECRETS: PayloadSecrets = {
+  dbPassword: "another-db-password-91",
+  hashSalt: "another-hash-salt-92",
+  managerToken: "another-manager-token-93",
+};
+
+/** Stands in for proxy-node/dist, which may not be built. */
+export const ARTIFACTS: ReadonlyMap<string, string> = new Map([
+  ["cli.js", "#!/usr/bin/env node\n\"use strict\";\nconsole.log('proxy-node stand-in');\n"],
+  ["lib/config.js", "\"use strict\";\nmodule.exports = {};\n"],
+]);
+
+/** The render matrix of the template suites: web count x engine x cookie style x app. */
+export interface RenderCase {
+  label: string;
+  values: Values;
+  webCount: number;
+  engine: "apache" | "proxy-node";
+  stickysession: string;
+}
+
+export function renderCases(): RenderCase[] {
+  const out: RenderCase[] = [];
+  for (const webCount of [2, 5]) {
+    for (const engine of ["apache", "proxy-node"] as const) {
+      for (const stickysession of ["BALANCEID", "JSESSIONID|jsessionid"]) {
+        out.push({
+          label: `${webCount} web, ${engine}, ${stickysession}`,
+          values: sshValues({ webCount, engine, stickysession }),
+          webCount,
+          engine,
+          stickysession,
+        });
+      }
+    }
+  }
+  return out;
+}
