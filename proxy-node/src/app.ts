@@ -51,6 +51,10 @@ export class ProxyNode {
       timeouts: { connectMs: c.timeouts.connectMs, headersMs: c.timeouts.headersMs, idleMs: c.timeouts.idleMs },
       maxHeadersCount: c.limits.maxHeadersCount,
     };
+    for (const m of this.balancer.members) {
+      m.pool.connectMs = c.timeouts.connectMs;
+      m.pool.idleMs = c.timeouts.memberKeepAliveMs;
+    }
     this.refreshMemberTables(ctx);
     return ctx;
   }

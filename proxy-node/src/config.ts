@@ -72,6 +72,7 @@ export interface Config {
     clientHeadersMs: number;
     clientRequestMs: number;
     keepAliveMs: number;
+    memberKeepAliveMs: number;
     shutdownMs: number;
   };
   limits: { maxHeaderSize: number; maxHeadersCount: number };
@@ -313,7 +314,7 @@ export function validateConfig(raw: unknown): Config {
   if (mode === 'agent' && !balancer.healthCheck) throw new ConfigError('balancer.healthCheck', 'required when mode is "agent"');
 
   const t = optObj(root, 'timeouts', 'timeouts');
-  noUnknown(t, ['connectMs', 'headersMs', 'idleMs', 'clientHeadersMs', 'clientRequestMs', 'keepAliveMs', 'shutdownMs'], 'timeouts');
+  noUnknown(t, ['connectMs', 'headersMs', 'idleMs', 'clientHeadersMs', 'clientRequestMs', 'keepAliveMs', 'memberKeepAliveMs', 'shutdownMs'], 'timeouts');
   const timeouts = {
     connectMs: int(t, 'connectMs', 'timeouts', 3000, 1, 600_000),
     headersMs: int(t, 'headersMs', 'timeouts', 30_000, 1, 3_600_000),
@@ -321,6 +322,8 @@ export function validateConfig(raw: unknown): Config {
     clientHeadersMs: int(t, 'clientHeadersMs', 'timeouts', 20_000, 1, 600_000),
     clientRequestMs: int(t, 'clientRequestMs', 'timeouts', 300_000, 0, 3_600_000),
     keepAliveMs: int(t, 'keepAliveMs', 'timeouts', 5000, 1, 600_000),
+    // Shorter than Apache's default KeepAliveTimeout (5 s), so we close idle member connections first.
+    memberKeepAliveMs: int(t, 'memberKeepAliveMs', 'timeouts', 4000, 1, 600_000),
     shutdownMs: int(t, 'shutdownMs', 'timeouts', 30_000, 0, 3_600_000),
   };
   const l = optObj(root, 'limits', 'limits');

@@ -1,6 +1,6 @@
 // Runtime state of one balancer member. Admin state (status) comes from config
 // or the manager; health state (inError, hcFail) from passive and active checks.
-import * as http from 'node:http';
+import { Pool } from './proxy/upstream';
 import type { MemberConfig, MemberStatus } from './config';
 
 export class Member {
@@ -25,7 +25,7 @@ export class Member {
   errors = 0;
   bytesIn = 0;
   bytesOut = 0;
-  agent: http.Agent;
+  pool: Pool;
   /** Precomputed "host:port" for Location rewriting, so the hot path only compares strings. */
   authority: string;
   /** Precomputed Set-Cookie value when proxy-node sets the sticky cookie itself. */
@@ -40,14 +40,8 @@ export class Member {
     this.retryMs = cfg.retry * 1000;
     this.status = cfg.status;
     this.authority = cfg.url.slice('http://'.length);
-    this.agent = new http.Agent({
-      keepAlive: true,
-      maxSockets: cfg.maxSockets,
-      maxFreeSockets: Math.min(cfg.maxSockets, 256),
-      // Reusing the most recent socket keeps few sockets warm and lets idle
-      // ones age out on the member side rather than racing with us.
-      scheduling: 'lifo',
-    });
+    // Timeouts are set from the config's `timeouts` by the app.
+    this.pool = new Pool(cfg.host, cfg.port, cfg.maxSockets, 3000, 4000, this);
   }
 
   /** Apache's PROXY_WORKER_IS_USABLE plus ap_proxy_retry_worker: an errored member becomes usable again after `retry`. */
@@ -78,6 +72,6 @@ export class Member {
   }
 
   destroy(): void {
-    this.agent.destroy();
+    this.pool.destroy();
   }
 }

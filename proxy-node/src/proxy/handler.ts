@@ -2,7 +2,6 @@
 // when that is safe. Listeners are module-level functions that find their
 // Exchange through the emitter, so a request allocates no closures of ours.
 import * as http from 'node:http';
-import type { Socket } from 'node:net';
 import type { Balancer } from '../balancer';
 import type { Member } from '../members';
 import type { Metrics } from '../metrics';
@@ -10,8 +9,11 @@ import type { Logger } from '../log';
 import { refuseStatus } from './incoming';
 import { outgoingHeaders, hasBody, OutgoingOptions } from './outgoing';
 import { responseHeaders, ReverseRewriter } from './response';
+import type { Conn, UpstreamError, UpstreamUser } from './upstream';
+import type { ResponseHead } from './parse';
 
 export interface Timeouts {
+  /** Also applied to each member's pool by the app. */
   connectMs: number;
   headersMs: number;
   idleMs: number;
@@ -32,37 +34,167 @@ export interface ProxyContext {
 }
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
-const CONNECT_ERRORS = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'ENOTFOUND', 'EAI_AGAIN', 'CONNECT_TIMEOUT']);
 
 const kEx = Symbol('proxy-node.exchange');
 type Tagged<T> = T & { [kEx]?: Exchange };
 
-class Exchange {
+/** Framing of the request body towards the member. */
+const enum Body {
+  None,
+  Length,
+  Chunked,
+}
+
+class Exchange implements UpstreamUser {
   tried: Member[] | null = null;
   member: Member | null = null;
-  upstream: Tagged<http.ClientRequest> | null = null;
-  upstreamRes: http.IncomingMessage | null = null;
+  lastMember: Member | null = null;
+  conn: Conn | null = null;
   sticky = false;
   attempts = 0;
   /** Response headers went to the client: no retry is possible any more. */
   responded = false;
   bodyStarted = false;
-  connected = false;
-  timedOut = '';
+  bodyPaused = false;
+  requestSent = false;
+  upstreamPaused = false;
+  keepAlive = false;
   status = 0;
-  readBase = 0;
-  writeBase = 0;
   done = false;
-  lastMember: Member | null = null;
   readonly start = Date.now();
-  readonly withBody: boolean;
+  readonly framing: Body;
 
   constructor(
     readonly ctx: ProxyContext,
-    readonly req: http.IncomingMessage,
+    readonly req: Tagged<http.IncomingMessage>,
     readonly res: Tagged<http.ServerResponse>,
   ) {
-    this.withBody = hasBody(req);
+    this.framing = req.headers['transfer-encoding'] !== undefined ? Body.Chunked : hasBody(req) ? Body.Length : Body.None;
+  }
+
+  // UpstreamUser: the pool calls these.
+
+  ready(conn: Conn): void {
+    this.conn = conn;
+    conn.setTimeout(this.ctx.timeouts.headersMs);
+    const { req } = this;
+    const headers = outgoingHeaders(req, (this.member as Member).authority, this.ctx.outgoing);
+    let head = `${req.method} ${req.url} HTTP/1.1\r\n`;
+    for (let i = 0; i < headers.length; i += 2) {
+      // The chunked framing is ours to write, below; node already decoded the client's.
+      if (this.framing === Body.Chunked && headers[i] === 'Transfer-Encoding') continue;
+      head += `${headers[i]}: ${headers[i + 1]}\r\n`;
+    }
+    if (this.framing === Body.Chunked) head += 'Transfer-Encoding: chunked\r\n';
+    head += '\r\n';
+    conn.write(head);
+    if (this.framing === Body.None) {
+      this.requestSent = true;
+      return;
+    }
+    // The body is read only once the member is connected, so a refused
+    // connection leaves it unread and the request can go to another member.
+    this.bodyStarted = true;
+    req.on('data', onRequestData);
+    req.on('end', onRequestEnd);
+    if (req.isPaused()) req.resume();
+  }
+
+  head(h: ResponseHead): void {
+    const { ctx, res } = this;
+    const m = this.member as Member;
+    const sc = ctx.setCookie;
+    let cookieLine: string | null = null;
+    if (sc !== null && !(this.sticky && cookieNamesMember(this, m))) cookieLine = m.cookieLine;
+    const headers = responseHeaders(h.raw, { rewriter: ctx.rewriter, via: ctx.via, cookieName: sc ? sc.name : '', setCookieLine: cookieLine });
+    this.status = h.status;
+    this.keepAlive = h.keepAlive;
+    this.responded = true;
+    (this.conn as Conn).setTimeout(ctx.timeouts.idleMs);
+    try {
+      res.writeHead(h.status, h.reason, headers);
+    } catch {
+      // A member header node refuses to send (invalid characters): answer 502.
+      this.responded = false;
+      this.status = 0;
+      this.releaseConn(false);
+      this.releaseMember();
+      finishWithError(this, 502, 'Bad Gateway');
+    }
+  }
+
+  body(chunk: Buffer): void {
+    if (this.done || !this.responded) return;
+    if (!this.res.write(chunk) && !this.upstreamPaused && this.conn !== null) {
+      this.upstreamPaused = true;
+      this.conn.socket.pause();
+      this.res.once('drain', onClientDrain);
+    }
+  }
+
+  complete(conn: Conn): void {
+    this.conn = conn;
+    if (!this.responded) return;
+    this.res.end();
+    this.releaseConn(this.keepAlive && this.requestSent);
+    this.releaseMember();
+  }
+
+  failed(err: UpstreamError): void {
+    this.conn = null;
+    if (this.done) return;
+    const m = this.member;
+    const { ctx } = this;
+    ctx.metrics.upstreamErrors++;
+    const timeout = err.code === 'TIMEOUT' || err.code === 'CONNECT_TIMEOUT';
+    if (timeout) ctx.metrics.upstreamTimeouts++;
+    if (m !== null) {
+      m.errors++;
+      // A pooled connection the member closed while we sent is not the member's
+      // fault; anything else marks it in error until `retry` passes (passive check).
+      if (err.connectFailed || !err.reused || timeout) m.markError(Date.now());
+    }
+    this.releaseMember();
+    if (this.responded) {
+      // Part of the response is already with the client: all we can do is cut it.
+      this.res.destroy();
+      return;
+    }
+    const retryable =
+      err.beforeResponse &&
+      !this.bodyStarted &&
+      err.code !== 'TIMEOUT' &&
+      (IDEMPOTENT.has(this.req.method ?? '') || err.connectFailed || (err.reused && err.code === 'ECONNRESET') || this.framing !== Body.None);
+    if (retryable && m !== null && this.attempts <= ctx.balancer.maxRetries && !this.res.destroyed) {
+      ctx.metrics.retries++;
+      (this.tried ??= []).push(m);
+      attempt(this);
+      return;
+    }
+    if (err.code === 'TIMEOUT') finishWithError(this, 504, 'Gateway Timeout');
+    else finishWithError(this, 502, 'Bad Gateway');
+  }
+
+  drained(): void {
+    if (this.bodyPaused) {
+      this.bodyPaused = false;
+      this.req.resume();
+    }
+  }
+
+  releaseConn(keepAlive: boolean): void {
+    const c = this.conn;
+    this.conn = null;
+    if (c !== null) c.release(keepAlive);
+  }
+
+  /** Frees the member's busy slot once per attempt. */
+  releaseMember(): void {
+    const m = this.member;
+    if (m === null) return;
+    m.busy--;
+    this.member = null;
+    this.lastMember = m;
   }
 }
 
@@ -81,6 +213,7 @@ export function createRequestHandler(getCtx: () => ProxyContext): (req: http.Inc
     }
     const ex = new Exchange(ctx, req, res);
     (res as Tagged<http.ServerResponse>)[kEx] = ex;
+    (req as Tagged<http.IncomingMessage>)[kEx] = ex;
     res.on('close', onClientClose);
     ctx.metrics.inFlight++;
     attempt(ex);
@@ -89,8 +222,7 @@ export function createRequestHandler(getCtx: () => ProxyContext): (req: http.Inc
 
 function attempt(ex: Exchange): void {
   const { ctx, req } = ex;
-  const now = Date.now();
-  const choice = ctx.balancer.choose(req.url ?? '/', req.headers.cookie, ex.tried, now);
+  const choice = ctx.balancer.choose(req.url ?? '/', req.headers.cookie, ex.tried, Date.now());
   const m = choice.member;
   if (m === null) {
     ctx.metrics.noMember++;
@@ -102,167 +234,47 @@ function attempt(ex: Exchange): void {
   ex.attempts++;
   ex.member = m;
   ex.sticky = choice.sticky;
-  ex.connected = false;
-  ex.bodyStarted = false;
   m.busy++;
   m.requests++;
-  const up: Tagged<http.ClientRequest> = http.request({
-    host: m.host,
-    port: m.port,
-    method: req.method,
-    path: req.url,
-    headers: outgoingHeaders(req, m.authority, ctx.outgoing),
-    agent: m.agent,
-    setHost: false,
-  });
-  up[kEx] = ex;
-  ex.upstream = up;
-  up.on('socket', onUpstreamSocket);
-  up.on('response', onUpstreamResponse);
-  up.on('error', onUpstreamError);
-  up.on('timeout', onUpstreamTimeout);
-  if (!ex.withBody) up.end();
+  m.pool.acquire(ex, req.method === 'HEAD');
 }
 
-function onUpstreamSocket(this: Tagged<http.ClientRequest>, socket: Socket): void {
+function onRequestData(this: Tagged<http.IncomingMessage>, chunk: Buffer): void {
+  const ex = this[kEx];
+  const conn = ex?.conn;
+  if (!ex || !conn) return;
+  let ok: boolean;
+  if (ex.framing === Body.Chunked) {
+    conn.write(`${chunk.length.toString(16)}\r\n`);
+    conn.write(chunk);
+    ok = conn.write('\r\n');
+  } else ok = conn.write(chunk);
+  if (!ok && !ex.bodyPaused) {
+    ex.bodyPaused = true;
+    this.pause();
+  }
+}
+
+function onRequestEnd(this: Tagged<http.IncomingMessage>): void {
   const ex = this[kEx];
   if (!ex) return;
-  ex.readBase = socket.bytesRead;
-  ex.writeBase = socket.bytesWritten;
-  if (socket.connecting) {
-    this.setTimeout(ex.ctx.timeouts.connectMs);
-    socket.once('connect', onUpstreamConnect.bind(this));
-  } else {
-    ex.connected = true;
-    this.setTimeout(ex.ctx.timeouts.headersMs);
-    startBody(ex);
-  }
+  if (ex.framing === Body.Chunked && ex.conn) ex.conn.write('0\r\n\r\n');
+  ex.requestSent = true;
 }
 
-function onUpstreamConnect(this: Tagged<http.ClientRequest>): void {
+function onClientDrain(this: Tagged<http.ServerResponse>): void {
   const ex = this[kEx];
-  if (!ex || ex.upstream !== this) return;
-  ex.connected = true;
-  this.setTimeout(ex.ctx.timeouts.headersMs);
-  startBody(ex);
+  if (!ex) return;
+  ex.upstreamPaused = false;
+  ex.conn?.socket.resume();
 }
 
-// The body is streamed only once the member is connected, so a refused
-// connection leaves it unread and the request can go to another member.
-function startBody(ex: Exchange): void {
-  if (!ex.withBody || ex.bodyStarted || ex.upstream === null) return;
-  ex.bodyStarted = true;
-  ex.req.pipe(ex.upstream);
-}
-
-function onUpstreamTimeout(this: Tagged<http.ClientRequest>): void {
-  const ex = this[kEx];
-  if (!ex || ex.upstream !== this) return;
-  ex.timedOut = ex.connected ? (ex.upstreamRes ? 'idle' : 'headers') : 'connect';
-  const err = new Error(`upstream ${ex.timedOut} timeout`) as NodeJS.ErrnoException;
-  err.code = ex.connected ? 'UPSTREAM_TIMEOUT' : 'CONNECT_TIMEOUT';
-  this.destroy(err);
-}
-
-function onUpstreamError(this: Tagged<http.ClientRequest>, err: NodeJS.ErrnoException): void {
-  const ex = this[kEx];
-  if (!ex || ex.upstream !== this || ex.done) return;
-  const m = ex.member as Member;
-  const { ctx } = ex;
-  ctx.metrics.upstreamErrors++;
-  if (ex.timedOut) ctx.metrics.upstreamTimeouts++;
-  m.errors++;
-  releaseMember(ex);
-  if (ex.responded || ex.upstreamRes !== null) {
-    // Part of the response is already with the client: all we can do is cut it.
-    ex.res.destroy();
-    return;
-  }
-  const code = err.code ?? '';
-  const connectFailed = !ex.connected || CONNECT_ERRORS.has(code);
-  const reused = this.reusedSocket;
-  // A keep-alive socket the member closed while we sent is not the member's
-  // fault; anything else marks it in error until `retry` passes (passive check).
-  if (connectFailed || !reused) m.markError(Date.now());
-  const safe =
-    !ex.bodyStarted &&
-    (IDEMPOTENT.has(ex.req.method ?? '') || connectFailed || (reused && code === 'ECONNRESET') || ex.withBody);
-  if (safe && ex.attempts <= ctx.balancer.maxRetries && !ex.res.destroyed && !ex.timedOut.startsWith('h')) {
-    ctx.metrics.retries++;
-    (ex.tried ??= []).push(m);
-    ex.upstream = null;
-    ex.timedOut = '';
-    attempt(ex);
-    return;
-  }
-  finishWithError(ex, ex.timedOut === 'headers' ? 504 : 502, ex.timedOut === 'headers' ? 'Gateway Timeout' : 'Bad Gateway');
-}
-
-function onUpstreamResponse(this: Tagged<http.ClientRequest>, up: Tagged<http.IncomingMessage>): void {
-  const ex = this[kEx];
-  if (!ex || ex.upstream !== this) return;
-  const { ctx, res } = ex;
-  const m = ex.member as Member;
-  ex.upstreamRes = up;
-  up[kEx] = ex;
-  let cookieLine: string | null = null;
-  const sc = ctx.setCookie;
-  if (sc !== null && !(ex.sticky && choiceMatches(ex, m))) cookieLine = m.cookieLine;
-  const headers = responseHeaders(up.rawHeaders, { rewriter: ctx.rewriter, via: ctx.via, cookieName: sc ? sc.name : '', setCookieLine: cookieLine });
-  const status = up.statusCode ?? 502;
-  ex.status = status;
-  ex.responded = true;
-  this.setTimeout(ctx.timeouts.idleMs);
-  try {
-    res.writeHead(status, up.statusMessage, headers);
-  } catch (e) {
-    // A member header node refuses to send (invalid characters): answer 502.
-    ex.responded = false;
-    ex.status = 0;
-    this.destroy();
-    finishWithError(ex, 502, 'Bad Gateway');
-    return;
-  }
-  up.on('end', onUpstreamEnd);
-  up.on('aborted', onUpstreamAborted);
-  up.on('error', onUpstreamAborted);
-  up.pipe(res);
-}
-
-// The request's route already names this member: the client has the cookie.
-function choiceMatches(ex: Exchange, m: Member): boolean {
+// The request's cookie already names this member: the client has the cookie.
+function cookieNamesMember(ex: Exchange, m: Member): boolean {
   const sc = ex.ctx.setCookie;
   if (sc === null) return false;
   const header = ex.req.headers.cookie;
   return header !== undefined && header.includes(`${sc.name}=${sc.valuePrefix}${m.route}`);
-}
-
-function onUpstreamEnd(this: Tagged<http.IncomingMessage>): void {
-  const ex = this[kEx];
-  if (ex) releaseMember(ex);
-}
-
-function onUpstreamAborted(this: Tagged<http.IncomingMessage>): void {
-  const ex = this[kEx];
-  if (!ex || ex.done) return;
-  if (ex.member) ex.member.errors++;
-  releaseMember(ex);
-  ex.res.destroy();
-}
-
-/** Counts bytes and frees the member slot once per attempt. */
-function releaseMember(ex: Exchange): void {
-  const m = ex.member;
-  if (m === null) return;
-  const sock = ex.upstream?.socket;
-  if (sock) {
-    m.bytesIn += sock.bytesRead - ex.readBase;
-    m.bytesOut += sock.bytesWritten - ex.writeBase;
-  }
-  m.busy--;
-  ex.member = null;
-  // Keep the member for the log line without holding the busy slot.
-  ex.lastMember = m;
 }
 
 function onClientClose(this: Tagged<http.ServerResponse>): void {
@@ -272,8 +284,9 @@ function onClientClose(this: Tagged<http.ServerResponse>): void {
   const { ctx } = ex;
   ctx.metrics.inFlight--;
   const finished = this.writableFinished;
-  if (!finished && ex.upstream !== null) ex.upstream.destroy();
-  if (ex.member !== null) releaseMember(ex);
+  if (ex.conn !== null) ex.releaseConn(false);
+  else if (ex.member !== null) ex.member.pool.cancel(ex);
+  if (ex.member !== null) ex.releaseMember();
   const status = finished ? ex.status || this.statusCode : 499;
   ctx.metrics.countStatus(status);
   if (ctx.logRequests) logLine(ctx, ex.req, status, ex.start, ex.lastMember, ex.sticky, ex.attempts);
@@ -281,16 +294,13 @@ function onClientClose(this: Tagged<http.ServerResponse>): void {
 
 function finishWithError(ex: Exchange, status: number, text: string): void {
   ex.status = status;
-  if (ex.upstream !== null) {
-    ex.upstream.destroy();
-    ex.upstream = null;
-  }
+  ex.releaseConn(false);
   if (ex.res.headersSent || ex.res.destroyed) {
     ex.res.destroy();
     return;
   }
   // The request body may be unread; closing avoids parsing it as a next request.
-  sendPlain(ex.res, status, text, ex.withBody && !ex.req.complete);
+  sendPlain(ex.res, status, text, ex.framing !== Body.None && !ex.req.complete);
 }
 
 function sendPlain(res: http.ServerResponse, status: number, text: string, close: boolean): void {
