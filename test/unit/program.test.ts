@@ -1,0 +1,282 @@
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import * as pulumi from "@pulumi/pulumi";
+import { ConfigError } from "../../infra/config/errors";
+import { modelFromStackFile, readStackFile, REPO_ROOT } from "../../infra/config/stack-file";
+import { ClusterModel } from "../../infra/model/types";
+import { buildPayloads } from "../../infra/payload/index";
+import { HostPayload } from "../../infra/payload/types";
+import { ARTIFACTS, dockerValues, model, sshValues, Values } from "../support/cluster-configs";
+import { isWireSecret, MockRun, plainStrings, Registration, runWithMocks, TEST_STACK_SECRETS } from "../support/pulumi-mocks";
+
+// The program is imported only after the first setMocks (see before()).
+type Program = typeof import("../../infra/program");
+let program: Program;
+
+const REMOTE_FILE = "pulumi-nodejs:dynamic/drupal-cluster:RemoteFile";
+const REMOTE_COMMAND = "pulumi-nodejs:dynamic/drupal-cluster:RemoteCommand";
+const CONTAINER = "docker:index/container:Container";
+const ROLE_TYPE = { data: "DataServer", web: "WebServer", balancer: "BalancerHost" } as const;
+const SECRET_TEXTS = [...Object.values(TEST_STACK_SECRETS), "unit-ssh-key-6e4c"];
+
+const stackFiles = fs
+  .readdirSync(REPO_ROOT)
+  .map((f) => /^Pulumi\.(.+)\.yaml$/.exec(f)?.[1])
+  .filter((s): s is string => s !== undefined)
+  .sort();
+
+interface Case {
+  label: string;
+  stack: string;
+  values: Values;
+  model: ClusterModel;
+}
+
+const cases: Case[] = [
+  ...stackFiles.map((stack) => ({ label: `stack file Pulumi.${stack}.yaml`, stack, values: readStackFile(stack), model: modelFromStackFile(stack) })),
+  // Both targets are covered even before a docker stack file exists.
+  { label: "docker target, 3 web servers (unit config)", stack: "unit-docker", values: dockerValues({ webCount: 3 }), model: model(dockerValues({ webCount: 3 }), "unit-docker") },
+  { label: "ssh target, 5 web servers, proxy-node (unit config)", stack: "unit-ssh", values: sshValues({ webCount: 5, engine: "proxy-node" }), model: model(sshValues({ webCount: 5, engine: "proxy-node" }), "unit-ssh") },
+];
+
+function component(run: MockRun<unknown>, target: string, role: keyof typeof ROLE_TYPE, name: string): Registration {
+  const found = run.registrations.filter((r) => r.type === `drupal-cluster:${target}:${ROLE_TYPE[role]}` && r.name === name);
+  assert.equal(found.length, 1, `expected one ${target} ${role} component named ${name}; registered: ${run.registrations.map((r) => `${r.type} ${r.name}`).join(", ")}`);
+  return found[0];
+}
+
+/** URNs of every resource below a component. */
+function descendants(run: MockRun<unknown>, root: Registration): Set<string> {
+  const out = new Set<string>();
+  let added = true;
+  while (added) {
+    added = false;
+    for (const r of run.registrations) {
+      if (!out.has(r.urn) && (r.parent === root.urn || out.has(r.parent))) {
+        out.add(r.urn);
+        added = true;
+      }
+    }
+  }
+  return out;
+}
+
+describe("cluster program under pulumi mocks", function () {
+  // Dynamic providers are serialized per resource type: slow the first time.
+  this.timeout(120000);
+
+  before(async () => {
+    assert.ok(stackFiles.length > 0, "no Pulumi.*.yaml stack file found");
+    await runWithMocks("import", {}, {}, () => undefined);
+    program = await import("../../infra/program");
+  });
+
+  for (const c of cases) {
+    describe(c.label, () => {
+      let run: MockRun<ReturnType<Program["clusterProgram"]>>;
+      let payloads: HostPayload[];
+      const target = c.model.target;
+
+      before(async () => {
+        run = await runWithMocks(c.stack, c.values, TEST_STACK_SECRETS, () => program.clusterProgram(ARTIFACTS));
+        if (run.error) throw run.error;
+        payloads = buildPayloads(c.model, { dbPassword: "x", hashSalt: "x", managerToken: "x" }, ARTIFACTS);
+      });
+
+      it("declares one host component per host, of its role's type", () => {
+        const components = run.registrations.filter((r) => r.type.startsWith(`drupal-cluster:${target}:`));
+        const expected = payloads.map((p) => `drupal-cluster:${target}:${ROLE_TYPE[p.host.role]} ${p.host.name}`).sort();
+        assert.deepEqual(components.map((r) => `${r.type} ${r.name}`).sort(), expected);
+        assert.equal(components.filter((r) => r.type.endsWith(":WebServer")).length, c.model.web.length);
+      });
+
+      it("delivers every file of every host's payload", () => {
+        for (const p of payloads) {
+          const comp = component(run, target, p.host.role, p.host.name);
+          const below = descendants(run, comp);
+          let delivered: string[];
+          if (target === "ssh") {
+            delivered = run.registrations
+              .filter((r) => r.type === REMOTE_FILE && below.has(r.urn))
+              .map((r) => r.inputs.path as string);
+          } else {
+            const container = run.registrations.find((r) => r.type === CONTAINER && below.has(r.urn));
+            assert.ok(container, `no container for ${p.host.name}`);
+            delivered = (container.inputs.uploads as Array<{ file: string }>).map((u) => u.file);
+          }
+          for (const f of p.files) assert.ok(delivered.includes(f.path), `${p.host.name}: ${f.path} is not delivered`);
+        }
+      });
+
+      it("web servers wait for the data server, the balancer for every web server", () => {
+        const data = component(run, target, "data", "data");
+        const dataUrns = new Set([data.urn, ...descendants(run, data)]);
+        const webs = c.model.web.map((w) => component(run, target, "web", w.host.name));
+        const dependsOn = (r: Registration): string[] => {
+          // docker: the container carries the dependencies; ssh: the host component.
+          if (target === "docker") return run.registrations.find((x) => x.type === CONTAINER && x.parent === r.urn)!.dependencies;
+          return r.dependencies;
+        };
+        for (const w of webs) {
+          const deps = dependsOn(w);
+          assert.ok(deps.some((u) => dataUrns.has(u)), `${w.name} does not wait for the data server: ${deps.join(", ")}`);
+        }
+        const balancerDeps = dependsOn(component(run, target, "balancer", "balancer"));
+        for (const w of webs) {
+          const webUrns = new Set([w.urn, ...descendants(run, w)]);
+          assert.ok(balancerDeps.some((u) => webUrns.has(u)), `the balancer does not wait for ${w.name}: ${balancerDeps.join(", ")}`);
+        }
+      });
+
+      if (target === "ssh") {
+        it("ssh: the web servers' last step before the balancer is their web server service", () => {
+          const balancerDeps = component(run, target, "balancer", "balancer").dependencies;
+          for (const w of c.model.web) {
+            const svc = run.registrations.find((r) => r.type === REMOTE_COMMAND && r.name === `${w.host.name}-service-apache2`);
+            assert.ok(svc, `no apache2 service step on ${w.host.name}`);
+            assert.ok(balancerDeps.includes(svc.urn), `balancer does not wait for ${svc.name}`);
+          }
+          const dbStep = run.registrations.find((r) => r.type === REMOTE_COMMAND && r.name === "data-database-and-grants");
+          assert.ok(dbStep, "no database-and-grants step on data");
+          for (const w of c.model.web) {
+            assert.ok(component(run, target, "web", w.host.name).dependencies.includes(dbStep.urn), `${w.host.name} starts before the database and grants exist`);
+          }
+        });
+
+        it("ssh: files and commands connect to each host's configured endpoint", () => {
+          for (const p of payloads) {
+            const below = descendants(run, component(run, target, p.host.role, p.host.name));
+            const conns = run.registrations.filter((r) => below.has(r.urn) && r.custom).map((r) => r.wire.connection as Record<string, unknown>);
+            assert.ok(conns.length > 0);
+            for (const conn of conns) {
+              assert.equal(conn.host, p.host.ssh!.host);
+              assert.equal(conn.port, p.host.ssh!.port);
+              assert.ok(isWireSecret(conn.privateKey), `${p.host.name}: the ssh private key is not a secret input`);
+            }
+          }
+        });
+      }
+
+      if (target === "docker") {
+        it("docker: only the balancer (and direct web ports) publish, bound to the configured address 127.0.0.1", () => {
+          const containers = run.registrations.filter((r) => r.type === CONTAINER);
+          assert.equal(containers.length, payloads.length);
+          for (const ctr of containers) {
+            const ports = (ctr.inputs.ports ?? []) as Array<{ internal: number; external: number; ip?: string }>;
+            for (const port of ports) assert.equal(port.ip, "127.0.0.1", `${ctr.name} publishes ${port.external} on ${port.ip ?? "all addresses"}`);
+            if (ctr.name === "data") assert.deepEqual(ports, [], "the data server must not publish ports");
+          }
+          const balancer = containers.find((r) => r.name === "balancer")!;
+          assert.deepEqual(
+            (balancer.inputs.ports as Array<{ internal: number; external: number }>).map((p) => [p.internal, p.external]).sort(),
+            [[c.model.balancer.httpPort, c.model.docker!.httpPort], [c.model.balancer.managerPort, c.model.docker!.managerPort]].sort(),
+          );
+        });
+
+        it("docker: containers, network and volume carry the stack label; fixed addresses on the private network", () => {
+          const labelled = run.registrations.filter((r) => r.type.startsWith("docker:"));
+          assert.ok(labelled.length >= payloads.length + 2);
+          for (const r of labelled) {
+            const labels = (r.inputs.labels ?? []) as Array<{ label: string; value: string }>;
+            assert.ok(
+              labels.some((l) => l.label === "drupal-cluster.stack" && l.value === c.stack),
+              `${r.type} ${r.name} lacks label drupal-cluster.stack=${c.stack}`,
+            );
+          }
+          for (const p of payloads) {
+            const ctr = run.registrations.find((r) => r.type === CONTAINER && r.name === p.host.name)!;
+            assert.equal(ctr.inputs.hostname, p.host.name);
+            assert.equal(ctr.inputs.networksAdvanced[0].ipv4Address, p.host.clusterAddress);
+          }
+        });
+      }
+
+      it("files holding secrets are delivered as secret inputs", () => {
+        let secretFiles = 0;
+        for (const p of payloads) {
+          const below = descendants(run, component(run, target, p.host.role, p.host.name));
+          for (const f of p.files.filter((x) => x.secret)) {
+            secretFiles++;
+            let wire: unknown;
+            if (target === "ssh") {
+              wire = run.registrations.find((r) => r.type === REMOTE_FILE && below.has(r.urn) && r.inputs.path === f.path)?.wire.content;
+            } else {
+              const ctr = run.registrations.find((r) => r.type === CONTAINER && below.has(r.urn))!;
+              const uploads = ctr.wire.uploads as Array<Record<string, unknown>>;
+              wire = uploads.find((u) => u.file === f.path)?.content;
+            }
+            assert.ok(isWireSecret(wire), `${p.host.name}:${f.path} is delivered in plaintext`);
+          }
+        }
+        assert.ok(secretFiles >= 1 + c.model.web.length, "the database password must reach data and every web server");
+      });
+
+      it("no test secret appears in plaintext in any resource input or stack output", () => {
+        const leaks: string[] = [];
+        for (const r of run.registrations) {
+          for (const [at, s] of plainStrings(r.wire)) {
+            for (const secret of SECRET_TEXTS) if (s.includes(secret)) leaks.push(`${r.type} ${r.name} ${at}`);
+          }
+        }
+        const outputs = JSON.stringify(run.result);
+        for (const secret of SECRET_TEXTS) if (outputs.includes(secret)) leaks.push(`stack outputs contain ${secret}`);
+        assert.deepEqual(leaks, []);
+      });
+
+      it("stack outputs: the balancer, its manager, each web server and the data address", () => {
+        const out = run.result!;
+        assert.equal(out.target, target);
+        assert.equal(out.balancerUrl, c.model.balancer.host.url);
+        assert.deepEqual(Object.keys(out.webUrls).sort(), c.model.web.map((w) => w.host.name).sort());
+        assert.equal(out.dataAddress, `${c.model.data.host.clusterAddress}:${c.model.data.port}`);
+        if (c.model.balancer.engine === "apache" && out.balancerUrl) assert.equal(out.balancerManagerUrl, `${out.balancerUrl}/balancer-manager`);
+      });
+
+      if (c.model.localHosts || c.model.docker) {
+        it("local clusters publish on loopback only", () => {
+          const urls = [c.model.balancer.host.url, c.model.balancer.managerUrl, ...c.model.web.map((w) => w.host.url)].filter((u): u is string => !!u);
+          assert.ok(urls.length > 0);
+          for (const u of urls) assert.equal(new URL(u).hostname, "127.0.0.1", u);
+          for (const h of [c.model.balancer.host, c.model.data.host, ...c.model.web.map((w) => w.host)]) {
+            if (h.ssh) assert.equal(h.ssh.host, "127.0.0.1", `${h.name} ssh`);
+          }
+        });
+      }
+    });
+  }
+
+  describe("config errors stop the program before any resource", () => {
+    it('lbmethod "roundrobin": ConfigError naming balancer.lbmethod, nothing registered', async () => {
+      const values = structuredClone(sshValues()) as any;
+      values.balancer.lbmethod = "roundrobin";
+      const run = await runWithMocks("unit-bad", values, TEST_STACK_SECRETS, () => program.clusterProgram(ARTIFACTS));
+      assert.ok(run.error instanceof ConfigError, `expected a ConfigError, got ${String(run.error)}`);
+      assert.match(run.error.message, /drupal-cluster:balancer\.lbmethod/);
+      assert.equal(run.registrations.length, 0, run.registrations.map((r) => r.name).join(", "));
+    });
+
+    for (const missing of ["dbPassword", "sshPrivateKey"] as const) {
+      it(`a missing secret ${missing}: ConfigError naming it, nothing registered`, async () => {
+        const secrets: Partial<typeof TEST_STACK_SECRETS> = { ...TEST_STACK_SECRETS };
+        delete secrets[missing];
+        const run = await runWithMocks("unit-bad", sshValues(), secrets, () => program.clusterProgram(ARTIFACTS));
+        assert.ok(run.error instanceof ConfigError, `expected a ConfigError, got ${String(run.error)}`);
+        assert.match(run.error.message, new RegExp(`drupal-cluster:${missing}.*pulumi config set --secret ${missing}`));
+        assert.equal(run.registrations.length, 0);
+      });
+    }
+
+    it("a docker stack does not need sshPrivateKey", async () => {
+      const secrets: Partial<typeof TEST_STACK_SECRETS> = { ...TEST_STACK_SECRETS };
+      delete secrets.sshPrivateKey;
+      const run = await runWithMocks("unit-docker2", dockerValues(), secrets, () => program.clusterProgram(ARTIFACTS));
+      assert.equal(run.error, undefined, String(run.error));
+      assert.ok(run.registrations.length > 0);
+    });
+  });
+});
+
+// Keeps the import used for types only from being elided in odd setups.
+void pulumi;
+void path;
