@@ -177,8 +177,13 @@ export class ResponseParser {
     if (!head.startsWith('HTTP/1.') || head.charCodeAt(8) !== 32) throw new ParseError('bad status line');
     const minor = head.charCodeAt(7) - 48;
     if (minor !== 0 && minor !== 1) throw new ParseError('bad HTTP version');
-    const status = (head.charCodeAt(9) - 48) * 100 + (head.charCodeAt(10) - 48) * 10 + (head.charCodeAt(11) - 48);
-    if (!(status >= 100 && status <= 999) || (head.length > 12 && head.charCodeAt(12) !== 32)) throw new ParseError('bad status code');
+    const d1 = head.charCodeAt(9) - 48;
+    const d2 = head.charCodeAt(10) - 48;
+    const d3 = head.charCodeAt(11) - 48;
+    if (!(d1 >= 1 && d1 <= 9 && d2 >= 0 && d2 <= 9 && d3 >= 0 && d3 <= 9) || (head.length > 12 && head.charCodeAt(12) !== 32)) {
+      throw new ParseError('bad status code');
+    }
+    const status = d1 * 100 + d2 * 10 + d3;
     let lineEnd = head.indexOf('\r\n');
     if (lineEnd < 0) lineEnd = head.length;
     const reason = head.length > 13 ? head.slice(13, lineEnd) : '';
