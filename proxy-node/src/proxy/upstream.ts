@@ -92,6 +92,8 @@ export class Conn implements ResponseSink {
   /** Return to the pool (keepAlive) or close. Called by the user after complete(). */
   release(keepAlive: boolean): void {
     this.user = null;
+    // Paused for a slow client whose response then completed: the next user must get data.
+    if (this.socket.isPaused()) this.socket.resume();
     if (keepAlive && !this.dead && this.parser.idle) this.pool.recycle(this);
     else this.destroy();
   }

@@ -166,3 +166,35 @@ describe('http: proxying to a member', () => {
     assert.equal(lb1.seen.length, 0);
   });
 });
+
+describe('http: slow readers and connection reuse', () => {
+  afterEach(closeAll);
+
+  it('a client that reads a large answer slowly gets all of it, and the next request on the pooled connection works', async function () {
+    this.timeout(30_000);
+    const big = Buffer.alloc(8 * 1024 * 1024, 'z');
+    const lb1 = await startMember('lb1', (req, res) => {
+      if (req.url === '/big') {
+        res.writeHead(200, { 'Content-Length': String(big.length) });
+        return void res.end(big);
+      }
+      res.end('small');
+    });
+    const app = await startProxy(baseConfig([{ url: lb1.url, route: 'lb1', maxSockets: 1 }]));
+    const got = await new Promise<number>((resolve, reject) => {
+      http.get({ host: '127.0.0.1', port: app.port, path: '/big', agent: false }, (res) => {
+        let n = 0;
+        res.on('data', (c: Buffer) => {
+          n += c.length;
+          res.pause();
+          setTimeout(() => res.resume(), 1);
+        });
+        res.on('end', () => resolve(n));
+        res.on('error', reject);
+      }).on('error', reject);
+    });
+    assert.equal(got, big.length);
+    // maxSockets 1: this must reuse the same member connection.
+    for (let i = 0; i < 3; i++) assert.equal((await request(app.port, { path: '/small' })).body, 'small');
+  });
+});
