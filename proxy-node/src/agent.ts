@@ -67,7 +67,8 @@ export class ApacheAgent {
 
   async setFlags(memberUrl: string, flags: Partial<Record<WorkerFlag, 0 | 1>>): Promise<boolean> {
     try {
-      const pageRes = await get(this.cfg.managerUrl, { Accept: 'text/html' });
+      // Referer on the read too: Apache logs AH10187 for manager requests without one.
+      const pageRes = await get(this.cfg.managerUrl, { Accept: 'text/html', Referer: this.cfg.managerUrl });
       if (pageRes.status !== 200) throw new Error(`GET ${this.cfg.managerUrl} answered ${pageRes.status}`);
       const page = parseManagerPage(pageRes.text, this.cfg.balancer);
       if (!page) throw new Error(`no balancer ${this.cfg.balancer} with a nonce on ${this.cfg.managerUrl}`);
