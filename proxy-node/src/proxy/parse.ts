@@ -209,8 +209,7 @@ export class ResponseParser {
       if (c === 99 /* c */ || c === 116 /* t */) {
         const lower = name.toLowerCase();
         if (lower === 'content-length') {
-          if (!/^[0-9]{1,15}$/.test(value)) throw new ParseError('bad Content-Length');
-          const n = Number(value);
+          const n = parseLength(value);
           if (contentLength >= 0 && contentLength !== n) throw new ParseError('conflicting Content-Length');
           contentLength = n;
         } else if (lower === 'transfer-encoding') {
@@ -219,7 +218,9 @@ export class ResponseParser {
           chunked = codings === 'chunked' || codings.endsWith(',chunked') || /,\s*chunked$/.test(codings);
         } else if (lower === 'connection') {
           const v = value.toLowerCase();
-          if (v === 'close' || /(^|,)\s*close\s*(,|$)/.test(v)) close = true;
+          if (v === 'keep-alive') {
+            if (minor === 0) close = false;
+          } else if (v === 'close' || /(^|,)\s*close\s*(,|$)/.test(v)) close = true;
           else if (minor === 0 && /(^|,)\s*keep-alive\s*(,|$)/.test(v)) close = false;
         }
       }
@@ -278,12 +279,27 @@ function parseChunkSize(buf: Buffer, pos: number, eol: number): number {
   return n;
 }
 
+// RFC 9110 tchar, as a table: header names are checked on every response.
+const TCHAR = new Uint8Array(128);
+for (const ch of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") TCHAR[ch.charCodeAt(0)] = 1;
+
 function isToken(s: string): boolean {
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i);
-    if (c <= 32 || c >= 127 || c === 58 || c === 34 || c === 40 || c === 41 || c === 44 || c === 47 || c === 59 || c === 60 || c === 61 || c === 62 || c === 63 || c === 64 || c === 91 || c === 92 || c === 93 || c === 123 || c === 125) return false;
+    if (c >= 128 || TCHAR[c] === 0) return false;
   }
   return s.length > 0;
+}
+
+function parseLength(v: string): number {
+  if (v.length === 0 || v.length > 15) throw new ParseError('bad Content-Length');
+  let n = 0;
+  for (let i = 0; i < v.length; i++) {
+    const d = v.charCodeAt(i) - 48;
+    if (d < 0 || d > 9) throw new ParseError('bad Content-Length');
+    n = n * 10 + d;
+  }
+  return n;
 }
 
 function hasCtl(s: string): boolean {
