@@ -1,7 +1,5 @@
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
-import * as path from "node:path";
-import * as pulumi from "@pulumi/pulumi";
 import { ConfigError } from "../../infra/config/errors";
 import { modelFromStackFile, readStackFile, REPO_ROOT } from "../../infra/config/stack-file";
 import { ClusterModel } from "../../infra/model/types";
@@ -159,12 +157,15 @@ describe("cluster program under pulumi mocks", function () {
       }
 
       if (target === "docker") {
-        it("docker: only the balancer (and direct web ports) publish, bound to the configured address 127.0.0.1", () => {
+        it("docker: only the balancer (and direct web ports) publish, bound to 127.0.0.1 unless the stack says otherwise", () => {
+          const bind = c.model.docker!.bindAddress;
+          const explicit = (c.values.docker as Record<string, unknown> | undefined)?.bindAddress;
+          if (explicit === undefined) assert.equal(bind, "127.0.0.1", "the default bind address must be loopback");
           const containers = run.registrations.filter((r) => r.type === CONTAINER);
           assert.equal(containers.length, payloads.length);
           for (const ctr of containers) {
             const ports = (ctr.inputs.ports ?? []) as Array<{ internal: number; external: number; ip?: string }>;
-            for (const port of ports) assert.equal(port.ip, "127.0.0.1", `${ctr.name} publishes ${port.external} on ${port.ip ?? "all addresses"}`);
+            for (const port of ports) assert.equal(port.ip, bind, `${ctr.name} publishes ${port.external} on ${port.ip ?? "all addresses"}`);
             if (ctr.name === "data") assert.deepEqual(ports, [], "the data server must not publish ports");
           }
           const balancer = containers.find((r) => r.name === "balancer")!;
@@ -172,6 +173,28 @@ describe("cluster program under pulumi mocks", function () {
             (balancer.inputs.ports as Array<{ internal: number; external: number }>).map((p) => [p.internal, p.external]).sort(),
             [[c.model.balancer.httpPort, c.model.docker!.httpPort], [c.model.balancer.managerPort, c.model.docker!.managerPort]].sort(),
           );
+        });
+
+        it("docker: files land with their payload mode and owner (the database password is not world-readable)", () => {
+          const wrong: string[] = [];
+          const knownIds: Record<string, string> = { root: "0", "www-data": "33" };
+          for (const p of payloads) {
+            const ctr = run.registrations.find((r) => r.type === CONTAINER && r.name === p.host.name)!;
+            const uploads = ctr.inputs.uploads as Array<{ file: string; content?: string; permissions?: string; owner?: string; group?: string; executable?: boolean }>;
+            const provision = uploads.find((u) => u.file === "/usr/local/sbin/drupal-cluster-provision")?.content ?? "";
+            for (const f of p.files) {
+              const u = uploads.find((x) => x.file === f.path)!;
+              const [owner, group] = f.owner.split(":");
+              // Without permissions the docker provider uploads 0644, or 0744 with executable.
+              const landed = u.permissions ?? (u.executable ? "0744" : "0644");
+              const modeOk = Number.parseInt(landed, 8) === Number.parseInt(f.mode, 8) || provision.includes(`chmod ${f.mode} ${f.path}`);
+              const is = (got: string | undefined, want: string): boolean => (got ?? "root") === want || (got ?? "0") === knownIds[want];
+              const ownerOk = (is(u.owner, owner) && is(u.group, group)) || provision.includes(`chown ${f.owner} ${f.path}`);
+              if (!modeOk) wrong.push(`${p.host.name}:${f.path} wants mode ${f.mode}, lands ${landed}`);
+              if (!ownerOk) wrong.push(`${p.host.name}:${f.path} wants owner ${f.owner}, lands ${u.owner ?? "root"}:${u.group ?? "root"}`);
+            }
+          }
+          assert.deepEqual(wrong, []);
         });
 
         it("docker: containers, network and volume carry the stack label; fixed addresses on the private network", () => {
@@ -276,7 +299,3 @@ describe("cluster program under pulumi mocks", function () {
     });
   });
 });
-
-// Keeps the import used for types only from being elided in odd setups.
-void pulumi;
-void path;
