@@ -269,6 +269,45 @@ describe("cluster program under pulumi mocks", function () {
     });
   }
 
+  describe("diffs follow the payload", () => {
+    const key = (r: Registration): string => `${r.type} ${r.name}`;
+    const wireOf = (r: Registration): string => JSON.stringify({ ...r.wire, __provider: undefined });
+    const changed = (a: MockRun<unknown>, b: MockRun<unknown>): string[] => {
+      const before = new Map(a.registrations.map((r) => [key(r), wireOf(r)]));
+      const out: string[] = [];
+      for (const r of b.registrations) if (before.get(key(r)) !== wireOf(r)) out.push(r.name);
+      for (const k of before.keys()) if (!b.registrations.some((r) => key(r) === k)) out.push(`removed ${k}`);
+      return out.sort();
+    };
+
+    it("the same config twice gives identical resource inputs (no changes)", async () => {
+      const a = await runWithMocks("unit-diff", sshValues(), TEST_STACK_SECRETS, () => program.clusterProgram(ARTIFACTS));
+      const b = await runWithMocks("unit-diff", sshValues(), TEST_STACK_SECRETS, () => program.clusterProgram(ARTIFACTS));
+      assert.ok(a.registrations.length > 10);
+      assert.deepEqual(changed(a, b), []);
+    });
+
+    it("a balancer-only change (retry) touches only the balancer's files and services", async () => {
+      const values = sshValues();
+      const a = await runWithMocks("unit-diff", values, TEST_STACK_SECRETS, () => program.clusterProgram(ARTIFACTS));
+      const v2 = structuredClone(values) as any;
+      v2.balancer.retry = 30;
+      const b = await runWithMocks("unit-diff", v2, TEST_STACK_SECRETS, () => program.clusterProgram(ARTIFACTS));
+      assert.deepEqual(changed(a, b), [
+        "balancer-service-apache2",
+        "balancer-service-proxy-node",
+        "balancer:/etc/apache2/sites-available/drupal-cluster-balancer.conf",
+        "balancer:/etc/proxy-node/config.json",
+      ]);
+    });
+
+    it("a new secret value rewrites the files holding it and reloads their services, nothing else", async () => {
+      const a = await runWithMocks("unit-diff", sshValues(), TEST_STACK_SECRETS, () => program.clusterProgram(ARTIFACTS));
+      const b = await runWithMocks("unit-diff", sshValues(), { ...TEST_STACK_SECRETS, managerToken: "rotated-token" }, () => program.clusterProgram(ARTIFACTS));
+      assert.deepEqual(changed(a, b), ["balancer-service-proxy-node", "balancer:/etc/proxy-node/config.json"]);
+    });
+  });
+
   describe("config errors stop the program before any resource", () => {
     it('lbmethod "roundrobin": ConfigError naming balancer.lbmethod, nothing registered', async () => {
       const values = structuredClone(sshValues()) as any;
