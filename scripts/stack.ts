@@ -12,7 +12,7 @@
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { LocalWorkspace, OutputMap, Stack } from "@pulumi/pulumi/automation";
+import { EngineEvent, LocalWorkspace, OutputMap, Stack, UpResult } from "@pulumi/pulumi/automation";
 import { parse, stringify } from "yaml";
 import { clusterProgram } from "../infra/program";
 import { modelFromStackFile, PROJECT, REPO_ROOT } from "../infra/config/stack-file";
@@ -23,8 +23,12 @@ import { TOOLS_BIN } from "./toolchain";
 export interface StackOptions {
   /** Settings that replace the stack file's (tests use them for variants). */
   overrides?: Record<string, unknown>;
+  /** Start from Pulumi.<baseStack>.yaml instead of the stack's own file. */
+  baseStack?: string;
   /** Streams the engine's output (default: to stdout). */
   onOutput?: (line: string) => void;
+  /** Structured engine events (tests read which resources changed). */
+  onEvent?: (e: EngineEvent) => void;
 }
 
 const WORK_ROOT = path.join(REPO_ROOT, ".pulumi-work");
@@ -48,9 +52,9 @@ function engineEnv(): Record<string, string> {
  * a dev stack on this machine never end up in the committed Pulumi.<stack>.yaml.
  * Settings come from the committed file (plus overrides) on every run.
  */
-function writeWorkStackFile(stack: string, workDir: string, overrides: Record<string, unknown>): void {
+function writeWorkStackFile(stack: string, fileStack: string, workDir: string, overrides: Record<string, unknown>): void {
   fs.mkdirSync(workDir, { recursive: true });
-  const repoFile = path.join(REPO_ROOT, `Pulumi.${stack}.yaml`);
+  const repoFile = path.join(REPO_ROOT, `Pulumi.${fileStack}.yaml`);
   const repoDoc = (parse(fs.readFileSync(repoFile, "utf8")) ?? {}) as { config?: Record<string, unknown>; encryptionsalt?: string };
   const workFile = path.join(workDir, `Pulumi.${stack}.yaml`);
   const workDoc = fs.existsSync(workFile) ? ((parse(fs.readFileSync(workFile, "utf8")) ?? {}) as typeof repoDoc) : {};
@@ -69,9 +73,10 @@ export async function openStack(stackName: string, opts: StackOptions = {}): Pro
   process.env.PATH = `${TOOLS_BIN}:${process.env.PATH}`;
   const overrides = opts.overrides ?? {};
   // Validate before anything is created: a bad setting stops here with its key.
-  const model = modelFromStackFile(stackName, overrides);
+  const fileStack = opts.baseStack ?? stackName;
+  const model = modelFromStackFile(stackName, overrides, fileStack);
   const workDir = path.join(WORK_ROOT, stackName);
-  writeWorkStackFile(stackName, workDir, overrides);
+  writeWorkStackFile(stackName, fileStack, workDir, overrides);
   const stack = await LocalWorkspace.createOrSelectStack(
     { projectName: PROJECT, stackName, program: async () => clusterProgram() },
     {
@@ -110,11 +115,14 @@ function print(outputs: OutputMap): void {
   console.log(`  sticky cookie          ${v("stickyCookie")}`);
 }
 
-export async function up(stackName: string, opts: StackOptions = {}): Promise<OutputMap> {
+export async function upWithSummary(stackName: string, opts: StackOptions = {}): Promise<UpResult> {
   const { stack, model } = await openStack(stackName, opts);
   if (model.localHosts) hostsUp(model, stackKey(REPO_ROOT, stackName).publicKey);
-  const r = await stack.up({ onOutput: opts.onOutput ?? ((s) => process.stdout.write(s)) });
-  return r.outputs;
+  return stack.up({ onOutput: opts.onOutput ?? ((s) => process.stdout.write(s)), onEvent: opts.onEvent });
+}
+
+export async function up(stackName: string, opts: StackOptions = {}): Promise<OutputMap> {
+  return (await upWithSummary(stackName, opts)).outputs;
 }
 
 export async function preview(stackName: string, opts: StackOptions = {}): Promise<Record<string, number>> {

@@ -25,6 +25,7 @@ export function readStackFile(stack: string, root = REPO_ROOT): Record<string, u
   return values;
 }
 
-export function modelFromStackFile(stack: string, overrides: Record<string, unknown> = {}): ClusterModel {
-  return validateConfig({ project: PROJECT, stack }, { ...readStackFile(stack), ...overrides });
+/** The model of a stack; `fileStack` lets a variant stack start from another stack's file. */
+export function modelFromStackFile(stack: string, overrides: Record<string, unknown> = {}, fileStack = stack): ClusterModel {
+  return validateConfig({ project: PROJECT, stack }, { ...readStackFile(fileStack), ...overrides });
 }

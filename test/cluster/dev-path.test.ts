@@ -1,0 +1,162 @@
+/**
+ * The cluster proven for real: local Debian hosts, then a real `pulumi up`
+ * (Automation API, local file backend) that provisions them over SSH, exactly as
+ * prod's servers are provisioned; then the checks a user would make.
+ * Each topology is its own throwaway stack (never the developer's `dev`).
+ */
+import * as assert from "node:assert/strict";
+import { EngineEvent } from "@pulumi/pulumi/automation";
+import { bringUp, leftovers, RunningCluster, tearDown, Variant, variantOverrides } from "../support/local-cluster";
+import { openStack, upWithSummary } from "../../scripts/stack";
+import { pulumiVersion } from "../../scripts/toolchain";
+import { checkDirect, checkFailover, checkManager, checkNotOpenProxy, checkSessionsInDatabase, checkSpread, checkSticky, ManagerOps } from "./checks";
+import { apacheManager, proxyNodeManager } from "./managers";
+import { recordFigure } from "../support/figures";
+
+const log = (s: string): void => {
+  if (process.env.DRUPAL_CLUSTER_VERBOSE) process.stdout.write(s);
+};
+
+function requireToolchain(): void {
+  // Fails loudly: without the CLI this path cannot run, and skipping would hide it.
+  if (!pulumiVersion()) throw new Error("the Pulumi CLI is missing (.tools/bin/pulumi): run scripts/bootstrap");
+}
+
+function clusterSuite(title: string, v: Variant, body: (get: () => RunningCluster, manager: () => Promise<ManagerOps>) => void): void {
+  describe(title, function () {
+    this.timeout(20 * 60 * 1000);
+    let cluster: RunningCluster | undefined;
+    let tornDown = false;
+
+    before(async function () {
+      requireToolchain();
+      await tearDown(v).catch(() => undefined); // leftovers of a crashed run
+      cluster = await bringUp(v, log);
+      recordFigure(`${v.stack}: pulumi up from nothing (hosts + provisioning), s`, cluster.upSeconds);
+    });
+
+    after(async function () {
+      // Runs also when a check failed halfway: nothing may stay behind
+      // (DRUPAL_CLUSTER_KEEP=1 keeps the cluster for a post-mortem).
+      if (process.env.DRUPAL_CLUSTER_KEEP) return;
+      if (!tornDown) await tearDown(v, log).catch((e) => console.error(`teardown of ${v.stack}: ${e}`));
+      assert.deepEqual(leftovers(v.stack), [], `stack ${v.stack} left things behind`);
+    });
+
+    const get = (): RunningCluster => {
+      if (!cluster) throw new Error("the cluster did not come up");
+      return cluster;
+    };
+    const manager = async (): Promise<ManagerOps> => {
+      const c = get();
+      if (c.model.balancer.engine === "apache") return apacheManager(c);
+      const { stack } = await openStack(v.stack, { baseStack: "dev", overrides: variantOverrides(v) });
+      return proxyNodeManager(c, (await stack.getConfig("drupal-cluster:managerToken")).value);
+    };
+
+    body(get, manager);
+
+    it("pulumi destroy and the hosts' teardown leave no container, network or volume", async function () {
+      const t0 = Date.now();
+      await tearDown(v, log);
+      tornDown = true;
+      recordFigure(`${v.stack}: teardown, s`, (Date.now() - t0) / 1000);
+      assert.deepEqual(leftovers(v.stack), []);
+    });
+  });
+}
+
+describe("cluster on the dev path: real pulumi up over SSH to local Debian hosts", function () {
+  clusterSuite("apache engine, 2 web servers", { stack: "ci-apache", portOffset: 1000, subnet: 61 }, (get, manager) => {
+    it("spreads new clients evenly over the web servers (byrequests, within one)", async () => {
+      await checkSpread(get(), 10);
+    });
+    it("pins a client to its web server for 50 follow-up requests", async () => {
+      await checkSticky(get(), 50);
+    });
+    it("keeps the login and the visit counter in MariaDB, readable from every web server", async () => {
+      await checkSessionsInDatabase(get());
+    });
+    it("answers on each web server's direct URL", async () => {
+      await checkDirect(get());
+    });
+    it("balancer-manager: allowed network only, and disabling a member moves new clients", async () => {
+      await checkManager(get(), await manager());
+    });
+    it("is not an open proxy: absolute-URI and CONNECT refused, the named host sees nothing", async () => {
+      await checkNotOpenProxy(get());
+    });
+    it("a second pulumi up with no change reports no changes", async () => {
+      const v = { stack: "ci-apache", portOffset: 1000, subnet: 61 };
+      const t0 = Date.now();
+      const r = await upWithSummary(v.stack, { baseStack: "dev", overrides: variantOverrides(v), onOutput: log });
+      recordFigure("ci-apache: no-change pulumi up, s", (Date.now() - t0) / 1000);
+      const changed = Object.entries(r.summary.resourceChanges ?? {}).filter(([op, n]) => op !== "same" && (n ?? 0) > 0);
+      assert.deepEqual(changed, [], `a no-change up changed: ${JSON.stringify(r.summary.resourceChanges)}`);
+    });
+    it("a changed balancer setting rewrites just the balancer's files and reloads just its services", async () => {
+      const v: Variant = { stack: "ci-apache", portOffset: 1000, subnet: 61 };
+      const overrides = variantOverrides(v);
+      (overrides.balancer as Record<string, unknown>).managerAllow = ["172.30.61.1", "10.99.0.0/16"];
+      const updated: string[] = [];
+      const onEvent = (e: EngineEvent): void => {
+        const m = e.resourcePreEvent?.metadata;
+        // The provider sees the stack config, so it is "updated" by any config change, harmlessly.
+        if (m && m.op !== "same" && m.op !== "read" && !m.type.startsWith("pulumi:providers:")) updated.push(`${m.op} ${m.urn.split("::").pop()}`);
+      };
+      await upWithSummary(v.stack, { baseStack: "dev", overrides, onOutput: log, onEvent });
+      assert.deepEqual(updated.sort(), [
+        "update balancer-service-apache2",
+        "update balancer-service-proxy-node",
+        "update balancer:/etc/apache2/sites-available/drupal-cluster-balancer.conf",
+        "update balancer:/etc/proxy-node/config.json",
+      ]);
+      const page = await (await manager()).statusFromOutside();
+      assert.equal(page, 403, "the manager opened up to a host outside the new allow list");
+    });
+    it("fails over when the pinned web server stops, and takes it back after retry", async () => {
+      const report = await checkFailover(get());
+      recordFigure("ci-apache: failover, failed requests", report.failed);
+      recordFigure("ci-apache: failover, requests in the stream", report.requests);
+      recordFigure("ci-apache: failover, stopped server back in rotation after, s", report.backAfterSeconds);
+    });
+  });
+
+  clusterSuite("apache engine, 3 web servers (a stack setting)", { stack: "ci-three", portOffset: 1100, subnet: 62, webCount: 3 }, (get) => {
+    it("spreads new clients evenly over 3 web servers", async () => {
+      await checkSpread(get(), 9);
+    });
+    it("pins a client to its web server for 50 follow-up requests", async () => {
+      await checkSticky(get(), 50);
+    });
+    it("fails over when the pinned web server stops", async () => {
+      const report = await checkFailover(get());
+      recordFigure("ci-three: failover, failed requests", report.failed);
+    });
+  });
+
+  clusterSuite("proxy-node engine, 2 web servers", { stack: "ci-proxynode", portOffset: 1200, subnet: 63, engine: "proxy-node" }, (get, manager) => {
+    it("spreads new clients evenly over the web servers", async () => {
+      await checkSpread(get(), 10);
+    });
+    it("pins a client to its web server for 50 follow-up requests", async () => {
+      await checkSticky(get(), 50);
+    });
+    it("keeps the login and the visit counter in MariaDB, readable from every web server", async () => {
+      await checkSessionsInDatabase(get());
+    });
+    it("answers on each web server's direct URL", async () => {
+      await checkDirect(get());
+    });
+    it("manager: allowed network only, and disabling a member moves new clients", async () => {
+      await checkManager(get(), await manager());
+    });
+    it("is not an open proxy: absolute-URI and CONNECT refused, the named host sees nothing", async () => {
+      await checkNotOpenProxy(get());
+    });
+    it("fails over when the pinned web server stops, and takes it back after retry", async () => {
+      const report = await checkFailover(get());
+      recordFigure("ci-proxynode: failover, failed requests", report.failed);
+    });
+  });
+});
