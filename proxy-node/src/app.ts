@@ -13,6 +13,7 @@ import { createRequestHandler, ProxyContext } from './proxy/handler';
 import { handleUpgrade, rawReply } from './proxy/websocket';
 import { ReverseRewriter } from './proxy/response';
 import { ApacheAgent } from './agent';
+import type { Member } from './members';
 
 const VIA_HOST = hostname();
 
@@ -26,6 +27,10 @@ export class ProxyNode {
   health: HealthChecker | null = null;
   agent: ApacheAgent | null = null;
   private stopping = false;
+  /** Hooks for cluster mode (cluster.ts): the primary pushes changes to workers and sums their counters. */
+  onMemberChange: (m: Member) => void = () => undefined;
+  onHealthChange: (m: Member) => void = () => undefined;
+  beforeRead: () => Promise<void> = () => Promise.resolve();
 
   constructor(config: Config, readonly logger: Logger) {
     this.config = config;
@@ -57,6 +62,11 @@ export class ProxyNode {
     }
     this.refreshMemberTables(ctx);
     return ctx;
+  }
+
+  /** Rebuilds derived member tables after a live change. */
+  refresh(): void {
+    this.refreshMemberTables();
   }
 
   /** Precomputes per-member strings after a route or cookie change. */
@@ -99,7 +109,11 @@ export class ProxyNode {
         logger: this.logger,
         allow: () => this.config.manager?.allow ?? [],
         token: () => this.config.manager?.token ?? '',
-        changed: () => this.refreshMemberTables(),
+        changed: (m) => {
+          this.refreshMemberTables();
+          this.onMemberChange(m);
+        },
+        beforeRead: () => this.beforeRead(),
         separator: () => this.config.balancer.stickysessionsep,
       });
       await listen(mgr, c.manager.port, c.manager.host);
@@ -123,6 +137,7 @@ export class ProxyNode {
     this.health = new HealthChecker(() => this.balancer.members, hc, (m, healthy, reason) => {
       this.logger.event(healthy ? 'info' : 'warn', healthy ? 'member healthy' : 'member failed health check', { route: m.route, url: m.url, reason });
       if (this.agent) void this.agent.setEnabled(m.url, healthy);
+      this.onHealthChange(m);
     });
     this.health.start();
   }

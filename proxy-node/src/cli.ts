@@ -5,6 +5,7 @@ import { JsonLogger } from './log';
 import { ProxyNode } from './app';
 import { ApacheAgent } from './agent';
 import { VERSION } from './version';
+import { ClusterPrimary, isWorker, runWorker } from './cluster';
 
 const HELP = `proxy-node ${VERSION}: sticky-session balancer compatible with mod_proxy_balancer
 
@@ -18,6 +19,9 @@ Usage:
   proxy-node enable <route> --config <file>
                                         put a drained or disabled member back
   proxy-node --help | --version
+
+With "workers": N > 1 (serve mode), N node:cluster workers share the port and
+the primary runs the manager and health checks.
 
 Signals: SIGHUP re-reads the config (a bad file is refused, the old one keeps
 serving); SIGTERM/SIGINT stop gracefully, letting in-flight requests finish.
@@ -99,6 +103,11 @@ async function setMember(cfg: Config, route: string, state: 'draining' | 'disabl
 }
 
 export async function main(argv: string[]): Promise<number> {
+  if (isWorker()) {
+    // Cluster worker: config and state come from the primary; it exits when told.
+    runWorker(new JsonLogger(false));
+    return new Promise<number>(() => undefined);
+  }
   if (argv.includes('--help') || argv.includes('-h')) {
     process.stdout.write(HELP);
     return 0;
@@ -133,9 +142,14 @@ export async function main(argv: string[]): Promise<number> {
     return (await setMember(cfg, route, 'disabled', logger)) ? 0 : 1;
   }
 
-  const app = new ProxyNode(cfg, logger);
+  const clustered = cfg.mode === 'serve' && cfg.workers > 1;
+  const primary = clustered ? new ClusterPrimary(cfg, logger) : null;
+  const app = primary ? primary.app : new ProxyNode(cfg, logger);
   try {
-    await app.start();
+    if (primary) {
+      await primary.start();
+      logger.event('info', 'proxy-node cluster started', { workers: cfg.workers, listen: `${cfg.listen.host}:${cfg.listen.port}` });
+    } else await app.start();
   } catch (e) {
     logger.event('error', 'cannot start', { error: (e as Error).message });
     return 1;
@@ -143,7 +157,8 @@ export async function main(argv: string[]): Promise<number> {
   process.on('SIGHUP', () => {
     try {
       const next = loadConfig(args.config);
-      app.reload(next);
+      if (primary) primary.reload(next);
+      else app.reload(next);
     } catch (e) {
       app.metrics.reloadFailures++;
       logger.event('error', 'reload refused; the old config keeps serving', { error: (e as Error).message });
@@ -152,7 +167,7 @@ export async function main(argv: string[]): Promise<number> {
   return new Promise<number>((resolve) => {
     const stop = (sig: string): void => {
       logger.event('info', `${sig}: stopping, letting in-flight requests finish`);
-      void app.stop().then(() => resolve(0));
+      void (primary ? primary.stop() : app.stop()).then(() => resolve(0));
     };
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));

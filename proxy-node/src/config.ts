@@ -77,6 +77,7 @@ export interface Config {
   };
   limits: { maxHeaderSize: number; maxHeadersCount: number };
   via: boolean;
+  workers: number;
   log: { requests: boolean };
 }
 
@@ -245,7 +246,7 @@ function manager(v: unknown, key: string): ManagerConfig | null {
 
 export function validateConfig(raw: unknown): Config {
   const root = obj(raw, '(root)');
-  noUnknown(root, ['mode', 'listen', 'publicUrl', 'manager', 'balancer', 'apache', 'timeouts', 'limits', 'via', 'log'], '');
+  noUnknown(root, ['mode', 'listen', 'publicUrl', 'manager', 'balancer', 'apache', 'timeouts', 'limits', 'via', 'workers', 'log'], '');
   const mode = oneOf<Mode>(root, 'mode', '', 'serve', ['serve', 'agent']);
 
   const listenO = optObj(root, 'listen', 'listen');
@@ -345,6 +346,7 @@ export function validateConfig(raw: unknown): Config {
     timeouts,
     limits,
     via: bool(root, 'via', '', true),
+    workers: int(root, 'workers', '', 1, 1, 64),
     log: { requests: bool(logO, 'requests', 'log', true) },
   };
 }

@@ -21,7 +21,9 @@ export interface ManagerDeps {
   allow: () => readonly Cidr[];
   token: () => string;
   /** Called after a live change, so derived tables (routes, cookies) are rebuilt. */
-  changed: () => void;
+  changed: (m: Member) => void;
+  /** Called before reading counters (cluster mode sums the workers' counters here). */
+  beforeRead: () => Promise<void>;
   separator: () => string;
 }
 
@@ -121,19 +123,20 @@ export function createManagerServer(d: ManagerDeps): http.Server {
       send(res, 401, 'text/plain', 'token required\n', forChange ? [] : ['WWW-Authenticate', 'Basic realm="proxy-node manager"']);
       return;
     }
-    const b = d.balancer();
-    const now = Date.now();
     if (!forChange) {
-      if (path === '/api/members') return json(res, 200, { balancer: b.name, lbmethod: b.strategy.name, members: b.members.map((m) => memberView(m, now)) });
-      if (path === '/metrics') return send(res, 200, 'text/plain; version=0.0.4', d.metrics.render(b, now));
-      if (path === '/manager.js') return send(res, 200, 'text/javascript', PAGE_JS);
-      if (path === '/') return send(res, 200, 'text/html; charset=utf-8', page(b, now), ['Content-Security-Policy', "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; connect-src 'self'"]);
-      return send(res, 404, 'text/plain', 'not found\n');
+      void d.beforeRead().then(() => read(d, req, res, path), () => read(d, req, res, path));
+      return;
     }
+    const b = d.balancer();
     if (method !== 'POST' || !path.startsWith('/api/members/')) return send(res, 405, 'text/plain', 'method not allowed\n');
     const ctype = req.headers['content-type'] ?? '';
     if (!ctype.startsWith('application/json')) return send(res, 415, 'text/plain', 'expected application/json\n');
-    const route = decodeURIComponent(path.slice('/api/members/'.length));
+    let route: string;
+    try {
+      route = decodeURIComponent(path.slice('/api/members/'.length));
+    } catch {
+      return send(res, 400, 'text/plain', 'bad route encoding\n');
+    }
     const m = b.member(route);
     if (!m) return json(res, 404, { error: `no member with route ${route}` });
     const chunks: Buffer[] = [];
@@ -155,12 +158,23 @@ export function createManagerServer(d: ManagerDeps): http.Server {
       }
       const err = applyChange(b, m, body, d.separator());
       if (err) return json(res, 400, { error: err });
-      d.changed();
+      d.changed(m);
       d.logger.event('info', 'member changed by manager', { route: m.route, status: m.status, lbfactor: m.lbfactor, client: req.socket.remoteAddress });
       json(res, 200, memberView(m, Date.now()));
     });
   });
   return server;
+}
+
+
+function read(d: ManagerDeps, _req: http.IncomingMessage, res: http.ServerResponse, path: string): void {
+  const b = d.balancer();
+  const now = Date.now();
+  if (path === '/api/members') return json(res, 200, { balancer: b.name, lbmethod: b.strategy.name, members: b.members.map((m) => memberView(m, now)) });
+  if (path === '/metrics') return send(res, 200, 'text/plain; version=0.0.4', d.metrics.render(b, now));
+  if (path === '/manager.js') return send(res, 200, 'text/javascript', PAGE_JS);
+  if (path === '/') return send(res, 200, 'text/html; charset=utf-8', page(b, now), ['Content-Security-Policy', "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; connect-src 'self'"]);
+  return send(res, 404, 'text/plain', 'not found\n');
 }
 
 function esc(s: string | number | boolean): string {

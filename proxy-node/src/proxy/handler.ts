@@ -74,6 +74,10 @@ class Exchange implements UpstreamUser {
 
   // UpstreamUser: the pool calls these.
 
+  attached(conn: Conn): void {
+    this.conn = conn;
+  }
+
   ready(conn: Conn): void {
     this.conn = conn;
     conn.setTimeout(this.ctx.timeouts.headersMs);
@@ -101,6 +105,11 @@ class Exchange implements UpstreamUser {
   }
 
   head(h: ResponseHead): void {
+    if (this.done) {
+      // The client left while the member was answering.
+      this.releaseConn(false);
+      return;
+    }
     const { ctx, res } = this;
     const m = this.member as Member;
     const sc = ctx.setCookie;

@@ -7,6 +7,8 @@ import { ResponseParser, ResponseHead, ResponseSink, ParseError } from './parse'
 
 /** What a pool connection reports to the request using it. */
 export interface UpstreamUser {
+  /** This connection is now the user's (it may still be connecting). */
+  attached(conn: Conn): void;
   /** The connection is ready for this request's bytes (new and connected, or reused). */
   ready(conn: Conn): void;
   head(h: ResponseHead): void;
@@ -58,6 +60,7 @@ export class Conn implements ResponseSink {
     this.user = user;
     this.gotResponseBytes = false;
     this.parser.start(this, headRequest);
+    user.attached(this);
     if (this.connected) {
       this.socket.ref();
       user.ready(this);

@@ -1,0 +1,205 @@
+// Optional multi-process mode (`workers` > 1) with node:cluster. Workers share
+// the client port and only proxy. The primary owns everything that must be
+// one per balancer: the manager, health checks, config reloads. It pushes
+// state changes to the workers and sums their counters when asked.
+//
+// Per worker and not shared: byrequests accumulators (each worker follows
+// Apache's weighted sequence on its own share of requests) and passive error
+// marks (each worker finds a dead member on its own first failed connect, and
+// retries that request elsewhere).
+import cluster, { Worker } from 'node:cluster';
+import type { Config, MemberStatus } from './config';
+import type { Logger, JsonLogger } from './log';
+import { ProxyNode } from './app';
+import type { Member } from './members';
+
+type MemberStats = { url: string; requests: number; errors: number; bytesIn: number; bytesOut: number; busy: number };
+type MetricStats = Record<'requests' | 'inFlight' | 'refused' | 'retries' | 'noMember' | 'upstreamErrors' | 'upstreamTimeouts' | 'websockets', number> & { byClass: number[] };
+
+type ToWorker =
+  | { t: 'config'; config: Config }
+  | { t: 'member'; url: string; route: string; lbfactor: number; status: MemberStatus }
+  | { t: 'health'; url: string; hcFail: boolean }
+  | { t: 'stats'; id: number }
+  | { t: 'stop' };
+
+type ToPrimary = { t: 'ready' } | { t: 'stats'; id: number; members: MemberStats[]; metrics: MetricStats };
+
+const METRIC_KEYS = ['requests', 'inFlight', 'refused', 'retries', 'noMember', 'upstreamErrors', 'upstreamTimeouts', 'websockets'] as const;
+
+/** Config a worker runs: proxying only. */
+function workerConfig(c: Config): Config {
+  return { ...c, manager: null, balancer: { ...c.balancer, healthCheck: null } };
+}
+
+function memberMessage(m: Member): ToWorker {
+  return { t: 'member', url: m.url, route: m.route, lbfactor: m.lbfactor, status: m.status };
+}
+
+export class ClusterPrimary {
+  /** Holds the shared state shown by the manager; never proxies. */
+  readonly app: ProxyNode;
+  private workers: Worker[] = [];
+  private statsSeq = 0;
+  private stopping = false;
+
+  constructor(private config: Config, private logger: Logger) {
+    // mode "agent" is never clustered; the primary's app runs manager and health only.
+    this.app = new ProxyNode({ ...config, mode: 'agent', apache: null }, logger);
+  }
+
+  async start(): Promise<number> {
+    const n = this.config.workers;
+    const ready: Promise<void>[] = [];
+    for (let i = 0; i < n; i++) ready.push(this.fork());
+    await Promise.all(ready);
+    this.app.onMemberChange = (m) => this.broadcast(memberMessage(m));
+    this.app.onHealthChange = (m) => this.broadcast({ t: 'health', url: m.url, hcFail: m.hcFail });
+    this.app.beforeRead = () => this.gather();
+    await this.app.start();
+    return this.app.managerPort;
+  }
+
+  private fork(): Promise<void> {
+    const w = cluster.fork({ PROXY_NODE_WORKER: '1' });
+    this.workers.push(w);
+    w.on('exit', (code, signal) => {
+      this.workers = this.workers.filter((x) => x !== w);
+      if (!this.stopping) {
+        this.logger.event('error', 'worker exited; starting another', { code, signal });
+        void this.fork();
+      }
+    });
+    return new Promise((resolve) => {
+      w.on('message', (msg: ToPrimary) => {
+        if (msg.t === 'ready') resolve();
+      });
+      w.send({ t: 'config', config: workerConfig(this.config) } satisfies ToWorker);
+    });
+  }
+
+  private broadcast(msg: ToWorker): void {
+    for (const w of this.workers) if (w.isConnected()) w.send(msg);
+  }
+
+  /** Sums the workers' counters into the primary's members and metrics, for the manager to show. */
+  private async gather(): Promise<void> {
+    const id = ++this.statsSeq;
+    const replies = await Promise.all(
+      this.workers.map(
+        (w) =>
+          new Promise<ToPrimary | null>((resolve) => {
+            const timer = setTimeout(() => done(null), 1000);
+            const onMsg = (msg: ToPrimary): void => {
+              if (msg.t === 'stats' && msg.id === id) done(msg);
+            };
+            const done = (v: ToPrimary | null): void => {
+              clearTimeout(timer);
+              w.off('message', onMsg);
+              resolve(v);
+            };
+            w.on('message', onMsg);
+            w.send({ t: 'stats', id } satisfies ToWorker);
+          }),
+      ),
+    );
+    const byUrl = new Map<string, Member>(this.app.balancer.members.map((m) => [m.url, m]));
+    for (const m of byUrl.values()) m.requests = m.errors = m.bytesIn = m.bytesOut = m.busy = 0;
+    const mt = this.app.metrics;
+    for (const k of METRIC_KEYS) mt[k] = 0;
+    mt.byClass = [0, 0, 0, 0, 0, 0];
+    for (const r of replies) {
+      if (!r || r.t !== 'stats') continue;
+      for (const s of r.members) {
+        const m = byUrl.get(s.url);
+        if (!m) continue;
+        m.requests += s.requests;
+        m.errors += s.errors;
+        m.bytesIn += s.bytesIn;
+        m.bytesOut += s.bytesOut;
+        m.busy += s.busy;
+      }
+      for (const k of METRIC_KEYS) mt[k] += r.metrics[k];
+      r.metrics.byClass.forEach((v, i) => (mt.byClass[i] += v));
+    }
+  }
+
+  reload(next: Config): void {
+    this.config = next;
+    this.app.reload({ ...next, mode: 'agent', apache: null });
+    this.broadcast({ t: 'config', config: workerConfig(next) });
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    const exits = this.workers.map((w) => new Promise<void>((r) => (w.isDead() ? r() : w.once('exit', () => r()))));
+    this.broadcast({ t: 'stop' });
+    await Promise.all(exits);
+    await this.app.stop(0);
+  }
+}
+
+/** Runs in a worker process: proxies with the config and state the primary sends. */
+export function runWorker(logger: JsonLogger): void {
+  let app: ProxyNode | null = null;
+  const send = (msg: ToPrimary): void => {
+    process.send?.(msg);
+  };
+  process.on('message', (msg: ToWorker) => {
+    switch (msg.t) {
+      case 'config':
+        logger.requestsOn = msg.config.log.requests;
+        if (app === null) {
+          app = new ProxyNode(msg.config, logger);
+          app.start().then(
+            () => send({ t: 'ready' }),
+            (e: Error) => {
+              logger.event('error', 'worker cannot start', { error: e.message });
+              process.exit(1);
+            },
+          );
+        } else app.reload(msg.config);
+        return;
+      case 'member': {
+        const m = app?.balancer.members.find((x) => x.url === msg.url);
+        if (app && m) {
+          m.route = msg.route;
+          m.lbfactor = msg.lbfactor;
+          m.status = msg.status;
+          app.refresh();
+        }
+        return;
+      }
+      case 'health': {
+        const m = app?.balancer.members.find((x) => x.url === msg.url);
+        if (m) {
+          m.hcFail = msg.hcFail;
+          if (!msg.hcFail) m.inError = false;
+        }
+        return;
+      }
+      case 'stats': {
+        if (!app) return;
+        const mt = app.metrics;
+        const metrics = { byClass: [...mt.byClass] } as MetricStats;
+        for (const k of METRIC_KEYS) metrics[k] = mt[k];
+        send({
+          t: 'stats',
+          id: msg.id,
+          members: app.balancer.members.map((m) => ({ url: m.url, requests: m.requests, errors: m.errors, bytesIn: m.bytesIn, bytesOut: m.bytesOut, busy: m.busy })),
+          metrics,
+        });
+        return;
+      }
+      case 'stop':
+        void (app?.stop() ?? Promise.resolve()).then(() => process.exit(0));
+        return;
+    }
+  });
+  // The primary owns signals; a worker only stops when told.
+  process.on('SIGTERM', () => undefined);
+  process.on('SIGINT', () => undefined);
+  process.on('SIGHUP', () => undefined);
+}
+
+export const isWorker = (): boolean => cluster.isWorker && process.env.PROXY_NODE_WORKER === '1';
