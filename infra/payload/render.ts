@@ -20,13 +20,30 @@ hbs.registerHelper("sql", (v: unknown) => {
   if (typeof v !== "string") throw new Error(`sql helper needs text, got ${typeof v}`);
   return `'${v.replace(/\\/g, "\\\\").replace(/'/g, "''")}'`;
 });
-hbs.registerHelper("json", (v: unknown) => JSON.stringify(v));
-hbs.registerHelper("jsonPretty", (v: unknown) => JSON.stringify(v, null, 2));
+function defined(helper: string, v: unknown): unknown {
+  if (v === undefined) throw new Error(`${helper} needs a value, got nothing`);
+  return v;
+}
+hbs.registerHelper("json", (v: unknown) => JSON.stringify(defined("json", v)));
+hbs.registerHelper("jsonPretty", (v: unknown) => JSON.stringify(defined("jsonPretty", v), null, 2));
 hbs.registerHelper("eq", (a: unknown, b: unknown) => a === b);
 hbs.registerHelper("join", (items: unknown, sep: unknown) => {
   if (!Array.isArray(items)) throw new Error("join helper needs a list");
   return items.join(typeof sep === "string" ? sep : " ");
 });
+
+// Handlebars' strict mode checks plain {{value}} lookups only: the block helpers
+// would take a missing list or flag as empty or false and drop config silently.
+for (const name of ["each", "if", "unless", "with"]) {
+  const builtin = hbs.helpers[name] as (...args: unknown[]) => unknown;
+  hbs.registerHelper(name, function (this: unknown, ...args: unknown[]) {
+    const options = args[args.length - 1] as { loc?: { start?: { line?: number } } };
+    if (args.length < 2 || args[0] === undefined) {
+      throw new Error(`#${name} needs a value (line ${options.loc?.start?.line ?? "?"})`);
+    }
+    return builtin.apply(this, args);
+  });
+}
 
 const cache = new Map<string, Handlebars.TemplateDelegate>();
 

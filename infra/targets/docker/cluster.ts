@@ -41,6 +41,8 @@ export class DockerHost extends pulumi.ComponentResource {
       configure: layout.configure,
       services: layout.services,
       afterStart: layout.afterStart,
+      // Uploads land as root; owners (www-data) exist only once packages are in.
+      owned: layout.files.filter((f) => f.owner !== "root:root"),
     });
 
     const ports: docker.types.input.ContainerPort[] = [];
@@ -63,11 +65,11 @@ export class DockerHost extends pulumi.ComponentResource {
         networksAdvanced: [{ name: args.network.name, aliases: [host.name], ipv4Address: host.clusterAddress }],
         ports,
         uploads: [
-          { file: PROVISION, content: provision, executable: true },
+          { file: PROVISION, content: provision, permissions: "0755" },
           ...layout.files.map((f) => ({
             file: f.path,
             content: args.payload.content(f.path),
-            executable: f.mode.endsWith("755"),
+            permissions: f.mode,
           })),
         ],
         volumes:
