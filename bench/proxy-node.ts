@@ -122,25 +122,13 @@ async function startProxyNode(port: number, members: number[], managerPort: numb
     manager: { host: '127.0.0.1', port: managerPort, allow: ['127.0.0.0/8'], token: 'bench-token' },
     balancer: { name: 'drupal', members: members.map((p, i) => ({ url: `http://127.0.0.1:${p}`, route: `lb${i + 1}` })) },
     log: { requests: false },
+    workers,
   };
   const file = join(dir, `proxy-node-${workers}.json`);
   writeFileSync(file, JSON.stringify(cfg));
-  let child: ChildProcess;
-  if (workers <= 1) child = start('proxy-node', process.execPath, [join(ROOT, 'proxy-node', 'dist', 'cli.js'), '--config', file]);
-  else {
-    // node:cluster variant, only to measure whether it helps on this machine.
-    // Workers share the listen port; each has its own member state.
-    const launcher = join(dir, 'cluster.js');
-    writeFileSync(launcher, `const cluster = require('node:cluster');
-if (cluster.isPrimary) { for (let i = 0; i < ${workers}; i++) cluster.fork(); process.on('SIGTERM', () => { for (const w of Object.values(cluster.workers)) w.kill(); process.exit(0); }); }
-else { const c = JSON.parse(require('node:fs').readFileSync(${JSON.stringify(file)}, 'utf8')); if (cluster.worker.id !== 1) delete c.manager;
-  const { validateConfig } = require(${JSON.stringify(join(ROOT, 'proxy-node', 'dist', 'config.js'))});
-  const { ProxyNode } = require(${JSON.stringify(join(ROOT, 'proxy-node', 'dist', 'app.js'))});
-  const { silentLogger } = require(${JSON.stringify(join(ROOT, 'proxy-node', 'dist', 'log.js'))});
-  new ProxyNode(validateConfig(c), silentLogger).start(); }
-`);
-    child = start(`proxy-node x${workers}`, process.execPath, [launcher]);
-  }
+  // Started as deployed: the bin shim (node --max-semi-space-size=8 dist/cli.js).
+  // workers > 1 uses proxy-node's own cluster mode (config "workers").
+  const child = start(workers > 1 ? `proxy-node x${workers}` : 'proxy-node', join(ROOT, 'proxy-node', 'bin', 'proxy-node'), ['--config', file]);
   await waitFor(port);
   return child;
 }
@@ -298,7 +286,7 @@ async function main(): Promise<void> {
   targets.push({ name: 'proxy-node (1 process)', port: pn, pid: () => pnChild.pid });
   if (!ONLY || ONLY.includes('cluster')) {
     await startProxyNode(pn2, [m1, m2], mgr2, 2);
-    targets.push({ name: 'proxy-node (node:cluster, 2 workers)', port: pn2 });
+    targets.push({ name: 'proxy-node (workers: 2, node:cluster)', port: pn2 });
   }
   if (!ONLY || ONLY.includes('apache')) {
     await startApache(ap, [m1, m2]);

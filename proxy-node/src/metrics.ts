@@ -44,6 +44,11 @@ export class Metrics {
     lines.push(`proxy_node_upstream_timeouts_total ${this.upstreamTimeouts}`);
     head('proxy_node_websockets_total', 'counter', 'WebSocket upgrades passed through.');
     lines.push(`proxy_node_websockets_total ${this.websockets}`);
+    const mem = process.memoryUsage();
+    head('process_resident_memory_bytes', 'gauge', 'Resident set size.');
+    lines.push(`process_resident_memory_bytes ${mem.rss}`);
+    head('proxy_node_heap_used_bytes', 'gauge', 'V8 heap in use (a leak shows here first).');
+    lines.push(`proxy_node_heap_used_bytes ${mem.heapUsed}`);
     head('proxy_node_reloads_total', 'counter', 'Config reloads, by result.');
     lines.push(`proxy_node_reloads_total{result="ok"} ${this.reloads}`, `proxy_node_reloads_total{result="refused"} ${this.reloadFailures}`);
     const per: Array<[string, string, string, (m: Balancer['members'][number]) => number]> = [
