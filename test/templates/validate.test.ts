@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import * as crypto from "node:crypto";
 import { apacheBalancerModules } from "../../infra/payload/balancer";
 import { buildPayloads } from "../../infra/payload/index";
-import { render } from "../../infra/payload/render";
+import { PROVISION_PATH, provisionScript } from "../../infra/targets/docker/provision";
 import { HostPayload, PayloadFile } from "../../infra/payload/types";
 import { ClusterModel } from "../../infra/model/types";
 import { ARTIFACTS, dockerValues, model, renderCases, SECRETS, sshValues, Values } from "../support/cluster-configs";
@@ -27,20 +27,9 @@ const configs: Config[] = [
   { label: "docker target, 2 web, apache (with the container entrypoint)", values: dockerValues() },
 ];
 
-const PROVISION = "/usr/local/sbin/drupal-cluster-provision";
-
-/** The docker target's entrypoint, rendered as infra/targets/docker/cluster.ts does. */
-function provisionScript(m: ClusterModel, p: HostPayload): PayloadFile {
-  const content = render("docker/provision.sh.hbs", {
-    stack: `${m.project}/${m.stack}`,
-    hostName: p.host.name,
-    packages: p.packages,
-    prepare: p.prepare,
-    configure: p.configure,
-    services: p.services,
-    afterStart: p.afterStart,
-  });
-  return { path: PROVISION, content, mode: "0755", owner: "root:root", secret: false };
+/** The docker target's entrypoint, from the same function the target uses. */
+function provisionFile(m: ClusterModel, p: HostPayload): PayloadFile {
+  return { path: PROVISION_PATH, content: provisionScript(m, p), mode: "0755", owner: "root:root", secret: false };
 }
 
 function checkScript(m: ClusterModel, p: HostPayload, files: PayloadFile[]): string {
@@ -125,7 +114,7 @@ describe("rendered files pass the real tools on Debian bookworm", function () {
       const payloads = buildPayloads(m, SECRETS, ARTIFACTS);
       for (const p of payloads) {
         const files = p.files.filter((f) => !f.path.startsWith("/opt/proxy-node/dist/"));
-        if (m.target === "docker") files.push(provisionScript(m, p));
+        if (m.target === "docker") files.push(provisionFile(m, p));
         it(`${p.host.name}: ${files.length} files`, function () {
           this.timeout(5 * 60_000);
           const r = validate(m, p, files);

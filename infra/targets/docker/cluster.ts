@@ -1,10 +1,9 @@
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { ClusterModel, DockerModel } from "../../model/types";
-import { render } from "../../payload/render";
 import { DeliverablePayload } from "../../payload/secret-payloads";
+import { PROVISION_PATH, provisionScript } from "./provision";
 
-const PROVISION = "/usr/local/sbin/drupal-cluster-provision";
 
 const ROLE_TYPE = {
   balancer: "drupal-cluster:docker:BalancerHost",
@@ -33,17 +32,7 @@ export class DockerHost extends pulumi.ComponentResource {
     super(ROLE_TYPE[host.role], host.name, {}, opts);
     const { model, docker: d } = args;
 
-    const provision = render("docker/provision.sh.hbs", {
-      stack: `${model.project}/${model.stack}`,
-      hostName: host.name,
-      packages: layout.packages,
-      prepare: layout.prepare,
-      configure: layout.configure,
-      services: layout.services,
-      afterStart: layout.afterStart,
-      // Uploads land as root; owners (www-data) exist only once packages are in.
-      owned: layout.files.filter((f) => f.owner !== "root:root"),
-    });
+    const provision = provisionScript(model, layout);
 
     const ports: docker.types.input.ContainerPort[] = [];
     if (host.role === "balancer") {
@@ -61,11 +50,11 @@ export class DockerHost extends pulumi.ComponentResource {
         name: `${model.project}-${model.stack}-${host.name}`,
         hostname: host.name,
         image: d.image,
-        command: ["/bin/bash", PROVISION],
+        command: ["/bin/bash", PROVISION_PATH],
         networksAdvanced: [{ name: args.network.name, aliases: [host.name], ipv4Address: host.clusterAddress }],
         ports,
         uploads: [
-          { file: PROVISION, content: provision, permissions: "0755" },
+          { file: PROVISION_PATH, content: provision, permissions: "0755" },
           ...layout.files.map((f) => ({
             file: f.path,
             content: args.payload.content(f.path),

@@ -1,0 +1,20 @@
+import { ClusterModel } from "../../model/types";
+import { render } from "../../payload/render";
+import { HostPayload } from "../../payload/types";
+
+export const PROVISION_PATH = "/usr/local/sbin/drupal-cluster-provision";
+
+/** The container's entrypoint: provisions the host in the ssh target's order, then stays up. */
+export function provisionScript(model: ClusterModel, layout: HostPayload): string {
+  return render("docker/provision.sh.hbs", {
+    stack: `${model.project}/${model.stack}`,
+    hostName: layout.host.name,
+    packages: layout.packages,
+    prepare: layout.prepare,
+    configure: layout.configure,
+    services: layout.services,
+    afterStart: layout.afterStart,
+    // Uploads land as root; owners (www-data) exist only once packages are in.
+    owned: layout.files.filter((f) => f.owner !== "root:root"),
+  });
+}
