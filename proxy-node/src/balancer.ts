@@ -112,5 +112,6 @@ function applyConfig(m: Member, mc: MemberConfig): Member {
   m.lbfactor = mc.lbfactor;
   m.retryMs = mc.retry * 1000;
   m.status = mc.status;
+  m.pool.maxSockets = mc.maxSockets;
   return m;
 }
