@@ -6,14 +6,17 @@
  */
 import * as assert from "node:assert/strict";
 import { EngineEvent } from "@pulumi/pulumi/automation";
-import { bringUp, leftovers, RunningCluster, tearDown, Variant, variantOverrides } from "../support/local-cluster";
+import { bringUp, leftovers, onHost, RunningCluster, tearDown, Variant, variantOverrides } from "../support/local-cluster";
 import { openStack, upWithSummary } from "../../scripts/stack";
 import { pulumiVersion } from "../../scripts/toolchain";
 import { checkDirect, checkFailover, checkManager, checkNotOpenProxy, checkSessionsInDatabase, checkSpread, checkSticky, ManagerOps } from "./checks";
 import { apacheManager, proxyNodeManager } from "./managers";
 import { recordFigure } from "../support/figures";
 
+/** Everything the engine printed, kept to check that no secret shows up in it. */
+let engineLog = "";
 const log = (s: string): void => {
+  engineLog += s;
   if (process.env.DRUPAL_CLUSTER_VERBOSE) process.stdout.write(s);
 };
 
@@ -85,6 +88,23 @@ describe("cluster on the dev path: real pulumi up over SSH to local Debian hosts
     });
     it("is not an open proxy: absolute-URI and CONNECT refused, the named host sees nothing", async () => {
       await checkNotOpenProxy(get());
+    });
+    it("keeps every secret out of the state, the outputs and the engine's log", async () => {
+      const v: Variant = { stack: "ci-apache", portOffset: 1000, subnet: 61 };
+      const { stack } = await openStack(v.stack, { baseStack: "dev", overrides: variantOverrides(v) });
+      const state = JSON.stringify(await stack.exportStack());
+      const outputs = JSON.stringify(await stack.outputs());
+      for (const key of ["dbPassword", "hashSalt", "managerToken", "sshPrivateKey"]) {
+        const secret = (await stack.getConfig(`drupal-cluster:${key}`)).value;
+        const probe = secret.includes("PRIVATE KEY") ? secret.split("\n")[1] : secret;
+        assert.ok(probe.length >= 16, `${key} is too short to check`);
+        assert.ok(!state.includes(probe), `${key} is in the state in plaintext`);
+        assert.ok(!outputs.includes(probe), `${key} is in the stack outputs`);
+        assert.ok(!engineLog.includes(probe), `${key} is in the engine's log`);
+      }
+      // The data server has it, where MariaDB needs it, readable by root only.
+      const mode = onHost(get().model, "data", "stat -c %a /etc/drupal-cluster/bootstrap.sql");
+      assert.equal(mode.out, "600");
     });
     it("a second pulumi up with no change reports no changes", async () => {
       const v = { stack: "ci-apache", portOffset: 1000, subnet: 61 };
