@@ -69,28 +69,34 @@ function clusterSuite(title: string, v: Variant, body: (get: () => RunningCluste
   });
 }
 
+/** Checks 1 to 6 of the cluster issue, the same for every engine. Spread runs first: byrequests counts sticky requests. */
+function userChecks(get: () => RunningCluster, manager: () => Promise<ManagerOps>): void {
+  it("spreads new clients evenly over the web servers (byrequests, within one)", async () => {
+    await checkSpread(get(), 10);
+  });
+  it("pins a client to its web server for 50 follow-up requests", async () => {
+    await checkSticky(get(), 50);
+  });
+  it("keeps the login and the visit counter in MariaDB, readable from every web server", async () => {
+    await checkSessionsInDatabase(get());
+  });
+  it("answers on each web server's direct URL", async () => {
+    await checkDirect(get());
+  });
+  it("balancer-manager: allowed network only, and disabling a member moves new clients", async () => {
+    await checkManager(get(), await manager());
+  });
+  it("is not an open proxy: absolute-URI and CONNECT refused, the named host sees nothing", async () => {
+    await checkNotOpenProxy(get());
+  });
+}
+
 describe("cluster on the dev path: real pulumi up over SSH to local Debian hosts", function () {
-  clusterSuite("apache engine, 2 web servers", { stack: "ci-apache", portOffset: 1000, subnet: 61 }, (get, manager) => {
-    it("spreads new clients evenly over the web servers (byrequests, within one)", async () => {
-      await checkSpread(get(), 10);
-    });
-    it("pins a client to its web server for 50 follow-up requests", async () => {
-      await checkSticky(get(), 50);
-    });
-    it("keeps the login and the visit counter in MariaDB, readable from every web server", async () => {
-      await checkSessionsInDatabase(get());
-    });
-    it("answers on each web server's direct URL", async () => {
-      await checkDirect(get());
-    });
-    it("balancer-manager: allowed network only, and disabling a member moves new clients", async () => {
-      await checkManager(get(), await manager());
-    });
-    it("is not an open proxy: absolute-URI and CONNECT refused, the named host sees nothing", async () => {
-      await checkNotOpenProxy(get());
-    });
+  const APACHE: Variant = { stack: "ci-apache", portOffset: 1000, subnet: 61 };
+  clusterSuite("apache engine, 2 web servers", APACHE, (get, manager) => {
+    userChecks(get, manager);
     it("keeps every secret out of the state, the outputs and the engine's log", async () => {
-      const v: Variant = { stack: "ci-apache", portOffset: 1000, subnet: 61 };
+      const v = APACHE;
       const { stack } = await openStack(v.stack, { baseStack: "dev", overrides: variantOverrides(v) });
       const state = JSON.stringify(await stack.exportStack());
       const outputs = JSON.stringify(await stack.outputs());
@@ -107,7 +113,7 @@ describe("cluster on the dev path: real pulumi up over SSH to local Debian hosts
       assert.equal(mode.out, "600");
     });
     it("a second pulumi up with no change reports no changes", async () => {
-      const v = { stack: "ci-apache", portOffset: 1000, subnet: 61 };
+      const v = APACHE;
       const t0 = Date.now();
       const r = await upWithSummary(v.stack, { baseStack: "dev", overrides: variantOverrides(v), onOutput: log });
       recordFigure("ci-apache: no-change pulumi up, s", (Date.now() - t0) / 1000);
@@ -115,7 +121,7 @@ describe("cluster on the dev path: real pulumi up over SSH to local Debian hosts
       assert.deepEqual(changed, [], `a no-change up changed: ${JSON.stringify(r.summary.resourceChanges)}`);
     });
     it("a changed balancer setting rewrites just the balancer's files and reloads just its services", async () => {
-      const v: Variant = { stack: "ci-apache", portOffset: 1000, subnet: 61 };
+      const v = APACHE;
       const overrides = variantOverrides(v);
       (overrides.balancer as Record<string, unknown>).managerAllow = ["172.30.61.1", "10.99.0.0/16"];
       const updated: string[] = [];
@@ -156,24 +162,7 @@ describe("cluster on the dev path: real pulumi up over SSH to local Debian hosts
   });
 
   clusterSuite("proxy-node engine, 2 web servers", { stack: "ci-proxynode", portOffset: 1200, subnet: 63, engine: "proxy-node" }, (get, manager) => {
-    it("spreads new clients evenly over the web servers", async () => {
-      await checkSpread(get(), 10);
-    });
-    it("pins a client to its web server for 50 follow-up requests", async () => {
-      await checkSticky(get(), 50);
-    });
-    it("keeps the login and the visit counter in MariaDB, readable from every web server", async () => {
-      await checkSessionsInDatabase(get());
-    });
-    it("answers on each web server's direct URL", async () => {
-      await checkDirect(get());
-    });
-    it("manager: allowed network only, and disabling a member moves new clients", async () => {
-      await checkManager(get(), await manager());
-    });
-    it("is not an open proxy: absolute-URI and CONNECT refused, the named host sees nothing", async () => {
-      await checkNotOpenProxy(get());
-    });
+    userChecks(get, manager);
     it("fails over when the pinned web server stops, and takes it back after retry", async () => {
       const report = await checkFailover(get());
       recordFigure("ci-proxynode: failover, failed requests", report.failed);
