@@ -126,7 +126,7 @@ async function startProxyNode(port: number, members: number[], managerPort: numb
   };
   const file = join(dir, `proxy-node-${workers}.json`);
   writeFileSync(file, JSON.stringify(cfg));
-  // Started as deployed: the bin shim (node --max-semi-space-size=8 dist/cli.js).
+  // Started as deployed: the bin shim (node --max-semi-space-size=4 dist/cli.js).
   // workers > 1 uses proxy-node's own cluster mode (config "workers").
   const child = start(workers > 1 ? `proxy-node x${workers}` : 'proxy-node', join(ROOT, 'proxy-node', 'bin', 'proxy-node'), ['--config', file]);
   await waitFor(port);
