@@ -1,4 +1,4 @@
-// Agent mode against a real Apache 2.4 balancer-manager (skipped when apache2 is not installed).
+// Agent mode against a real Apache 2.4 balancer-manager (Debian's apache2-bin, installed by scripts/bootstrap).
 import { strict as assert } from 'node:assert';
 import { spawn, ChildProcess, spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync, rmSync, chmodSync, existsSync } from 'node:fs';
@@ -26,7 +26,9 @@ describe('agent: real Apache 2.4 balancer-manager', function () {
   let dir = '';
 
   before(function () {
-    if (!existsSync(APACHE) || !existsSync(join(MODULES, 'mod_proxy_balancer.so'))) this.skip();
+    if (!existsSync(APACHE) || !existsSync(join(MODULES, 'mod_proxy_balancer.so'))) {
+      throw new Error('apache2 is not installed (Debian package apache2-bin): run scripts/bootstrap');
+    }
   });
   afterEach(async () => {
     if (apache?.pid && apache.exitCode === null) {
@@ -46,7 +48,7 @@ describe('agent: real Apache 2.4 balancer-manager', function () {
     chmodSync(dir, 0o777);
     const mods = ['mpm_event', 'authn_core', 'authz_core', 'authz_host', 'proxy', 'proxy_http', 'proxy_balancer', 'lbmethod_byrequests', 'slotmem_shm'];
     const root = process.getuid?.() === 0;
-    writeFileSync(join(dir, 'httpd.conf'), `ServerRoot /etc/apache2
+    writeFileSync(join(dir, 'httpd.conf'), `ServerRoot ${dir}
 ServerName 127.0.0.1
 ${mods.map((m) => `LoadModule ${m}_module ${MODULES}/mod_${m}.so`).join('\n')}
 ${root ? 'User www-data\nGroup www-data' : ''}
@@ -71,7 +73,7 @@ ProxyPass /balancer-manager !
 ProxyPass / balancer://drupal/
 `);
     const check = spawnSync(APACHE, ['-t', '-f', join(dir, 'httpd.conf')], { encoding: 'utf8' });
-    if (check.status !== 0) this.skip();
+    assert.equal(check.status, 0, `apache2 -t refused the test config: ${check.stderr}`);
     apache = spawn(APACHE, ['-f', join(dir, 'httpd.conf'), '-DFOREGROUND'], { stdio: 'ignore' });
     const managerUrl = `http://127.0.0.1:${port}/balancer-manager`;
     await until(async () => (await request(port, { path: '/balancer-manager' }).catch(() => ({ status: 0 }))).status === 200, 'Apache up');
