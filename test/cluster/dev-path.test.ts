@@ -5,6 +5,9 @@
  * Each topology is its own throwaway stack (never the developer's `dev`).
  */
 import * as assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { REPO_ROOT } from "../../infra/config/stack-file";
 import { EngineEvent } from "@pulumi/pulumi/automation";
 import { bringUp, leftovers, onHost, RunningCluster, tearDown, Variant, variantOverrides } from "../support/local-cluster";
 import { openStack, upWithSummary } from "../../scripts/stack";
@@ -19,6 +22,21 @@ const log = (s: string): void => {
   engineLog += s;
   if (process.env.DRUPAL_CLUSTER_VERBOSE) process.stdout.write(s);
 };
+
+/** The local file backend's files for one stack: checkpoint, backups, history. */
+function stateFiles(stack: string): string[] {
+  const root = path.join(REPO_ROOT, ".pulumi-state", ".pulumi");
+  const out: string[] = [];
+  const walk = (dir: string): void => {
+    for (const e of fs.existsSync(dir) ? fs.readdirSync(dir, { withFileTypes: true }) : []) {
+      const full = path.join(dir, e.name);
+      if (e.isDirectory()) walk(full);
+      else if (full.includes(`/${stack}`) && e.name.endsWith(".json")) out.push(full);
+    }
+  };
+  walk(root);
+  return out;
+}
 
 function requireToolchain(): void {
   // Fails loudly: without the CLI this path cannot run, and skipping would hide it.
@@ -98,7 +116,9 @@ describe("cluster on the dev path: real pulumi up over SSH to local Debian hosts
     it("keeps every secret out of the state, the outputs and the engine's log", async () => {
       const v = APACHE;
       const { stack } = await openStack(v.stack, { baseStack: "dev", overrides: variantOverrides(v) });
-      const state = JSON.stringify(await stack.exportStack());
+      // The state as stored (exportStack would decrypt it): the stack's checkpoint and its backups.
+      const state = stateFiles(v.stack).map((f) => fs.readFileSync(f, "utf8")).join("\n");
+      assert.ok(state.includes(`"drupal-cluster:dbPassword"`), "the stored state of the stack was not found");
       const outputs = JSON.stringify(await stack.outputs());
       for (const key of ["dbPassword", "hashSalt", "managerToken", "sshPrivateKey"]) {
         const secret = (await stack.getConfig(`drupal-cluster:${key}`)).value;
