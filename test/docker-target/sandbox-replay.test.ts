@@ -1,0 +1,151 @@
+/**
+ * The docker target (sandbox stack), proven without the docker provider plugin
+ * (unobtainable here, see scripts/toolchain.ts): the program runs under Pulumi's
+ * mocks, the docker resources it declares are recorded, and exactly those are
+ * created with the docker CLI (test/support/docker-replay.ts). Then the same
+ * user-level checks as the dev path run against that cluster, and it is torn
+ * down by label, also when a check failed.
+ */
+import * as assert from "node:assert/strict";
+import { modelFromStackFile } from "../../infra/config/stack-file";
+import { checkDirect, checkFailover, checkManager, checkNotOpenProxy, checkSessionsInDatabase, checkSpread, checkSticky } from "../cluster/checks";
+import { apacheManager } from "../cluster/managers";
+import { recordFigure } from "../support/figures";
+import { probePage, request } from "../support/http-client";
+import { leftovers, onHost, RunningCluster } from "../support/local-cluster";
+import { containerTiers, RecordedCluster, recordDockerResources, replay, REPLAY_SECRETS, requireDockerEngine, teardown } from "../support/docker-replay";
+
+const STACK = "sandbox";
+const log = (s: string): void => {
+  if (process.env.DRUPAL_CLUSTER_VERBOSE) console.log(`      [replay] ${s}`);
+};
+
+/** Polls the balancer until the probe app answers through it. */
+async function firstGoodResponse(url: string, timeoutMs: number): Promise<void> {
+  const t0 = Date.now();
+  let last = "";
+  while (Date.now() - t0 < timeoutMs) {
+    try {
+      const r = await request(`${url}/`, { timeoutMs: 3000 });
+      if (r.status === 200) {
+        probePage(r);
+        return;
+      }
+      last = `${r.status}`;
+    } catch (e) {
+      last = String(e);
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`no good response through ${url} within ${timeoutMs / 1000} s (last: ${last})`);
+}
+
+describe("docker target, replayed from the program's recorded docker resources with the docker CLI (sandbox stack; no pulumi up: the docker provider plugin is unobtainable here)", function () {
+  this.timeout(20 * 60 * 1000);
+  let rec: RecordedCluster | undefined;
+  let cluster: RunningCluster | undefined;
+  let tornDown = false;
+
+  before(async function () {
+    requireDockerEngine();
+    rec = await recordDockerResources(STACK);
+    // Leftovers of a crashed run would make `docker create` fail on names and ports.
+    teardown(STACK);
+    const model = modelFromStackFile(STACK);
+    const t0 = Date.now();
+    const tiers = await replay(rec, { log });
+    const balancerUrl = rec.outputs.balancerUrl;
+    assert.ok(balancerUrl, "the program gives the sandbox stack no balancer URL");
+    await firstGoodResponse(balancerUrl, 60000);
+    const upSeconds = (Date.now() - t0) / 1000;
+    recordFigure(`${STACK} (docker replay): nothing to first good response through the balancer, s`, upSeconds);
+    for (const t of tiers) recordFigure(`${STACK} (docker replay): provisioning ${t.tier.map((n) => n.replace(`drupal-cluster-${STACK}-`, "")).join("+")}, s`, t.seconds);
+    const webUrls: Record<string, string> = {};
+    for (const [name, url] of Object.entries(rec.outputs.webUrls)) if (url) webUrls[name] = url;
+    cluster = { model, balancerUrl, managerUrl: rec.outputs.balancerManagerUrl ?? `${balancerUrl}/balancer-manager`, webUrls, upSeconds };
+  });
+
+  after(function () {
+    // Runs also when a check (or the bring-up) failed halfway
+    // (DRUPAL_CLUSTER_KEEP=1 keeps the cluster for a post-mortem).
+    if (process.env.DRUPAL_CLUSTER_KEEP) return;
+    if (!tornDown) {
+      try {
+        teardown(STACK);
+      } catch (e) {
+        console.error(`teardown of ${STACK}: ${e}`);
+      }
+    }
+    assert.deepEqual(leftovers(STACK), [], `stack ${STACK} left things behind`);
+  });
+
+  const get = (): RunningCluster => {
+    if (!cluster) throw new Error("the replayed cluster did not come up");
+    return cluster;
+  };
+
+  it("recorded what the sandbox stack file says: its network, files volume and one container per host, data first and the balancer last", () => {
+    const r = rec!;
+    const m = get().model;
+    assert.deepEqual(r.networks.map((n) => [n.name, n.ipamConfigs[0]?.subnet]), [[m.docker!.network, m.docker!.subnet]]);
+    assert.equal(r.volumes.length, 1);
+    const tiers = containerTiers(r.containers).map((t) => t.map((c) => c.hostname).sort());
+    assert.deepEqual(tiers, [["data"], m.web.map((w) => w.host.name).sort(), ["balancer"]]);
+    for (const c of r.containers) assert.equal(c.name, `${m.project}-${STACK}-${c.hostname}`);
+    assert.equal(r.outputs.balancerUrl, "http://127.0.0.1:8180");
+    assert.deepEqual(r.outputs.webUrls, { lb1: "http://127.0.0.1:8191", lb2: "http://127.0.0.1:8192" });
+  });
+
+  it("delivered the uploads with the program's permissions, secrets readable by their owners only", () => {
+    const m = get().model;
+    for (const c of rec!.containers) {
+      const st = onHost(m, c.hostname, `stat -c '%n %a' ${c.uploads.map((u) => `'${u.file}'`).join(" ")}`);
+      assert.equal(st.code, 0, `${c.hostname}: ${st.out}`);
+      const modes = new Map(st.out.split("\n").map((l) => l.split(" ") as [string, string]));
+      for (const u of c.uploads) {
+        const want = parseInt(u.permissions ?? (u.executable ? "755" : "644"), 8).toString(8);
+        assert.equal(modes.get(u.file), want, `${c.hostname}: mode of ${u.file}`);
+      }
+    }
+    // The secret file on the data server: root only, and it holds the test password.
+    assert.equal(onHost(m, "data", "stat -c %a /etc/drupal-cluster/bootstrap.sql").out, "600");
+    assert.equal(onHost(m, "data", `grep -qF '${REPLAY_SECRETS.dbPassword}' /etc/drupal-cluster/bootstrap.sql`).code, 0, "bootstrap.sql does not hold the recorded password");
+  });
+
+  // Spread first: byrequests counts sticky requests too.
+  it("spreads new clients evenly over the web servers (byrequests, within one)", async () => {
+    await checkSpread(get(), 10);
+  });
+  it("pins a client to its web server for 50 follow-up requests", async () => {
+    await checkSticky(get(), 50);
+  });
+  it("keeps the login and the visit counter in MariaDB, readable from every web server", async () => {
+    await checkSessionsInDatabase(get());
+  });
+  it("answers on each web server's direct URL", async () => {
+    await checkDirect(get());
+  });
+  it("balancer-manager: allowed from the docker gateway (published port), 403 from inside lb1, and disabling a member moves new clients", async () => {
+    const c = get();
+    const page = await request(c.managerUrl);
+    assert.equal(page.status, 200, `the manager answered ${page.status} through the published port (source: the docker gateway)`);
+    await checkManager(c, apacheManager(c));
+  });
+  it("is not an open proxy: absolute-URI and CONNECT refused, the named host sees nothing", async () => {
+    await checkNotOpenProxy(get());
+  });
+  it("fails over when the pinned web server stops, and takes it back after retry", async () => {
+    const report = await checkFailover(get());
+    recordFigure(`${STACK} (docker replay): failover, failed requests`, report.failed);
+    recordFigure(`${STACK} (docker replay): failover, requests in the stream`, report.requests);
+    recordFigure(`${STACK} (docker replay): failover, stopped server back in rotation after, s`, report.backAfterSeconds);
+  });
+
+  it("teardown by label leaves no container, network or volume", () => {
+    const t0 = Date.now();
+    teardown(STACK);
+    tornDown = true;
+    recordFigure(`${STACK} (docker replay): teardown, s`, (Date.now() - t0) / 1000);
+    assert.deepEqual(leftovers(STACK), []);
+  });
+});
