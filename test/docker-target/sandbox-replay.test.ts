@@ -13,7 +13,7 @@ import { apacheManager } from "../cluster/managers";
 import { recordFigure } from "../support/figures";
 import { probePage, request } from "../support/http-client";
 import { leftovers, onHost, RunningCluster } from "../support/local-cluster";
-import { containerTiers, RecordedCluster, recordDockerResources, replay, REPLAY_SECRETS, requireDockerEngine, teardown } from "../support/docker-replay";
+import { containerTiers, docker, RecordedCluster, recordDockerResources, replay, REPLAY_SECRETS, requireDockerEngine, teardown } from "../support/docker-replay";
 
 const STACK = "sandbox";
 const log = (s: string): void => {
@@ -94,6 +94,37 @@ describe("docker target, replayed from the program's recorded docker resources w
     for (const c of r.containers) assert.equal(c.name, `${m.project}-${STACK}-${c.hostname}`);
     assert.equal(r.outputs.balancerUrl, "http://127.0.0.1:8180");
     assert.deepEqual(r.outputs.webUrls, { lb1: "http://127.0.0.1:8191", lb2: "http://127.0.0.1:8192" });
+  });
+
+  it("runs each container as recorded: image, command, hostname, address and aliases, ports, volumes, labels, restart policy, healthcheck", () => {
+    for (const c of rec!.containers) {
+      const [info] = JSON.parse(docker(["inspect", c.name])) as Array<Record<string, any>>;
+      assert.equal(info.Config.Image, c.image, `${c.name}: image`);
+      assert.deepEqual(info.Config.Cmd, c.command, `${c.name}: command`);
+      assert.equal(info.Config.Hostname, c.hostname, `${c.name}: hostname`);
+      assert.equal(info.State.Running, true, `${c.name} is not running`);
+      for (const n of c.networksAdvanced) {
+        const net = info.NetworkSettings.Networks[n.name];
+        assert.ok(net, `${c.name} is not on network ${n.name}`);
+        if (n.ipv4Address) assert.equal(net.IPAddress, n.ipv4Address, `${c.name}: address on ${n.name}`);
+        for (const a of n.aliases ?? []) assert.ok((net.Aliases ?? []).includes(a), `${c.name}: alias ${a} on ${n.name}`);
+      }
+      const bound = Object.entries((info.HostConfig.PortBindings ?? {}) as Record<string, Array<{ HostIp: string; HostPort: string }>>)
+        .flatMap(([p, bs]) => bs.map((b) => `${b.HostIp}:${b.HostPort}->${p}`))
+        .sort();
+      assert.deepEqual(bound, c.ports.map((p) => `${p.ip ?? ""}:${p.external ?? ""}->${p.internal}/${p.protocol ?? "tcp"}`).sort(), `${c.name}: ports`);
+      const mounts = (info.Mounts as Array<{ Type: string; Name: string; Destination: string }>).filter((m) => m.Type === "volume");
+      assert.deepEqual(mounts.map((m) => `${m.Name}:${m.Destination}`).sort(), c.volumes.map((v) => `${v.volumeName}:${v.containerPath}`).sort(), `${c.name}: volumes`);
+      for (const l of c.labels) assert.equal(info.Config.Labels[l.label], l.value, `${c.name}: label ${l.label}`);
+      assert.equal(info.HostConfig.RestartPolicy.Name, c.restart ?? "no", `${c.name}: restart policy`);
+      assert.equal(Boolean(info.Config.Healthcheck?.Test?.length), Boolean(c.healthcheck?.tests?.length), `${c.name}: healthcheck`);
+      if (c.wait) assert.equal(info.State.Health?.Status, "healthy", `${c.name}: health`);
+    }
+    for (const n of rec!.networks) {
+      const [net] = JSON.parse(docker(["network", "inspect", n.name])) as Array<Record<string, any>>;
+      assert.deepEqual(net.IPAM.Config.map((x: { Subnet: string }) => x.Subnet), n.ipamConfigs.map((x) => x.subnet), `${n.name}: subnet`);
+      for (const l of n.labels) assert.equal(net.Labels[l.label], l.value, `${n.name}: label ${l.label}`);
+    }
   });
 
   it("delivered the uploads with the program's permissions, secrets readable by their owners only", () => {
