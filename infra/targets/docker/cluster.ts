@@ -2,7 +2,7 @@ import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { ClusterModel, DockerModel } from "../../model/types";
 import { DeliverablePayload } from "../../payload/secret-payloads";
-import { PROVISION_PATH, provisionScript } from "./provision";
+import { PROVISION_PATH, provisionScript, READY_PATH } from "./provision";
 
 
 const ROLE_TYPE = {
@@ -69,6 +69,11 @@ export class DockerHost extends pulumi.ComponentResource {
         ],
         restart: "unless-stopped",
         mustRun: true,
+        // Healthy only once provisioned, and Pulumi waits for it: the next tier
+        // (web after data, balancer after web) starts on a working host.
+        healthcheck: { tests: ["CMD", "test", "-f", READY_PATH], interval: "5s", timeout: "3s", retries: 3, startPeriod: "15m" },
+        wait: true,
+        waitTimeout: 900,
       },
       { parent: this, ...(opts?.dependsOn ? { dependsOn: opts.dependsOn } : {}) },
     );

@@ -3,6 +3,8 @@ import { render } from "../../payload/render";
 import { HostPayload } from "../../payload/types";
 
 export const PROVISION_PATH = "/usr/local/sbin/drupal-cluster-provision";
+/** Written when provisioning has finished: the container's health check. */
+export const READY_PATH = "/run/drupal-cluster-ready";
 
 /** The container's entrypoint: provisions the host in the ssh target's order, then stays up. */
 export function provisionScript(model: ClusterModel, layout: HostPayload): string {
@@ -16,5 +18,6 @@ export function provisionScript(model: ClusterModel, layout: HostPayload): strin
     afterStart: layout.afterStart,
     // Uploads land as root; owners (www-data) exist only once packages are in.
     owned: layout.files.filter((f) => f.owner !== "root:root"),
+    readyPath: READY_PATH,
   });
 }
