@@ -12,7 +12,8 @@ import { EngineEvent } from "@pulumi/pulumi/automation";
 import { bringUp, leftovers, onHost, RunningCluster, tearDown, Variant, variantOverrides } from "../support/local-cluster";
 import { openStack, upWithSummary } from "../../scripts/stack";
 import { pulumiVersion } from "../../scripts/toolchain";
-import { checkDirect, checkFailover, checkManager, checkNotOpenProxy, checkSessionsInDatabase, checkSpread, checkSticky, ManagerOps } from "./checks";
+import { checkFailover, checkSpread, checkSticky, ManagerOps } from "./checks";
+import { registerUserChecks } from "./user-checks";
 import { apacheManager, proxyNodeManager } from "./managers";
 import { recordFigure } from "../support/figures";
 
@@ -87,32 +88,10 @@ function clusterSuite(title: string, v: Variant, body: (get: () => RunningCluste
   });
 }
 
-/** Checks 1 to 6 of the cluster issue, the same for every engine. Spread runs first: byrequests counts sticky requests. */
-function userChecks(get: () => RunningCluster, manager: () => Promise<ManagerOps>): void {
-  it("spreads new clients evenly over the web servers (byrequests, within one)", async () => {
-    await checkSpread(get(), 10);
-  });
-  it("pins a client to its web server for 50 follow-up requests", async () => {
-    await checkSticky(get(), 50);
-  });
-  it("keeps the login and the visit counter in MariaDB, readable from every web server", async () => {
-    await checkSessionsInDatabase(get());
-  });
-  it("answers on each web server's direct URL", async () => {
-    await checkDirect(get());
-  });
-  it("balancer-manager: allowed network only, and disabling a member moves new clients", async () => {
-    await checkManager(get(), await manager());
-  });
-  it("is not an open proxy: absolute-URI and CONNECT refused, the named host sees nothing", async () => {
-    await checkNotOpenProxy(get());
-  });
-}
-
 describe("cluster on the dev path: real pulumi up over SSH to local Debian hosts", function () {
   const APACHE: Variant = { stack: "ci-apache", portOffset: 1000, subnet: 61 };
   clusterSuite("apache engine, 2 web servers", APACHE, (get, manager) => {
-    userChecks(get, manager);
+    registerUserChecks(get, manager);
     it("keeps every secret out of the state, the outputs and the engine's log", async () => {
       const v = APACHE;
       const { stack } = await openStack(v.stack, { baseStack: "dev", overrides: variantOverrides(v) });
@@ -182,7 +161,7 @@ describe("cluster on the dev path: real pulumi up over SSH to local Debian hosts
   });
 
   clusterSuite("proxy-node engine, 2 web servers", { stack: "ci-proxynode", portOffset: 1200, subnet: 63, engine: "proxy-node" }, (get, manager) => {
-    userChecks(get, manager);
+    registerUserChecks(get, manager);
     it("fails over when the pinned web server stops, and takes it back after retry", async () => {
       const report = await checkFailover(get());
       recordFigure("ci-proxynode: failover, failed requests", report.failed);

@@ -8,7 +8,8 @@
  */
 import * as assert from "node:assert/strict";
 import { modelFromStackFile } from "../../infra/config/stack-file";
-import { checkDirect, checkFailover, checkManager, checkNotOpenProxy, checkSessionsInDatabase, checkSpread, checkSticky } from "../cluster/checks";
+import { checkFailover } from "../cluster/checks";
+import { registerUserChecks } from "../cluster/user-checks";
 import { apacheManager } from "../cluster/managers";
 import { recordFigure } from "../support/figures";
 import { probePage, request } from "../support/http-client";
@@ -143,28 +144,7 @@ describe("docker target, replayed from the program's recorded docker resources w
     assert.equal(onHost(m, "data", `grep -qF '${REPLAY_SECRETS.dbPassword}' /etc/drupal-cluster/bootstrap.sql`).code, 0, "bootstrap.sql does not hold the recorded password");
   });
 
-  // Spread first: byrequests counts sticky requests too.
-  it("spreads new clients evenly over the web servers (byrequests, within one)", async () => {
-    await checkSpread(get(), 10);
-  });
-  it("pins a client to its web server for 50 follow-up requests", async () => {
-    await checkSticky(get(), 50);
-  });
-  it("keeps the login and the visit counter in MariaDB, readable from every web server", async () => {
-    await checkSessionsInDatabase(get());
-  });
-  it("answers on each web server's direct URL", async () => {
-    await checkDirect(get());
-  });
-  it("balancer-manager: allowed from the docker gateway (published port), 403 from inside lb1, and disabling a member moves new clients", async () => {
-    const c = get();
-    const page = await request(c.managerUrl);
-    assert.equal(page.status, 200, `the manager answered ${page.status} through the published port (source: the docker gateway)`);
-    await checkManager(c, apacheManager(c));
-  });
-  it("is not an open proxy: absolute-URI and CONNECT refused, the named host sees nothing", async () => {
-    await checkNotOpenProxy(get());
-  });
+  registerUserChecks(get, async () => apacheManager(get()));
   it("fails over when the pinned web server stops, and takes it back after retry", async () => {
     const report = await checkFailover(get());
     recordFigure(`${STACK} (docker replay): failover, failed requests`, report.failed);
