@@ -1,7 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { ClusterModel } from "../model/types";
 import { buildPayloads, HostPayload, PayloadSecrets, ProxyNodeArtifacts } from "./index";
-import { sha256 } from "../targets/ssh/resources";
+import { sha256 } from "./digest";
 
 /**
  * Payloads for delivery. The layout (hosts, files, steps) never depends on a

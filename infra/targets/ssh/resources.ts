@@ -1,4 +1,3 @@
-import * as crypto from "node:crypto";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 
@@ -28,10 +27,6 @@ function loadRemoteExec(modulePath: string, project: string): RemoteExec {
   // eslint-disable-next-line @typescript-eslint/no-var-requires
   require("ts-node").register({ transpileOnly: true, project });
   return require(modulePath) as RemoteExec;
-}
-
-export function sha256(s: string): string {
-  return crypto.createHash("sha256").update(s).digest("hex");
 }
 
 interface FileInputs {
