@@ -261,6 +261,32 @@ function cpuTicks(pid: number): number {
   return Number(f[11]) + Number(f[12]); // utime + stime
 }
 
+/** The process and its direct children (cluster workers), for CPU accounting. */
+function familyPids(pid: number): number[] {
+  try {
+    const kids = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim();
+    return [pid, ...(kids ? kids.split(/\s+/).map(Number) : [])];
+  } catch {
+    return [pid];
+  }
+}
+
+function familyTicks(pids: number[]): number {
+  let t = 0;
+  for (const p of pids) {
+    try {
+      t += cpuTicks(p);
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return t;
+}
+
+function loadavg(): string {
+  return readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+}
+
 function served(managerPort: number): Promise<number> {
   return new Promise((resolve, reject) => {
     http.get({ host: '127.0.0.1', port: managerPort, path: '/metrics', headers: { Authorization: 'Bearer bench-token' }, agent: false }, (res) => {
@@ -285,8 +311,8 @@ async function main(): Promise<void> {
   const pnChild = await startProxyNode(pn, [m1, m2], mgr, 1);
   targets.push({ name: 'proxy-node (1 process)', port: pn, pid: () => pnChild.pid });
   if (!ONLY || ONLY.includes('cluster')) {
-    await startProxyNode(pn2, [m1, m2], mgr2, 2);
-    targets.push({ name: 'proxy-node (workers: 2, node:cluster)', port: pn2 });
+    const pn2Child = await startProxyNode(pn2, [m1, m2], mgr2, 2);
+    targets.push({ name: 'proxy-node (workers: 2, node:cluster)', port: pn2, pid: () => pn2Child.pid });
   }
   if (!ONLY || ONLY.includes('apache')) {
     await startApache(ap, [m1, m2]);
@@ -304,13 +330,20 @@ async function main(): Promise<void> {
   log('warm-up, 1 s each');
   for (const t of targets) wrk(t.port, 1);
   const results = new Map<string, Result[]>(targets.map((t) => [t.name, []]));
-  const pnCpu: number[] = [];
+  // CPU per request (user+sys of the process and its workers): steadier than
+  // req/s when the host is shared, so compare changes by it.
+  const cpu = new Map<string, number[]>();
+  const load = [loadavg()];
   for (let r = 0; r < REPEATS; r++) {
     for (const t of targets) {
       const pid = t.pid?.();
-      const before = pid ? cpuTicks(pid) : 0;
+      const pids = pid ? familyPids(pid) : [];
+      const before = familyTicks(pids);
       const res = wrk(t.port, DURATION);
-      if (pid) pnCpu.push(((cpuTicks(pid) - before) * 10_000) / res.requests); // ticks are 10 ms -> µs per request
+      if (pid) {
+        if (!cpu.has(t.name)) cpu.set(t.name, []);
+        cpu.get(t.name)!.push(((familyTicks(pids) - before) * 10_000) / res.requests); // ticks are 10 ms -> µs per request
+      }
       results.get(t.name)!.push(res);
       log(`repeat ${r + 1}/${REPEATS} ${t.name}: ${res.rps.toFixed(0)} req/s, p99 ${res.p99.toFixed(2)} ms${res.errors ? `, ${res.errors} errors` : ''}`);
     }
@@ -333,7 +366,10 @@ async function main(): Promise<void> {
     const m = med(t.name);
     lines.push(`| ${t.name} | ${m.rps.toFixed(0)} | ${m.p99.toFixed(2)} | ${(m.rps / hRps).toFixed(2)} | ${(m.rps / aRps).toFixed(2)} | ${m.errors} |`);
   }
-  lines.push('', `proxy-node CPU per request (user+sys, median): ${median(pnCpu).toFixed(0)} µs`);
+  load.push(loadavg());
+  lines.push('');
+  for (const [name, xs] of cpu) lines.push(`${name} CPU per request (user+sys, median): ${median(xs).toFixed(0)} µs`);
+  lines.push(`load average before/after the runs: ${load.join(' / ')} (other work on the host shows here)`);
 
   if (MEMORY && pnChild.pid) {
     log('memory: driving proxy-node to 100k and 1M requests');
