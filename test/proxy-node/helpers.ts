@@ -143,3 +143,12 @@ export async function until(cond: () => boolean | Promise<boolean>, what: string
     await sleep(20);
   }
 }
+
+/** A loopback port nothing listens on right now, for servers that cannot be told to use port 0. */
+export async function freePort(): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const p = (s.address() as net.AddressInfo).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return p;
+}

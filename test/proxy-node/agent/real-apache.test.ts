@@ -2,23 +2,14 @@
 import { strict as assert } from 'node:assert';
 import { spawn, ChildProcess, spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync, rmSync, chmodSync, existsSync } from 'node:fs';
-import * as net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startMember, closeAll, until, request } from '../helpers';
+import { startMember, closeAll, until, request, freePort } from '../helpers';
 import { ApacheAgent } from '../../../proxy-node/src/agent';
 import { silentLogger } from '../../../proxy-node/src/log';
 
 const APACHE = '/usr/sbin/apache2';
 const MODULES = '/usr/lib/apache2/modules';
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const p = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return p;
-}
 
 describe('agent: real Apache 2.4 balancer-manager', function () {
   this.timeout(30_000);

@@ -2,21 +2,12 @@
 import { strict as assert } from 'node:assert';
 import { spawn, ChildProcess, execFileSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
-import * as net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startMember, request, closeAll, until } from '../helpers';
+import { startMember, request, closeAll, until, freePort } from '../helpers';
 
 const ROOT = join(__dirname, '..', '..', '..');
 const TOKEN = 'cluster-token-1';
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const p = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return p;
-}
 
 describe('cli: cluster mode (workers: 2)', function () {
   this.timeout(60_000);
