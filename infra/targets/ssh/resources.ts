@@ -24,9 +24,15 @@ const TS_PROJECT = path.resolve(__dirname, "..", "..", "..", "tsconfig.json");
 type RemoteExec = typeof import("./remote-exec");
 
 function loadRemoteExec(modulePath: string, project: string): RemoteExec {
-  // eslint-disable-next-line @typescript-eslint/no-var-requires
-  require("ts-node").register({ transpileOnly: true, project });
-  return require(modulePath) as RemoteExec;
+  // Once per provider process: every resource operation calls this, and each
+  // ts-node registration would stack another compile hook.
+  const cache = globalThis as { __drupalClusterRemoteExec?: RemoteExec };
+  if (!cache.__drupalClusterRemoteExec) {
+    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    require("ts-node").register({ transpileOnly: true, project });
+    cache.__drupalClusterRemoteExec = require(modulePath) as RemoteExec;
+  }
+  return cache.__drupalClusterRemoteExec;
 }
 
 interface FileInputs {
