@@ -1,8 +1,8 @@
 import { spawnSync } from "node:child_process";
-import { readStackFile } from "../../infra/config/stack-file";
+import { modelFromStackFile, readStackFile } from "../../infra/config/stack-file";
 import { ClusterModel } from "../../infra/model/types";
 import { containerName } from "../../scripts/local-hosts";
-import { down, openStack, up } from "../../scripts/stack";
+import { down, up } from "../../scripts/stack";
 
 /**
  * A throwaway cluster made from the dev stack file with its own name, ports and
@@ -77,7 +77,7 @@ export async function bringUp(v: Variant, log: (s: string) => void = () => undef
   const t0 = Date.now();
   const out = await up(v.stack, { baseStack: "dev", overrides, onOutput: log });
   const upSeconds = (Date.now() - t0) / 1000;
-  const { model } = await openStack(v.stack, { baseStack: "dev", overrides });
+  const model = modelFromStackFile(v.stack, overrides, "dev");
   return {
     model,
     balancerUrl: String(out.balancerUrl.value),
