@@ -1,6 +1,7 @@
 // Wires the pieces for one process: proxy listener (serve mode), manager,
 // health checks, Apache agent (agent mode), live reload and graceful stop.
 import * as http from 'node:http';
+import type * as net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
 import type { Config } from './config';
@@ -9,8 +10,8 @@ import { Metrics } from './metrics';
 import type { Logger } from './log';
 import { HealthChecker } from './health';
 import { createManagerServer } from './manager';
-import { createRequestHandler, ProxyContext } from './proxy/handler';
-import { handleUpgrade, rawReply } from './proxy/websocket';
+import { createHandlers, ProxyContext } from './proxy/handler';
+import { ProxyServer, ClientLimits } from './proxy/client';
 import { ReverseRewriter } from './proxy/response';
 import { ApacheAgent } from './agent';
 import type { Member } from './members';
@@ -22,7 +23,7 @@ export class ProxyNode {
   balancer: Balancer;
   readonly metrics = new Metrics();
   ctx: ProxyContext;
-  server: http.Server | null = null;
+  server: ProxyServer | null = null;
   manager: http.Server | null = null;
   health: HealthChecker | null = null;
   agent: ApacheAgent | null = null;
@@ -54,7 +55,6 @@ export class ProxyNode {
         ? { name: sc.name, valuePrefix: sc.valuePrefix, attributes: `; Path=${sc.path}${sc.domain ? `; Domain=${sc.domain}` : ''}; HttpOnly` }
         : null,
       timeouts: { connectMs: c.timeouts.connectMs, headersMs: c.timeouts.headersMs, idleMs: c.timeouts.idleMs },
-      maxHeadersCount: c.limits.maxHeadersCount,
     };
     for (const m of this.balancer.members) {
       m.pool.connectMs = c.timeouts.connectMs;
@@ -79,27 +79,8 @@ export class ProxyNode {
   async start(): Promise<void> {
     const c = this.config;
     if (c.mode === 'serve') {
-      const handler = createRequestHandler(() => this.ctx);
-      const server = http.createServer({
-        maxHeaderSize: c.limits.maxHeaderSize,
-        keepAliveTimeout: c.timeouts.keepAliveMs,
-        noDelay: true,
-        // How often node looks for clients past headersTimeout/requestTimeout.
-        connectionsCheckingInterval: Math.max(100, Math.min(30_000, Math.floor(c.timeouts.clientHeadersMs / 4))),
-      }, handler);
-      server.headersTimeout = c.timeouts.clientHeadersMs;
-      server.requestTimeout = c.timeouts.clientRequestMs;
-      server.keepAliveTimeout = c.timeouts.keepAliveMs;
-      server.timeout = c.timeouts.idleMs;
-      // One more than the limit, so an over-long list is seen and refused rather than silently cut.
-      server.maxHeadersCount = c.limits.maxHeadersCount + 1;
-      server.on('upgrade', (req, socket, head) => handleUpgrade(this.ctx, req, socket, head));
-      // CONNECT would make us a tunnel: refused, and nothing is opened upstream.
-      server.on('connect', (_req, socket) => {
-        this.metrics.refused++;
-        rawReply(socket, 405, 'Method Not Allowed');
-      });
-      await listen(server, c.listen.port, c.listen.host);
+      const server = new ProxyServer(clientLimits(c), createHandlers(() => this.ctx));
+      await server.listen(c.listen.port, c.listen.host);
       this.server = server;
     }
     if (c.manager) {
@@ -123,7 +104,7 @@ export class ProxyNode {
     this.startHealth();
     this.logger.event('info', 'proxy-node started', {
       mode: c.mode,
-      listen: this.server ? addr(this.server) : null,
+      listen: this.server ? addr(this.server.server) : null,
       manager: this.manager ? addr(this.manager) : null,
       members: this.balancer.members.map((m) => `${m.route}=${m.url}`),
     });
@@ -143,7 +124,7 @@ export class ProxyNode {
   }
 
   get port(): number {
-    return this.server ? (this.server.address() as AddressInfo).port : 0;
+    return this.server ? (this.server.server.address() as AddressInfo).port : 0;
   }
 
   get managerPort(): number {
@@ -165,13 +146,7 @@ export class ProxyNode {
     this.config = next;
     this.balancer = new Balancer(next.balancer, this.balancer);
     this.ctx = this.buildContext();
-    if (this.server) {
-      this.server.headersTimeout = next.timeouts.clientHeadersMs;
-      this.server.requestTimeout = next.timeouts.clientRequestMs;
-      this.server.keepAliveTimeout = next.timeouts.keepAliveMs;
-      this.server.timeout = next.timeouts.idleMs;
-      this.server.maxHeadersCount = next.limits.maxHeadersCount + 1;
-    }
+    this.server?.setLimits(clientLimits(next));
     if (next.apache) this.agent = new ApacheAgent(next.apache, this.logger);
     this.startHealth();
     this.metrics.reloads++;
@@ -184,20 +159,22 @@ export class ProxyNode {
     this.stopping = true;
     this.health?.stop();
     const closing: Promise<void>[] = [];
-    for (const s of [this.server, this.manager]) {
-      if (!s) continue;
-      closing.push(new Promise((resolve) => s.close(() => resolve())));
-      s.closeIdleConnections();
+    // In-flight requests finish with "Connection: close"; idle connections close now.
+    if (this.server) closing.push(this.server.close());
+    const mgr = this.manager;
+    if (mgr) {
+      closing.push(new Promise((resolve) => mgr.close(() => resolve())));
+      mgr.closeIdleConnections();
     }
     // Connections finishing a response become idle later; close them as they do.
     const sweep = setInterval(() => {
-      this.server?.closeIdleConnections();
+      this.server?.closeIdle();
       this.manager?.closeIdleConnections();
     }, 50);
     const force = new Promise<void>((resolve) => setTimeout(resolve, graceMs).unref());
     await Promise.race([Promise.all(closing), force]);
     clearInterval(sweep);
-    this.server?.closeAllConnections();
+    this.server?.closeAll();
     this.manager?.closeAllConnections();
     this.balancer.destroy();
     this.logger.event('info', 'proxy-node stopped');
@@ -214,7 +191,17 @@ function listen(server: http.Server, port: number, host: string): Promise<void> 
   });
 }
 
-function addr(s: http.Server): string {
+function addr(s: http.Server | net.Server): string {
   const a = s.address() as AddressInfo;
   return `${a.address}:${a.port}`;
+}
+
+function clientLimits(c: Config): ClientLimits {
+  return {
+    maxHeaderSize: c.limits.maxHeaderSize,
+    maxHeadersCount: c.limits.maxHeadersCount,
+    headersMs: c.timeouts.clientHeadersMs,
+    requestMs: c.timeouts.clientRequestMs,
+    keepAliveMs: c.timeouts.keepAliveMs,
+  };
 }

@@ -1,16 +1,19 @@
 // One client request, proxied to a member with retries on another member
-// when that is safe. Listeners are module-level functions that find their
-// Exchange through the emitter, so a request allocates no closures of ours.
-import * as http from 'node:http';
+// when that is safe. The client side is a ClientConn (client.ts), the member
+// side a pooled Conn (upstream.ts); the Exchange is the one object that ties
+// them together for one request, so a request allocates no closures of ours.
 import type { Balancer } from '../balancer';
 import type { Member } from '../members';
 import type { Metrics } from '../metrics';
 import type { Logger } from '../log';
 import { refuseStatus } from './incoming';
-import { outgoingHeaders, hasBody, OutgoingOptions } from './outgoing';
+import { outgoingHead, OutgoingOptions } from './outgoing';
 import { responseHeaders, ReverseRewriter } from './response';
 import type { Conn, UpstreamError, UpstreamUser } from './upstream';
 import type { ResponseHead } from './parse';
+import type { ClientConn, ClientUser, ServerHandlers } from './client';
+import { Framing, RequestError, RequestHead, STATUS_TEXT } from './request-parser';
+import { handleUpgrade } from './websocket';
 
 export interface Timeouts {
   /** Also applied to each member's pool by the app. */
@@ -30,22 +33,11 @@ export interface ProxyContext {
   /** Sticky cookie proxy-node sets itself, or null. */
   setCookie: { name: string; valuePrefix: string; attributes: string } | null;
   timeouts: Timeouts;
-  maxHeadersCount: number;
 }
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 
-const kEx = Symbol('proxy-node.exchange');
-type Tagged<T> = T & { [kEx]?: Exchange };
-
-/** Framing of the request body towards the member. */
-const enum Body {
-  None,
-  Length,
-  Chunked,
-}
-
-class Exchange implements UpstreamUser {
+class Exchange implements UpstreamUser, ClientUser {
   tried: Member[] | null = null;
   member: Member | null = null;
   lastMember: Member | null = null;
@@ -62,15 +54,12 @@ class Exchange implements UpstreamUser {
   status = 0;
   done = false;
   readonly start = Date.now();
-  readonly framing: Body;
 
   constructor(
     readonly ctx: ProxyContext,
-    readonly req: Tagged<http.IncomingMessage>,
-    readonly res: Tagged<http.ServerResponse>,
-  ) {
-    this.framing = req.headers['transfer-encoding'] !== undefined ? Body.Chunked : hasBody(req) ? Body.Length : Body.None;
-  }
+    readonly client: ClientConn,
+    readonly req: RequestHead,
+  ) {}
 
   // UpstreamUser: the pool calls these.
 
@@ -82,26 +71,15 @@ class Exchange implements UpstreamUser {
     this.conn = conn;
     conn.setTimeout(this.ctx.timeouts.headersMs);
     const { req } = this;
-    const headers = outgoingHeaders(req, (this.member as Member).authority, this.ctx.outgoing);
-    let head = `${req.method} ${req.url} HTTP/1.1\r\n`;
-    for (let i = 0; i < headers.length; i += 2) {
-      // The chunked framing is ours to write, below; node already decoded the client's.
-      if (this.framing === Body.Chunked && headers[i] === 'Transfer-Encoding') continue;
-      head += `${headers[i]}: ${headers[i + 1]}\r\n`;
-    }
-    if (this.framing === Body.Chunked) head += 'Transfer-Encoding: chunked\r\n';
-    head += '\r\n';
-    conn.write(head);
-    if (this.framing === Body.None) {
+    conn.write(outgoingHead(req, this.client.remoteAddress, (this.member as Member).authority, this.ctx.outgoing));
+    if (req.framing === Framing.None) {
       this.requestSent = true;
       return;
     }
     // The body is read only once the member is connected, so a refused
     // connection leaves it unread and the request can go to another member.
     this.bodyStarted = true;
-    req.on('data', onRequestData);
-    req.on('end', onRequestEnd);
-    if (req.isPaused()) req.resume();
+    this.client.readBody();
   }
 
   head(h: ResponseHead): void {
@@ -110,7 +88,7 @@ class Exchange implements UpstreamUser {
       this.releaseConn(false);
       return;
     }
-    const { ctx, res } = this;
+    const { ctx } = this;
     const m = this.member as Member;
     const sc = ctx.setCookie;
     let cookieLine: string | null = null;
@@ -120,33 +98,29 @@ class Exchange implements UpstreamUser {
     this.keepAlive = h.keepAlive;
     this.responded = true;
     (this.conn as Conn).setTimeout(ctx.timeouts.idleMs);
-    try {
-      res.writeHead(h.status, h.reason, headers);
-    } catch {
-      // A member header node refuses to send (invalid characters): answer 502.
-      this.responded = false;
-      this.status = 0;
-      this.releaseConn(false);
-      this.releaseMember();
-      finishWithError(this, 502, 'Bad Gateway');
-    }
+    this.client.sendHead(h.status, h.reason, headers, h.body);
   }
 
   body(chunk: Buffer): void {
     if (this.done || !this.responded) return;
-    if (!this.res.write(chunk) && !this.upstreamPaused && this.conn !== null) {
+    if (!this.client.sendBody(chunk) && !this.upstreamPaused && this.conn !== null) {
       this.upstreamPaused = true;
       this.conn.socket.pause();
-      this.res.once('drain', onClientDrain);
     }
+  }
+
+  flush(): void {
+    if (!this.done) this.client.flush();
   }
 
   complete(conn: Conn): void {
     this.conn = conn;
-    if (!this.responded) return;
-    this.res.end();
+    if (!this.responded || this.done) return;
+    // Member side first: a pipelined next request may want this connection.
     this.releaseConn(this.keepAlive && this.requestSent);
     this.releaseMember();
+    this.finish(this.status);
+    this.client.endResponse();
   }
 
   failed(err: UpstreamError): void {
@@ -166,15 +140,16 @@ class Exchange implements UpstreamUser {
     this.releaseMember();
     if (this.responded) {
       // Part of the response is already with the client: all we can do is cut it.
-      this.res.destroy();
+      this.finish(this.status);
+      this.client.abort();
       return;
     }
     const retryable =
       err.beforeResponse &&
       !this.bodyStarted &&
       err.code !== 'TIMEOUT' &&
-      (IDEMPOTENT.has(this.req.method ?? '') || err.connectFailed || (err.reused && err.code === 'ECONNRESET') || this.framing !== Body.None);
-    if (retryable && m !== null && this.attempts <= ctx.balancer.maxRetries && !this.res.destroyed) {
+      (IDEMPOTENT.has(this.req.method) || err.connectFailed || (err.reused && err.code === 'ECONNRESET') || this.req.framing !== Framing.None);
+    if (retryable && m !== null && this.attempts <= ctx.balancer.maxRetries && !this.client.closed) {
       ctx.metrics.retries++;
       (this.tried ??= []).push(m);
       attempt(this);
@@ -184,11 +159,73 @@ class Exchange implements UpstreamUser {
     else finishWithError(this, 502, 'Bad Gateway');
   }
 
+  /** The member socket drained after a body write returned false. */
   drained(): void {
     if (this.bodyPaused) {
       this.bodyPaused = false;
-      this.req.resume();
+      this.client.resumeBody();
     }
+  }
+
+  // ClientUser: the client connection calls these.
+
+  bodyData(chunk: Buffer): void {
+    const conn = this.conn;
+    if (conn === null || this.done) return;
+    let ok: boolean;
+    if (this.req.framing === Framing.Chunked) {
+      conn.write(`${chunk.length.toString(16)}\r\n`);
+      conn.write(chunk);
+      ok = conn.write('\r\n');
+    } else ok = conn.write(chunk);
+    if (!ok && !this.bodyPaused) {
+      this.bodyPaused = true;
+      this.client.pauseBody();
+    }
+  }
+
+  bodyEnd(): void {
+    if (this.req.framing === Framing.Chunked && this.conn !== null) this.conn.write('0\r\n\r\n');
+    this.requestSent = true;
+  }
+
+  bodyError(err: RequestError): void {
+    if (this.done) return;
+    this.ctx.metrics.refused++;
+    this.releaseMember();
+    if (this.responded) {
+      this.releaseConn(false);
+      this.finish(this.status);
+      this.client.abort();
+      return;
+    }
+    finishWithError(this, err.status, STATUS_TEXT[err.status] ?? 'Bad Request');
+  }
+
+  clientDrained(): void {
+    if (this.upstreamPaused) {
+      this.upstreamPaused = false;
+      this.conn?.socket.resume();
+    }
+  }
+
+  clientGone(): void {
+    if (this.done) return;
+    if (this.conn !== null) this.releaseConn(false);
+    else if (this.member !== null) this.member.pool.cancel(this);
+    this.releaseMember();
+    // 499 as nginx logs it: the client closed before the response was complete.
+    this.finish(499);
+  }
+
+  /** Accounting, once per request. */
+  finish(status: number): void {
+    if (this.done) return;
+    this.done = true;
+    const { ctx } = this;
+    ctx.metrics.inFlight--;
+    ctx.metrics.countStatus(status);
+    if (ctx.logRequests) logLine(ctx, this.client, this.req, status, this.start, this.lastMember, this.sticky, this.attempts);
   }
 
   releaseConn(keepAlive: boolean): void {
@@ -207,31 +244,40 @@ class Exchange implements UpstreamUser {
   }
 }
 
-export function createRequestHandler(getCtx: () => ProxyContext): (req: http.IncomingMessage, res: http.ServerResponse) => void {
-  return function handleRequest(req, res) {
-    const ctx = getCtx();
-    ctx.metrics.requests++;
-    let refuse = refuseStatus(req);
-    if (refuse === 0 && req.rawHeaders.length > ctx.maxHeadersCount * 2) refuse = 431;
-    if (refuse !== 0) {
+/** The client listener's callbacks: proxy each request, pass upgrades on, count refusals. */
+export function createHandlers(getCtx: () => ProxyContext): ServerHandlers {
+  return {
+    request(client: ClientConn, req: RequestHead): void {
+      const ctx = getCtx();
+      ctx.metrics.requests++;
+      const refuse = refuseStatus(req);
+      if (refuse !== 0) {
+        ctx.metrics.refused++;
+        ctx.metrics.countStatus(refuse);
+        if (ctx.logRequests) logLine(ctx, client, req, refuse, Date.now(), null, false, 0);
+        client.sendSimple(refuse, refuse === 405 ? 'Method Not Allowed' : 'Refused');
+        return;
+      }
+      const ex = new Exchange(ctx, client, req);
+      client.user = ex;
+      ctx.metrics.inFlight++;
+      attempt(ex);
+    },
+    upgrade(client, req, socket, rest): void {
+      handleUpgrade(getCtx(), req, client.remoteAddress, socket, rest);
+    },
+    refused(status: number): void {
+      const ctx = getCtx();
+      ctx.metrics.requests++;
       ctx.metrics.refused++;
-      sendPlain(res, refuse, refuse === 431 ? 'Request Header Fields Too Large' : 'Refused', true);
-      ctx.metrics.countStatus(refuse);
-      if (ctx.logRequests) logLine(ctx, req, refuse, Date.now(), null, false, 0);
-      return;
-    }
-    const ex = new Exchange(ctx, req, res);
-    (res as Tagged<http.ServerResponse>)[kEx] = ex;
-    (req as Tagged<http.IncomingMessage>)[kEx] = ex;
-    res.on('close', onClientClose);
-    ctx.metrics.inFlight++;
-    attempt(ex);
+      ctx.metrics.countStatus(status);
+    },
   };
 }
 
 function attempt(ex: Exchange): void {
   const { ctx, req } = ex;
-  const choice = ctx.balancer.choose(req.url ?? '/', req.headers.cookie, ex.tried, Date.now());
+  const choice = ctx.balancer.choose(req.url, req.cookie, ex.tried, Date.now());
   const m = choice.member;
   if (m === null) {
     ctx.metrics.noMember++;
@@ -248,83 +294,30 @@ function attempt(ex: Exchange): void {
   m.pool.acquire(ex, req.method === 'HEAD');
 }
 
-function onRequestData(this: Tagged<http.IncomingMessage>, chunk: Buffer): void {
-  const ex = this[kEx];
-  const conn = ex?.conn;
-  if (!ex || !conn) return;
-  let ok: boolean;
-  if (ex.framing === Body.Chunked) {
-    conn.write(`${chunk.length.toString(16)}\r\n`);
-    conn.write(chunk);
-    ok = conn.write('\r\n');
-  } else ok = conn.write(chunk);
-  if (!ok && !ex.bodyPaused) {
-    ex.bodyPaused = true;
-    this.pause();
-  }
-}
-
-function onRequestEnd(this: Tagged<http.IncomingMessage>): void {
-  const ex = this[kEx];
-  if (!ex) return;
-  if (ex.framing === Body.Chunked && ex.conn) ex.conn.write('0\r\n\r\n');
-  ex.requestSent = true;
-}
-
-function onClientDrain(this: Tagged<http.ServerResponse>): void {
-  const ex = this[kEx];
-  if (!ex) return;
-  ex.upstreamPaused = false;
-  ex.conn?.socket.resume();
-}
-
 // The request's cookie already names this member: the client has the cookie.
 function cookieNamesMember(ex: Exchange, m: Member): boolean {
   const sc = ex.ctx.setCookie;
   if (sc === null) return false;
-  const header = ex.req.headers.cookie;
+  const header = ex.req.cookie;
   return header !== undefined && header.includes(`${sc.name}=${sc.valuePrefix}${m.route}`);
-}
-
-function onClientClose(this: Tagged<http.ServerResponse>): void {
-  const ex = this[kEx];
-  if (!ex || ex.done) return;
-  ex.done = true;
-  const { ctx } = ex;
-  ctx.metrics.inFlight--;
-  const finished = this.writableFinished;
-  if (ex.conn !== null) ex.releaseConn(false);
-  else if (ex.member !== null) ex.member.pool.cancel(ex);
-  if (ex.member !== null) ex.releaseMember();
-  const status = finished ? ex.status || this.statusCode : 499;
-  ctx.metrics.countStatus(status);
-  if (ctx.logRequests) logLine(ctx, ex.req, status, ex.start, ex.lastMember, ex.sticky, ex.attempts);
 }
 
 function finishWithError(ex: Exchange, status: number, text: string): void {
   ex.status = status;
   ex.releaseConn(false);
-  if (ex.res.headersSent || ex.res.destroyed) {
-    ex.res.destroy();
+  const { client } = ex;
+  ex.finish(status);
+  if (client.headSent || client.closed) {
+    client.abort();
     return;
   }
-  // The request body may be unread; closing avoids parsing it as a next request.
-  sendPlain(ex.res, status, text, ex.framing !== Body.None && !ex.req.complete);
+  client.sendSimple(status, text, status === 503 ? ['Retry-After', '1'] : []);
 }
 
-function sendPlain(res: http.ServerResponse, status: number, text: string, close: boolean): void {
-  const body = `${status} ${text}\n`;
-  const headers: string[] = ['Content-Type', 'text/plain; charset=utf-8', 'Content-Length', String(Buffer.byteLength(body))];
-  if (status === 503) headers.push('Retry-After', '1');
-  if (close) headers.push('Connection', 'close');
-  res.writeHead(status, headers);
-  res.end(body);
-}
-
-function logLine(ctx: ProxyContext, req: http.IncomingMessage, status: number, start: number, m: Member | null, sticky: boolean, attempts: number): void {
+function logLine(ctx: ProxyContext, client: ClientConn, req: RequestHead, status: number, start: number, m: Member | null, sticky: boolean, attempts: number): void {
   ctx.logger.request({
     time: new Date().toISOString(),
-    client: req.socket.remoteAddress,
+    client: client.remoteAddress,
     method: req.method,
     url: req.url,
     status,
@@ -334,4 +327,3 @@ function logLine(ctx: ProxyContext, req: http.IncomingMessage, status: number, s
     attempts,
   });
 }
-

@@ -1,16 +1,14 @@
-// Checks on a client request before anything is sent upstream. Returns the
-// status to refuse with, or 0 to proceed. node's parser has already rejected
-// malformed framing (conflicting Content-Length/Transfer-Encoding, bad
-// chunking, oversized headers) with 400/431 before we see the request.
-import type { IncomingMessage } from 'node:http';
+// Policy checks on a parsed client request before anything is sent upstream.
+// Syntax, framing and limits were already enforced by request-parser.ts;
+// this is what keeps proxy-node a reverse proxy only. Returns the status to
+// refuse with, or 0 to proceed.
+import type { RequestHead } from './request-parser';
 
-export function refuseStatus(req: IncomingMessage): number {
-  const url = req.url ?? '';
-  // Origin-form only: an absolute-form target ("GET http://x/") would make us
-  // a forward proxy; authority-form belongs to CONNECT, which is refused too.
-  if (url.charCodeAt(0) !== 47 /* / */) return 400;
+export function refuseStatus(req: RequestHead): number {
+  // CONNECT would make us a tunnel to anywhere.
   if (req.method === 'CONNECT') return 405;
-  if (req.httpVersionMajor !== 1) return 505;
-  if (req.httpVersionMinor === 1 && req.headers.host === undefined) return 400;
+  // Origin-form only: an absolute-form target ("GET http://x/") would make us
+  // a forward proxy; asterisk-form ("OPTIONS *") names no resource of a member.
+  if (req.url.charCodeAt(0) !== 47 /* / */) return 400;
   return 0;
 }

@@ -18,6 +18,8 @@ export interface UpstreamUser {
   failed(err: UpstreamError): void;
   /** The socket drained after a write returned false. */
   drained(): void;
+  /** End of one read from the member: what was written to the client may leave now. */
+  flush(): void;
 }
 
 export class UpstreamError extends Error {
@@ -114,12 +116,14 @@ export class Conn implements ResponseSink {
       return;
     }
     this.gotResponseBytes = true;
+    const user = this.user;
     try {
       this.parser.execute(d);
     } catch (e) {
       if (!(e instanceof ParseError)) throw e;
       this.fail(new UpstreamError(`invalid response from member: ${e.message}`, 'BAD_RESPONSE', false, false, this.reused));
     }
+    user.flush();
   }
 
   onError(err: Error): void {

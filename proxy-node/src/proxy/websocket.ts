@@ -7,8 +7,9 @@ import type { ProxyContext } from './handler';
 import { refuseStatus } from './incoming';
 import { outgoingHeaders } from './outgoing';
 import { connectionTokens, isHopByHop } from './hop';
+import type { RequestHead } from './request-parser';
 
-export function handleUpgrade(ctx: ProxyContext, req: http.IncomingMessage, socket: Duplex, head: Buffer): void {
+export function handleUpgrade(ctx: ProxyContext, req: RequestHead, clientIp: string, socket: Duplex, head: Buffer): void {
   ctx.metrics.requests++;
   socket.on('error', () => socket.destroy());
   const refuse = refuseStatus(req);
@@ -17,15 +18,15 @@ export function handleUpgrade(ctx: ProxyContext, req: http.IncomingMessage, sock
     rawReply(socket, refuse, 'Refused');
     return;
   }
-  const choice = ctx.balancer.choose(req.url ?? '/', req.headers.cookie, null, Date.now());
+  const choice = ctx.balancer.choose(req.url, req.cookie, null, Date.now());
   const m = choice.member;
   if (m === null) {
     ctx.metrics.noMember++;
     rawReply(socket, 503, 'No member available');
     return;
   }
-  const headers = outgoingHeaders(req, m.authority, ctx.outgoing);
-  headers.push('Connection', 'Upgrade', 'Upgrade', req.headers.upgrade ?? 'websocket');
+  const headers = outgoingHeaders(req, clientIp, m.authority, ctx.outgoing);
+  headers.push('Connection', 'Upgrade', 'Upgrade', req.upgrade ?? 'websocket');
   m.busy++;
   m.requests++;
   let released = false;

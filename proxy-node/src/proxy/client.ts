@@ -1,0 +1,509 @@
+// Client connections on plain net sockets: reads requests with
+// request-parser.ts, hands each to the proxy (one at a time; pipelined
+// requests wait their turn), and writes the response framing. Timeouts are
+// deadlines checked by one sweep per server rather than a timer per socket,
+// because re-arming a timer on every read and write is measurable per request.
+import * as net from 'node:net';
+import { parseRequestHead, RequestHead, RequestError, BodyDecoder, BodySink, Framing, STATUS_TEXT } from './request-parser';
+import { ResBody } from './parse';
+
+export interface ClientLimits {
+  maxHeaderSize: number;
+  maxHeadersCount: number;
+  /** From the first byte of a request until its head is complete. */
+  headersMs: number;
+  /** From a complete head until the request body is complete; 0 for no limit. */
+  requestMs: number;
+  /** Idle time between requests on a keep-alive connection. */
+  keepAliveMs: number;
+}
+
+/** What a connection reports to the exchange serving its current request. */
+export interface ClientUser extends BodySink {
+  bodyEnd(): void;
+  /** The body turned out malformed or too slow after the head was accepted. */
+  bodyError(err: RequestError): void;
+  clientDrained(): void;
+  /** The client went away (or was cut) before the response was complete. */
+  clientGone(): void;
+}
+
+export interface ServerHandlers {
+  request(conn: ClientConn, head: RequestHead): void;
+  /** The socket is the handler's from now on; `rest` is what the client sent after the head. */
+  upgrade(conn: ClientConn, head: RequestHead, socket: net.Socket, rest: Buffer): void;
+  /** A request refused while parsing (no exchange was created). */
+  refused(status: number): void;
+}
+
+const enum State {
+  Head,
+  /** Head handed to the proxy; the body (if any) is read when the proxy asks. */
+  Body,
+  /** Request complete; waiting for the response to finish. */
+  Wait,
+  /** Response sent, closing: input is read and dropped so the client sees no reset. */
+  Closing,
+  Closed,
+}
+
+const enum Deadline {
+  None,
+  Head,
+  Body,
+  KeepAlive,
+  Linger,
+}
+
+const CRLFCRLF = Buffer.from('\r\n\r\n');
+const LFLF = Buffer.from('\n\n');
+const CONTINUE = 'HTTP/1.1 100 Continue\r\n\r\n';
+/** After our FIN, how long a client may take to close before we cut the connection. */
+const LINGER_MS = 2000;
+/** Bytes of pipelined input held while a response is in flight before reading pauses. */
+const MAX_PENDING = 256 * 1024;
+
+const kConn = Symbol('proxy-node.client');
+type TaggedSocket = net.Socket & { [kConn]?: ClientConn };
+
+export class ClientConn {
+  private state = State.Head;
+  private pending: Buffer | null = null;
+  private scanFrom = 0;
+  private headStarted = false;
+  private bodyWanted = false;
+  private readonly decoder: BodyDecoder;
+  private corked = false;
+  private chunkedOut = false;
+  private closeAfter = false;
+  private clientEnded = false;
+  private paused = false;
+  deadline = 0;
+  private deadlineKind = Deadline.None;
+  head: RequestHead | null = null;
+  user: ClientUser | null = null;
+  requestComplete = false;
+  /** The response head went out: a failure now can only cut the connection. */
+  headSent = false;
+  private ip: string | undefined;
+
+  constructor(readonly socket: TaggedSocket, private readonly server: ProxyServer) {
+    socket[kConn] = this;
+    this.decoder = new BodyDecoder(server.limits.maxHeaderSize);
+    socket.on('data', onData);
+    socket.on('end', onEnd);
+    socket.on('close', onClose);
+    socket.on('error', onError);
+    socket.on('drain', onDrain);
+    this.setDeadline(Deadline.KeepAlive, server.limits.keepAliveMs);
+  }
+
+  get closed(): boolean {
+    return this.state === State.Closed || this.socket.destroyed;
+  }
+
+  /** Peer address, looked up once per connection (it is a syscall). */
+  get remoteAddress(): string {
+    return (this.ip ??= this.socket.remoteAddress ?? '');
+  }
+
+  /** No request in progress: safe to close during shutdown. */
+  get idle(): boolean {
+    return this.state === State.Head && !this.headStarted && this.user === null;
+  }
+
+  private setDeadline(kind: Deadline, ms: number): void {
+    this.deadlineKind = kind;
+    this.deadline = kind === Deadline.None || ms <= 0 ? 0 : Date.now() + ms;
+  }
+
+  onData(d: Buffer): void {
+    if (this.state === State.Closing || this.state === State.Closed) return;
+    if ((this.state === State.Body && !this.bodyWanted) || this.state === State.Wait) {
+      // Early body bytes or a pipelined request: kept until their turn.
+      this.pending = this.pending === null ? d : Buffer.concat([this.pending, d]);
+      if (this.pending.length > MAX_PENDING) this.pause();
+      return;
+    }
+    if (this.pending !== null) {
+      d = Buffer.concat([this.pending, d]);
+      this.pending = null;
+    }
+    this.process(d, 0);
+  }
+
+  private process(buf: Buffer, pos: number): void {
+    const len = buf.length;
+    while (pos < len) {
+      if (this.state === State.Head) {
+        if (!this.headStarted) {
+          // RFC 9112 2.2: empty lines before a request line are ignored.
+          while (pos < len && (buf[pos] === 13 || buf[pos] === 10)) pos++;
+          if (pos === len) return;
+          this.headStarted = true;
+          this.scanFrom = pos;
+          this.setDeadline(Deadline.Head, this.server.limits.headersMs);
+        }
+        const end = buf.indexOf(CRLFCRLF, Math.max(pos, this.scanFrom));
+        const max = this.server.limits.maxHeaderSize;
+        if (end < 0 || end - pos > max) {
+          if (len - pos > max) return this.refuse(new RequestError(431, 'request head too large'));
+          // A head ended by bare LFs would otherwise wait here until the head timeout.
+          if (buf.indexOf(LFLF, pos) >= 0) return this.refuse(new RequestError(400, 'bare LF line ending in the request head'));
+          this.pending = pos === 0 ? buf : buf.subarray(pos);
+          this.scanFrom = Math.max(0, this.pending.length - 3);
+          return;
+        }
+        const text = buf.toString('latin1', pos, end);
+        pos = end + 4;
+        let head: RequestHead;
+        try {
+          head = parseRequestHead(text, this.server.limits.maxHeadersCount);
+        } catch (e) {
+          if (e instanceof RequestError) return this.refuse(e);
+          throw e;
+        }
+        this.startRequest(head, buf, pos);
+        return;
+      }
+      if (this.state === State.Body) {
+        if (!this.bodyWanted) {
+          this.pending = pos === 0 ? buf : buf.subarray(pos);
+          return;
+        }
+        const user = this.user;
+        try {
+          pos = this.decoder.execute(buf, pos, user ?? DISCARD);
+        } catch (e) {
+          if (!(e instanceof RequestError)) throw e;
+          this.bodyFailed(e);
+          return;
+        }
+        if (this.decoder.done) {
+          this.state = State.Wait;
+          this.requestComplete = true;
+          this.setDeadline(Deadline.None, 0);
+          if (pos < len) this.pending = buf.subarray(pos);
+          if (user !== null) user.bodyEnd();
+          return;
+        }
+        return;
+      }
+      // Wait: a pipelined request stays in pending until the response is done.
+      this.pending = pos === 0 ? buf : buf.subarray(pos);
+      return;
+    }
+  }
+
+  private startRequest(head: RequestHead, buf: Buffer, pos: number): void {
+    this.head = head;
+    this.headSent = false;
+    this.chunkedOut = false;
+    this.bodyWanted = false;
+    this.closeAfter = !head.keepAlive || this.server.closing;
+    if (head.upgrade !== undefined) {
+      this.detach();
+      this.server.handlers.upgrade(this, head, this.socket, buf.subarray(pos));
+      return;
+    }
+    this.decoder.start(head.framing, head.contentLength);
+    if (this.decoder.done) {
+      this.state = State.Wait;
+      this.requestComplete = true;
+      this.setDeadline(Deadline.None, 0);
+    } else {
+      this.state = State.Body;
+      this.requestComplete = false;
+      this.setDeadline(Deadline.Body, this.server.limits.requestMs);
+    }
+    if (pos < buf.length) this.pending = buf.subarray(pos);
+    this.server.handlers.request(this, head);
+  }
+
+  /** The proxy is ready for the body (the member is connected): start delivering it. */
+  readBody(): void {
+    if (this.state !== State.Body || this.bodyWanted) return;
+    this.bodyWanted = true;
+    const head = this.head as RequestHead;
+    if (head.expectContinue && head.minor === 1 && this.pending === null && !this.headSent) this.socket.write(CONTINUE, 'latin1');
+    const p = this.pending;
+    this.pending = null;
+    if (p !== null) this.process(p, 0);
+    if (this.state === State.Body) this.resume();
+  }
+
+  pauseBody(): void {
+    this.pause();
+  }
+
+  resumeBody(): void {
+    this.resume();
+  }
+
+  private pause(): void {
+    if (!this.paused) {
+      this.paused = true;
+      this.socket.pause();
+    }
+  }
+
+  private resume(): void {
+    if (this.paused) {
+      this.paused = false;
+      this.socket.resume();
+    }
+  }
+
+  /**
+   * Starts the response. `headers` are end-to-end fields already filtered by
+   * the caller; framing and Connection are ours to write.
+   */
+  sendHead(status: number, reason: string, headers: readonly string[], body: ResBody): void {
+    const head = this.head as RequestHead;
+    let s = `HTTP/1.1 ${status} ${reason}\r\n`;
+    for (let i = 0; i < headers.length; i += 2) s += `${headers[i]}: ${headers[i + 1]}\r\n`;
+    if (body === ResBody.Chunked || body === ResBody.UntilClose) {
+      // The member's framing is not ours to copy: re-frame for this client.
+      if (head.minor === 1) {
+        this.chunkedOut = true;
+        s += 'Transfer-Encoding: chunked\r\n';
+      } else this.closeAfter = true;
+    }
+    if (this.server.closing) this.closeAfter = true;
+    if (this.closeAfter) s += 'Connection: close\r\n\r\n';
+    else s += head.minor === 0 ? 'Connection: keep-alive\r\n\r\n' : '\r\n';
+    this.headSent = true;
+    // Corked until the caller's flush(): head and first body bytes leave in one write.
+    if (!this.corked) {
+      this.corked = true;
+      this.socket.cork();
+    }
+    this.socket.write(s, 'latin1');
+  }
+
+  /** Writes body bytes; false means wait for clientDrained(). */
+  sendBody(chunk: Buffer): boolean {
+    const sock = this.socket;
+    if (!this.chunkedOut) return sock.write(chunk);
+    sock.write(`${chunk.length.toString(16)}\r\n`, 'latin1');
+    sock.write(chunk);
+    return sock.write('\r\n', 'latin1');
+  }
+
+  flush(): void {
+    if (this.corked) {
+      this.corked = false;
+      this.socket.uncork();
+    }
+  }
+
+  /** Completes the response; the connection then serves the next request or closes. */
+  endResponse(): void {
+    if (this.chunkedOut) this.socket.write('0\r\n\r\n', 'latin1');
+    this.flush();
+    this.user = null;
+    if (this.state === State.Body) {
+      // Answered before the body was read (an error, or an early member reply):
+      // the next request's start is unknown, so the connection ends here.
+      this.closeAfter = true;
+    }
+    this.finishExchange();
+  }
+
+  /** A complete response of our own (errors, refusals). */
+  sendSimple(status: number, text: string, extra: readonly string[] = []): void {
+    const body = `${status} ${text}\n`;
+    const headers = ['Content-Type', 'text/plain; charset=utf-8', 'Content-Length', String(body.length), ...extra];
+    this.sendHead(status, STATUS_TEXT[status] ?? text, headers, ResBody.Length);
+    if ((this.head as RequestHead).method !== 'HEAD') this.socket.write(body, 'latin1');
+    this.endResponse();
+  }
+
+  private finishExchange(): void {
+    if (this.closeAfter || this.state === State.Body || (this.clientEnded && this.pending === null)) {
+      this.linger();
+      return;
+    }
+    if (this.state !== State.Wait) return;
+    // Ready for the next request on this connection.
+    this.state = State.Head;
+    this.headStarted = false;
+    this.head = null;
+    this.setDeadline(Deadline.KeepAlive, this.server.limits.keepAliveMs);
+    const p = this.pending;
+    this.pending = null;
+    this.resume();
+    if (p !== null) this.process(p, 0);
+    // A client that sent its last request and shut down its side: nothing more will come.
+    if (this.clientEnded && this.state === State.Head) {
+      if (this.headStarted) this.socket.destroy();
+      else this.linger();
+    }
+  }
+
+  /** Ends our side, keeps reading (and dropping) so the client is not reset before it has read the response. */
+  private linger(): void {
+    this.state = State.Closing;
+    this.pending = null;
+    this.resume();
+    this.setDeadline(Deadline.Linger, LINGER_MS);
+    this.socket.end();
+  }
+
+  /** Cuts the connection (a response that cannot be completed). */
+  abort(): void {
+    this.flush();
+    this.socket.destroy();
+  }
+
+  private refuse(err: RequestError): void {
+    this.server.handlers.refused(err.status);
+    this.head ??= REFUSED_HEAD;
+    this.closeAfter = true;
+    this.state = State.Wait;
+    this.sendSimple(err.status, STATUS_TEXT[err.status] ?? 'Bad Request');
+  }
+
+  private bodyFailed(err: RequestError): void {
+    this.closeAfter = true;
+    const user = this.user;
+    if (user !== null) user.bodyError(err);
+    else this.abort();
+  }
+
+  timedOut(): void {
+    const kind = this.deadlineKind;
+    this.setDeadline(Deadline.None, 0);
+    if (kind === Deadline.Head && this.state === State.Head) this.refuse(new RequestError(408, 'request head not received in time'));
+    else if (kind === Deadline.Body && this.state === State.Body) this.bodyFailed(new RequestError(408, 'request body not received in time'));
+    else if (kind === Deadline.KeepAlive || kind === Deadline.Linger) this.socket.destroy();
+  }
+
+  onEnd(): void {
+    this.clientEnded = true;
+    // A half-closed client may still wait for its response; otherwise we are done.
+    if (this.state === State.Wait || (this.state === State.Head && this.pending === null && this.user === null && !this.headStarted)) {
+      if (this.state === State.Head) this.socket.end();
+      return;
+    }
+    if (this.state === State.Closing) return;
+    this.socket.destroy();
+  }
+
+  onClose(): void {
+    this.state = State.Closed;
+    this.server.forget(this);
+    const u = this.user;
+    this.user = null;
+    if (u !== null) u.clientGone();
+  }
+
+  /** Hands the socket over (upgrade): no more reading, timeouts or accounting here. */
+  private detach(): void {
+    const s = this.socket;
+    s.off('data', onData);
+    s.off('end', onEnd);
+    s.off('close', onClose);
+    s.off('drain', onDrain);
+    s.off('error', onError);
+    s[kConn] = undefined;
+    // Not flowing until the new owner pipes it, so no byte is lost in between.
+    s.pause();
+    this.state = State.Closed;
+    this.server.forget(this);
+  }
+}
+
+const DISCARD: BodySink = { bodyData: () => undefined };
+const REFUSED_HEAD: RequestHead = {
+  method: '', url: '', minor: 1, raw: [], host: undefined, cookie: undefined, hopTokens: null,
+  framing: Framing.None, contentLength: -1, keepAlive: false, expectContinue: false, upgrade: undefined,
+};
+
+function onData(this: TaggedSocket, d: Buffer): void {
+  this[kConn]?.onData(d);
+}
+function onEnd(this: TaggedSocket): void {
+  this[kConn]?.onEnd();
+}
+function onClose(this: TaggedSocket): void {
+  this[kConn]?.onClose();
+}
+function onError(this: TaggedSocket): void {
+  // 'close' follows; a client resetting its connection is not our error.
+}
+function onDrain(this: TaggedSocket): void {
+  this[kConn]?.user?.clientDrained();
+}
+
+/** The client-facing listener: a net.Server plus the connections it has open. */
+export class ProxyServer {
+  readonly server: net.Server;
+  private readonly conns = new Set<ClientConn>();
+  private sweeper: NodeJS.Timeout | null = null;
+  closing = false;
+
+  constructor(public limits: ClientLimits, readonly handlers: ServerHandlers) {
+    // allowHalfOpen: a client that shuts down its sending side still gets its answer.
+    this.server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => {
+      this.conns.add(new ClientConn(socket, this));
+    });
+    this.startSweep();
+  }
+
+  /** Timeouts can change on reload; the sweep follows the shortest. */
+  setLimits(limits: ClientLimits): void {
+    this.limits = limits;
+    this.startSweep();
+  }
+
+  private startSweep(): void {
+    if (this.sweeper !== null) clearInterval(this.sweeper);
+    const l = this.limits;
+    const shortest = Math.min(l.headersMs, l.keepAliveMs, l.requestMs > 0 ? l.requestMs : Infinity, LINGER_MS);
+    const every = Math.max(25, Math.min(1000, Math.floor(shortest / 4)));
+    this.sweeper = setInterval(() => this.sweep(), every);
+    this.sweeper.unref();
+  }
+
+  private sweep(): void {
+    const now = Date.now();
+    for (const c of this.conns) if (c.deadline !== 0 && now >= c.deadline) c.timedOut();
+  }
+
+  forget(c: ClientConn): void {
+    this.conns.delete(c);
+  }
+
+  listen(port: number, host: string): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, host, () => {
+        this.server.off('error', reject);
+        resolve();
+      });
+    });
+  }
+
+  /** Stops accepting; resolves when every connection has closed. Requests in flight finish with Connection: close. */
+  close(): Promise<void> {
+    this.closing = true;
+    const done = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.closeIdle();
+    return done;
+  }
+
+  closeIdle(): void {
+    for (const c of this.conns) if (c.idle) c.socket.destroy();
+  }
+
+  closeAll(): void {
+    for (const c of this.conns) c.socket.destroy();
+    if (this.sweeper !== null) clearInterval(this.sweeper);
+    this.sweeper = null;
+  }
+
+  get connections(): number {
+    return this.conns.size;
+  }
+}
