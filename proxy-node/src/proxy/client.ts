@@ -78,6 +78,7 @@ export class ClientConn {
   private closeAfter = false;
   private clientEnded = false;
   private paused = false;
+  private awaitDrain = false;
   deadline = 0;
   private deadlineKind = Deadline.None;
   head: RequestHead | null = null;
@@ -95,7 +96,9 @@ export class ClientConn {
     socket.on('close', onClose);
     socket.on('error', onError);
     socket.on('drain', onDrain);
-    this.setDeadline(Deadline.KeepAlive, server.limits.keepAliveMs);
+    // Until the first byte: as long as a request head may take. Browsers open
+    // connections ahead of need; an unused one is closed without a word.
+    this.setDeadline(Deadline.KeepAlive, server.limits.headersMs);
   }
 
   get closed(): boolean {
@@ -330,6 +333,21 @@ export class ClientConn {
     this.headStarted = false;
     this.head = null;
     this.setDeadline(Deadline.KeepAlive, this.server.limits.keepAliveMs);
+    if (this.pending === null) {
+      this.resume();
+      return;
+    }
+    // Pipelined input is served on a later turn, and only once the client reads
+    // its answers: a long pipeline can neither recurse, nor starve other
+    // connections, nor make us buffer responses nobody reads.
+    this.pause();
+    if (this.socket.writableNeedDrain) this.awaitDrain = true;
+    else setImmediate(nextPipelined, this);
+  }
+
+  /** Serves the next pipelined request (see finishExchange). */
+  nextPipelined(): void {
+    if (this.state !== State.Head) return;
     const p = this.pending;
     this.pending = null;
     this.resume();
@@ -338,6 +356,14 @@ export class ClientConn {
     if (this.clientEnded && this.state === State.Head) {
       if (this.headStarted) this.socket.destroy();
       else this.linger();
+    }
+  }
+
+  onDrain(): void {
+    if (this.user !== null) this.user.clientDrained();
+    else if (this.awaitDrain) {
+      this.awaitDrain = false;
+      this.nextPipelined();
     }
   }
 
@@ -433,7 +459,10 @@ function onError(this: TaggedSocket): void {
   // 'close' follows; a client resetting its connection is not our error.
 }
 function onDrain(this: TaggedSocket): void {
-  this[kConn]?.user?.clientDrained();
+  this[kConn]?.onDrain();
+}
+function nextPipelined(c: ClientConn): void {
+  c.nextPipelined();
 }
 
 /** The client-facing listener: a net.Server plus the connections it has open. */
