@@ -72,9 +72,11 @@ export function parseRequestHead(head: string, maxHeadersCount: number): Request
   const method = head.slice(0, sp1);
   if (!isToken(method)) throw bad('invalid method');
   const url = head.slice(sp1 + 1, sp2);
+  // Visible ASCII only: clients percent-encode anything else (RFC 3986), and a
+  // raw byte above 0x7F is read differently by different members.
   for (let i = 0; i < url.length; i++) {
     const c = url.charCodeAt(i);
-    if (c <= 32 || c === 127) throw bad('invalid request target');
+    if (c <= 32 || c >= 127) throw bad('invalid request target');
   }
   const minor = parseVersion(head, sp2 + 1, eol);
 
@@ -137,9 +139,9 @@ export function parseRequestHead(head: string, maxHeadersCount: number): Request
         break;
       case 14:
         if (lower(name) === 'content-length') {
-          const n = parseLength(value);
-          if (contentLength >= 0 && n !== contentLength) throw bad('conflicting Content-Length headers');
-          contentLength = n;
+          // Even identical repeats are refused: we would pass both on, and a strict member refuses those.
+          if (contentLength >= 0) throw bad('more than one Content-Length header');
+          contentLength = parseLength(value);
         }
         break;
       case 17:
@@ -270,6 +272,7 @@ export class BodyDecoder {
           pos = eol + 1;
           if (line.length < 2 || line[line.length - 2] !== 13) throw bad('chunked body line must end with CRLF');
           if (this.state === Chunk.Size) {
+            if (line.length > MAX_CHUNK_LINE) throw bad('chunk size line too long');
             this.remaining = parseChunkSize(line);
             this.state = this.remaining === 0 ? Chunk.Trailers : Chunk.Data;
           } else if (line.length === 2) {
@@ -315,7 +318,8 @@ export class BodyDecoder {
   private keepLine(part: Buffer): void {
     const line = this.line === null ? Buffer.from(part) : Buffer.concat([this.line, part]);
     if (line.length > MAX_CHUNK_LINE && this.state === Chunk.Size) throw bad('chunk size line too long');
-    if (this.state === Chunk.Trailers && this.trailerBytes + line.length > this.maxTrailerSize) {
+    // A lone CR may be the start of the final empty line, which is not counted.
+    if (this.state === Chunk.Trailers && line.length > 1 && this.trailerBytes + line.length + 1 > this.maxTrailerSize) {
       throw new RequestError(431, 'chunked trailers too large');
     }
     this.line = line;
