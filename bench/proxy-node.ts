@@ -133,7 +133,7 @@ async function startProxyNode(port: number, members: number[], managerPort: numb
   return child;
 }
 
-async function startApache(port: number, members: number[]): Promise<void> {
+async function startApache(port: number, members: number[]): Promise<ChildProcess> {
   const d = join(dir, 'apache');
   mkdirSync(d, { recursive: true });
   chmodSync(d, 0o777);
@@ -167,11 +167,12 @@ ProxyPass / balancer://drupal/
 ProxyPassReverse / balancer://drupal/
 `;
   writeFileSync(join(d, 'httpd.conf'), conf);
-  start('apache', 'apache2', ['-f', join(d, 'httpd.conf'), '-DFOREGROUND']);
+  const child = start('apache', 'apache2', ['-f', join(d, 'httpd.conf'), '-DFOREGROUND']);
   await waitFor(port);
+  return child;
 }
 
-async function startHaproxy(port: number, members: number[]): Promise<void> {
+async function startHaproxy(port: number, members: number[]): Promise<ChildProcess> {
   const d = join(dir, 'haproxy');
   mkdirSync(d, { recursive: true });
   const conf = `global
@@ -193,11 +194,12 @@ backend drupal
 ${members.map((p, i) => `  server lb${i + 1} 127.0.0.1:${p} cookie balancer.lb${i + 1}`).join('\n')}
 `;
   writeFileSync(join(d, 'haproxy.cfg'), conf);
-  start('haproxy', 'haproxy', ['-db', '-f', join(d, 'haproxy.cfg')]);
+  const child = start('haproxy', 'haproxy', ['-db', '-f', join(d, 'haproxy.cfg')]);
   await waitFor(port);
+  return child;
 }
 
-async function startNginxBalancer(port: number, members: number[]): Promise<void> {
+async function startNginxBalancer(port: number, members: number[]): Promise<ChildProcess> {
   const d = join(dir, 'nginx-lb');
   mkdirSync(d, { recursive: true });
   const conf = `daemon off; worker_processes 2; pid ${d}/nginx.pid; error_log ${d}/error.log warn;
@@ -216,8 +218,9 @@ ${members.map((p, i) => `  upstream lb${i + 1} { server 127.0.0.1:${p}; keepaliv
 }
 `;
   writeFileSync(join(d, 'nginx.conf'), conf);
-  start('nginx balancer', 'nginx', ['-p', d, '-c', join(d, 'nginx.conf')]);
+  const child = start('nginx balancer', 'nginx', ['-p', d, '-c', join(d, 'nginx.conf')]);
   await waitFor(port);
+  return child;
 }
 
 interface Result {
@@ -315,16 +318,16 @@ async function main(): Promise<void> {
     targets.push({ name: 'proxy-node (workers: 2, node:cluster)', port: pn2, pid: () => pn2Child.pid });
   }
   if (!ONLY || ONLY.includes('apache')) {
-    await startApache(ap, [m1, m2]);
-    targets.push({ name: 'Apache 2.4 mod_proxy_balancer (event)', port: ap });
+    const c = await startApache(ap, [m1, m2]);
+    targets.push({ name: 'Apache 2.4 mod_proxy_balancer (event)', port: ap, pid: () => c.pid });
   }
   if (!ONLY || ONLY.includes('haproxy')) {
-    await startHaproxy(hp, [m1, m2]);
-    targets.push({ name: 'HAProxy 2.6 (2 threads)', port: hp });
+    const c = await startHaproxy(hp, [m1, m2]);
+    targets.push({ name: 'HAProxy 2.6 (2 threads)', port: hp, pid: () => c.pid });
   }
   if (!ONLY || ONLY.includes('nginx')) {
-    await startNginxBalancer(ng, [m1, m2]);
-    targets.push({ name: 'nginx 1.22 (2 workers)', port: ng });
+    const c = await startNginxBalancer(ng, [m1, m2]);
+    targets.push({ name: 'nginx 1.22 (2 workers)', port: ng, pid: () => c.pid });
   }
 
   log('warm-up, 1 s each');
@@ -359,16 +362,17 @@ async function main(): Promise<void> {
   const lines = [
     `wrk -t1 -c${CONNECTIONS} -d${DURATION}s, ${REPEATS} interleaved repeats, medians; Cookie: ${COOKIE}; two single-worker nginx members; ${new Date().toISOString()}`,
     '',
-    '| target | req/s | p99 ms | vs HAProxy | vs Apache | errors |',
-    '|---|---:|---:|---:|---:|---:|',
+    '| target | req/s | p99 ms | vs HAProxy | vs Apache | balancer CPU µs/request | errors |',
+    '|---|---:|---:|---:|---:|---:|---:|',
   ];
   for (const t of targets) {
     const m = med(t.name);
-    lines.push(`| ${t.name} | ${m.rps.toFixed(0)} | ${m.p99.toFixed(2)} | ${(m.rps / hRps).toFixed(2)} | ${(m.rps / aRps).toFixed(2)} | ${m.errors} |`);
+    const c = cpu.get(t.name);
+    lines.push(`| ${t.name} | ${m.rps.toFixed(0)} | ${m.p99.toFixed(2)} | ${(m.rps / hRps).toFixed(2)} | ${(m.rps / aRps).toFixed(2)} | ${c ? median(c).toFixed(0) : '-'} | ${m.errors} |`);
   }
   load.push(loadavg());
   lines.push('');
-  for (const [name, xs] of cpu) lines.push(`${name} CPU per request (user+sys, median): ${median(xs).toFixed(0)} µs`);
+  lines.push('CPU: user+sys of the balancer process and its children (workers) during each run, per request served, median.');
   lines.push(`load average before/after the runs: ${load.join(' / ')} (other work on the host shows here)`);
 
   if (MEMORY && pnChild.pid) {
