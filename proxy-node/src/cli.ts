@@ -20,8 +20,8 @@ Usage:
                                         put a drained or disabled member back
   proxy-node --help | --version
 
-With "workers": N > 1 (serve mode), N node:cluster workers share the port and
-the primary runs the manager and health checks.
+With "workers": N > 1 or "auto" (one per CPU) in serve mode, node:cluster
+workers share the port and the primary runs the manager and health checks.
 
 Signals: SIGHUP re-reads the config (a bad file is refused, the old one keeps
 serving); SIGTERM/SIGINT stop gracefully, letting in-flight requests finish.

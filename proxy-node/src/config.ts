@@ -2,6 +2,7 @@
 // from the same model as the Apache config. Validation reports exactly one
 // error, naming the key, so a bad render is obvious in the journal.
 import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { parseCidr, Cidr } from './cidr';
 
 export type MemberStatus = 'enabled' | 'disabled' | 'draining' | 'standby' | 'stopped';
@@ -77,6 +78,7 @@ export interface Config {
   };
   limits: { maxHeaderSize: number; maxHeadersCount: number };
   via: boolean;
+  /** Serve mode: node:cluster workers; 1 = one process. A config's "auto" is resolved at load. */
   workers: number;
   log: { requests: boolean };
 }
@@ -147,6 +149,23 @@ function oneOf<T extends string>(o: Obj, name: string, key: string, def: T, valu
     throw new ConfigError(`${key}.${name}`.replace(/^\./, ''), `expected one of ${values.join(', ')}, got ${show(v)}`);
   }
   return v as T;
+}
+
+export const MAX_WORKERS = 64;
+
+/** What `"workers": "auto"` becomes: the cores this process may use, 1 to MAX_WORKERS. */
+export function autoWorkers(parallelism: number = availableParallelism()): number {
+  if (!Number.isFinite(parallelism) || parallelism < 1) return 1;
+  return Math.min(Math.floor(parallelism), MAX_WORKERS);
+}
+
+function workers(v: unknown): number {
+  if (v === undefined) return 1;
+  if (v === 'auto') return autoWorkers();
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > MAX_WORKERS) {
+    throw new ConfigError('workers', `expected an integer from 1 to ${MAX_WORKERS} or "auto", got ${show(v)}`);
+  }
+  return v;
 }
 
 const ORIGIN = /^http:\/\/([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):([0-9]{1,5})\/?$/;
@@ -346,7 +365,7 @@ export function validateConfig(raw: unknown): Config {
     timeouts,
     limits,
     via: bool(root, 'via', '', true),
-    workers: int(root, 'workers', '', 1, 1, 64),
+    workers: workers(root.workers),
     log: { requests: bool(logO, 'requests', 'log', true) },
   };
 }

@@ -1,5 +1,6 @@
 import { strict as assert } from 'node:assert';
-import { validateConfig } from '../../../proxy-node/src/config';
+import { availableParallelism } from 'node:os';
+import { autoWorkers, validateConfig } from '../../../proxy-node/src/config';
 
 const ok = { balancer: { members: [{ url: 'http://lb1:80', route: 'lb1' }] } };
 
@@ -22,6 +23,32 @@ describe('unit: config validation', () => {
     assert.equal(c.balancer.members[0].lbfactor, 1);
     assert.equal(c.balancer.members[0].status, 'enabled');
     assert.equal(c.log.requests, true);
+    assert.equal(c.workers, 1);
+  });
+
+  it('workers: an integer 1-64 as given; "auto" becomes the cores available, at most 64', () => {
+    assert.equal(validateConfig({ ...ok, workers: 1 }).workers, 1);
+    assert.equal(validateConfig({ ...ok, workers: 4 }).workers, 4);
+    assert.equal(validateConfig({ ...ok, workers: 64 }).workers, 64);
+    const auto = validateConfig({ ...ok, workers: 'auto' }).workers;
+    assert.ok(Number.isInteger(auto) && auto >= 1 && auto <= 64, String(auto));
+    assert.equal(auto, Math.min(availableParallelism(), 64));
+    assert.equal(autoWorkers(1), 1);
+    assert.equal(autoWorkers(2), 2);
+    assert.equal(autoWorkers(64), 64);
+    assert.equal(autoWorkers(65), 64);
+    assert.equal(autoWorkers(256), 64);
+    assert.equal(autoWorkers(0), 1);
+  });
+
+  it('workers: anything else names the key and what is accepted', () => {
+    for (const bad of [0, 65, -2, 1.5, '2', 'Auto', 'auto ', '', null, true, [2], { n: 2 }]) {
+      assert.equal(
+        error({ ...ok, workers: bad }),
+        `config: workers: expected an integer from 1 to 64 or "auto", got ${JSON.stringify(bad)}`,
+        `workers: ${JSON.stringify(bad)}`,
+      );
+    }
   });
 
   it('a bad member URL names the key', () => {
