@@ -101,6 +101,20 @@ export class ConfigReader {
     return n;
   }
 
+  /** A whole number in range, or one of a few words such as "auto"; missing gives the fallback. */
+  integerOr<T extends string>(name: string, range: { min: number; max: number }, words: readonly T[], fallback: number | T): number | T {
+    const raw = this.object()[name];
+    if (raw === undefined || raw === null || raw === "") return fallback;
+    if (typeof raw === "string" && (words as readonly string[]).includes(raw)) return raw as T;
+    // Pulumi config values set on the command line arrive as strings.
+    const n = typeof raw === "string" && /^-?\d+$/.test(raw.trim()) ? Number(raw) : raw;
+    if (typeof n !== "number" || !Number.isInteger(n) || n < range.min || n > range.max) {
+      const accepted = words.map((w) => `"${w}"`).join(", ");
+      throw new ConfigError(this.childKey(name), `expected a whole number from ${range.min} to ${range.max} or ${accepted}, got ${describe(raw)}`);
+    }
+    return n;
+  }
+
   port(name: string, fallback?: number): number {
     return this.integer(name, { min: 1, max: 65535 }, fallback);
   }

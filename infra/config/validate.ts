@@ -12,6 +12,7 @@ import {
   LbMethod,
   LocalHostsModel,
   LogLevel,
+  ProxyNodeWorkers,
   Role,
   SshEndpoint,
   StickyModel,
@@ -266,6 +267,7 @@ function readBalancer(b: ConfigReader, target: Target, docker?: DockerModel): Ba
     "httpPort",
     "managerPort",
     "managerUrl",
+    "proxyNodeWorkers",
   ]);
   const name = b.string("name", "drupal");
   if (!/^[A-Za-z0-9_-]+$/.test(name)) throw new ConfigError(`${b.key}.name`, `"${name}" is not accepted; use letters, digits, - and _`);
@@ -276,9 +278,15 @@ function readBalancer(b: ConfigReader, target: Target, docker?: DockerModel): Ba
   if (httpPort === managerPort) throw new ConfigError(`${b.key}.managerPort`, `must differ from httpPort (${httpPort})`);
   if (docker) host.url = `http://${docker.bindAddress}:${docker.httpPort}`;
   const managerUrl = docker ? `http://${docker.bindAddress}:${docker.managerPort}` : readUrl(b, "managerUrl");
+  const engine = b.oneOf("engine", ENGINES, "apache");
+  const proxyNodeWorkers: ProxyNodeWorkers = b.integerOr("proxyNodeWorkers", { min: 1, max: 64 }, ["auto"] as const, "auto");
+  if (engine === "apache" && b.has("proxyNodeWorkers")) {
+    // With Apache in front, proxy-node is only its agent and serves no clients: the setting would do nothing.
+    throw new ConfigError(`${b.key}.proxyNodeWorkers`, "is only used with balancer.engine proxy-node; remove it for engine apache");
+  }
   return {
     host,
-    engine: b.oneOf("engine", ENGINES, "apache"),
+    engine,
     name,
     lbmethod: b.oneOf("lbmethod", LBMETHODS, "byrequests"),
     retry: b.integer("retry", { min: 0, max: 3600 }, 60),
@@ -287,6 +295,7 @@ function readBalancer(b: ConfigReader, target: Target, docker?: DockerModel): Ba
     httpPort,
     managerPort,
     managerUrl,
+    proxyNodeWorkers,
   };
 }
 

@@ -70,7 +70,15 @@ export interface BalancerModel {
   managerPort: number;
   /** Client-facing URL of proxy-node's manager (both engines run proxy-node). */
   managerUrl?: string;
+  /**
+   * engine proxy-node: its node:cluster workers serving clients; "auto" is resolved by
+   * proxy-node on the balancer (its cores, at most 64). Unused with engine apache.
+   */
+  proxyNodeWorkers: ProxyNodeWorkers;
 }
+
+/** A worker count of 1 to 64, or "auto". */
+export type ProxyNodeWorkers = number | "auto";
 
 export interface DataModel {
   host: HostModel;

@@ -39,6 +39,8 @@ export function balancerPayload(model: ClusterModel, secrets: PayloadSecrets, ar
       healthPath: model.app.kind === "probe" ? "/health.php" : "/user/login",
       apacheManagerUrl: `http://127.0.0.1:${b.httpPort}/balancer-manager`,
       logRequests: b.logLevel === "debug" || b.logLevel === "info",
+      // Only where proxy-node serves clients; null leaves proxy-node's own default (one process).
+      workers: apache ? null : b.proxyNodeWorkers,
     },
     { mode: "0600", secret: true },
   );

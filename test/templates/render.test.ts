@@ -2,13 +2,15 @@ import assert from "node:assert/strict";
 import { buildPayloads } from "../../infra/payload/index";
 import { render, TemplateError } from "../../infra/payload/render";
 import { HostPayload } from "../../infra/payload/types";
-import { ARTIFACTS, model, OTHER_SECRETS, renderCases, SECRETS, sshValues } from "../support/cluster-configs";
+import { validateConfig as validateProxyNodeConfig } from "../../proxy-node/src/config";
+import { ARTIFACTS, model, OTHER_SECRETS, renderCases, SECRETS, sshValues, Values } from "../support/cluster-configs";
 import { BALANCER_VHOST, directives, fileOf, host, PROXY_CONF, PROXY_NODE_CONFIG, WEB_VHOST } from "../support/payloads";
 
 const MANAGER_ALLOW = ["192.168.1.0/24", "10.9.8.7"];
 
 interface ProxyNodeConfig {
   mode: string;
+  workers?: unknown;
   manager: { allow: string[]; token: string };
   balancer: {
     name: string;
@@ -104,6 +106,11 @@ describe("rendered payloads", () => {
           assert.equal(cfg.balancer.stickysession, pp?.[1]);
           assert.equal(cfg.balancer.name, "drupal");
         });
+
+        it("the proxy-node agent config has no workers (agent mode never clusters)", () => {
+          const cfg = JSON.parse(fileOf(balancer, PROXY_NODE_CONFIG).content) as ProxyNodeConfig;
+          assert.ok(!("workers" in cfg), `workers: ${JSON.stringify(cfg.workers)}`);
+        });
       } else {
         it("proxy-node engine: no Apache on the balancer, proxy-node serves the members", () => {
           assert.ok(!balancer.packages.includes("apache2"), balancer.packages.join(" "));
@@ -117,6 +124,11 @@ describe("rendered payloads", () => {
             webNames.map((name, i) => [`http://10.0.0.${11 + i}:80`, name, 10]),
           );
           for (const net of MANAGER_ALLOW) assert.ok(cfg.manager.allow.includes(net), cfg.manager.allow.join(" "));
+        });
+
+        it("proxy-node engine: workers \"auto\" by default", () => {
+          const cfg = JSON.parse(fileOf(balancer, PROXY_NODE_CONFIG).content) as ProxyNodeConfig;
+          assert.equal(cfg.workers, "auto");
         });
       }
 
@@ -164,6 +176,41 @@ describe("rendered payloads", () => {
       });
     });
   }
+});
+
+describe("proxy-node workers in the rendered config.json", () => {
+  function rendered(values: Values): { text: string; cfg: ProxyNodeConfig } {
+    const text = fileOf(host(buildPayloads(model(values), SECRETS, ARTIFACTS), "balancer"), PROXY_NODE_CONFIG).content;
+    return { text, cfg: JSON.parse(text) as ProxyNodeConfig };
+  }
+  function withWorkers(engine: "apache" | "proxy-node", workers?: unknown): Values {
+    const values = sshValues({ engine });
+    if (workers !== undefined) (values.balancer as Values).proxyNodeWorkers = workers;
+    return values;
+  }
+
+  for (const [given, expected] of [[1, 1], [2, 2], [64, 64], ["3", 3], ["auto", "auto"]] as const) {
+    it(`engine proxy-node, balancer.proxyNodeWorkers ${JSON.stringify(given)}: "workers": ${JSON.stringify(expected)}`, () => {
+      assert.equal(rendered(withWorkers("proxy-node", given)).cfg.workers, expected);
+    });
+  }
+
+  it("engine apache: no workers in the agent's config", () => {
+    const { text, cfg } = rendered(withWorkers("apache"));
+    assert.equal(cfg.mode, "agent");
+    assert.ok(!("workers" in cfg));
+    assert.doesNotMatch(text, /workers/);
+  });
+
+  it("proxy-node's own validation accepts what is rendered and resolves \"auto\" to a worker count", () => {
+    const auto = validateProxyNodeConfig(rendered(withWorkers("proxy-node")).cfg);
+    assert.equal(auto.mode, "serve");
+    assert.ok(Number.isInteger(auto.workers) && auto.workers >= 1 && auto.workers <= 64, String(auto.workers));
+    assert.equal(validateProxyNodeConfig(rendered(withWorkers("proxy-node", 3)).cfg).workers, 3);
+    const agent = validateProxyNodeConfig(rendered(withWorkers("apache")).cfg);
+    assert.equal(agent.mode, "agent");
+    assert.equal(agent.workers, 1);
+  });
 });
 
 describe("secret files", () => {
@@ -254,7 +301,7 @@ describe("handlebars strict mode", () => {
     [
       "balancer/proxy-node/config.json.hbs",
       "managerToken (json helper: renders `\"token\": ,`)",
-      { mode: "agent", listenPort: 8082, publicUrl: "http://x", managerPort: 8081, managerAllow: [], name: "drupal", lbmethod: "byrequests", stickysession: "BALANCEID", separator: ".", members: [], retry: 1, healthPath: "/", apacheManagerUrl: "http://127.0.0.1/balancer-manager", logRequests: false },
+      { mode: "agent", listenPort: 8082, publicUrl: "http://x", managerPort: 8081, managerAllow: [], name: "drupal", lbmethod: "byrequests", stickysession: "BALANCEID", separator: ".", members: [], retry: 1, healthPath: "/", apacheManagerUrl: "http://127.0.0.1/balancer-manager", logRequests: false, workers: null },
     ],
     [
       "balancer/apache2/balancer-vhost.conf.hbs",

@@ -176,6 +176,22 @@ describe("validateConfig: each bad setting stops with one ConfigError naming the
     );
   });
 
+  for (const bad of [0, 65, -1, 2.5, "0", "65", "two", "Auto", "auto ", true, [2], { n: 2 }]) {
+    it(`balancer.proxyNodeWorkers ${JSON.stringify(bad)}`, () => {
+      const values = edit(sshValues({ engine: "proxy-node" }), (v) => (v.balancer.proxyNodeWorkers = bad));
+      configError(values, `${PROJECT}:balancer.proxyNodeWorkers`, "1 to 64", '"auto"');
+    });
+  }
+
+  it("balancer.proxyNodeWorkers with engine apache (proxy-node serves no clients there)", () => {
+    configError(
+      edit(base, (v) => (v.balancer.proxyNodeWorkers = 2)),
+      `${PROJECT}:balancer.proxyNodeWorkers`,
+      "engine proxy-node",
+      "remove it",
+    );
+  });
+
   it("bad docker subnet", () => {
     configError(edit(dockerValues(), (v) => (v.docker.subnet = "172.30.99.0/33")), `${PROJECT}:docker.subnet`);
     configError(edit(dockerValues(), (v) => (v.docker.subnet = "172.30.99.0/28")), `${PROJECT}:docker.subnet`, "/24");
@@ -233,6 +249,19 @@ describe("validateConfig: the model", () => {
       m.web.map((w) => w.host.url),
       ["http://127.0.0.1:8091", "http://127.0.0.1:8092", "http://127.0.0.1:8093"],
     );
+  });
+
+  it("balancer.proxyNodeWorkers: auto by default; 1 to 64, as a number or as text from pulumi config set", () => {
+    const proxyNode = sshValues({ engine: "proxy-node" });
+    assert.equal(model(proxyNode).balancer.proxyNodeWorkers, "auto");
+    assert.equal(model(dockerValues({ engine: "proxy-node" })).balancer.proxyNodeWorkers, "auto");
+    const cases: Array<[unknown, number | "auto"]> = [["auto", "auto"], [1, 1], [2, 2], [64, 64], ["4", 4], [" 8 ", 8], ["", "auto"], [null, "auto"]];
+    for (const [given, expected] of cases) {
+      const m = model(edit(proxyNode, (v) => (v.balancer.proxyNodeWorkers = given)));
+      assert.equal(m.balancer.proxyNodeWorkers, expected, `given ${JSON.stringify(given)}`);
+    }
+    // Engine apache: not set, so nothing to refuse; the model keeps the default, which nothing renders.
+    assert.equal(model(sshValues()).balancer.proxyNodeWorkers, "auto");
   });
 
   it("docker addresses in a larger block stay inside it", () => {
