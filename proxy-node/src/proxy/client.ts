@@ -205,6 +205,13 @@ export class ClientConn {
     this.bodyWanted = false;
     this.closeAfter = !head.keepAlive || this.server.closing;
     if (head.upgrade !== undefined) {
+      if (this.server.closing) {
+        // A new tunnel would only hold the stop up; the client retries elsewhere.
+        this.server.handlers.refused(503);
+        this.state = State.Wait;
+        this.sendSimple(503, 'Shutting down', ['Retry-After', '1']);
+        return;
+      }
       this.detach();
       this.server.handlers.upgrade(this, head, this.socket, buf.subarray(pos));
       return;
@@ -217,7 +224,8 @@ export class ClientConn {
     } else {
       this.state = State.Body;
       this.requestComplete = false;
-      this.setDeadline(Deadline.Body, this.server.limits.requestMs);
+      // The body deadline starts in readBody(): waiting for a member is not the client's delay.
+      this.setDeadline(Deadline.None, 0);
     }
     if (pos < buf.length) this.pending = buf.subarray(pos);
     this.server.handlers.request(this, head);
@@ -225,14 +233,18 @@ export class ClientConn {
 
   /** The proxy is ready for the body (the member is connected): start delivering it. */
   readBody(): void {
-    if (this.state !== State.Body || this.bodyWanted) return;
+    if (this.state !== State.Body || this.bodyWanted || this.socket.destroyed) return;
     this.bodyWanted = true;
+    this.setDeadline(Deadline.Body, this.server.limits.requestMs);
     const head = this.head as RequestHead;
-    if (head.expectContinue && head.minor === 1 && this.pending === null && !this.headSent) this.socket.write(CONTINUE, 'latin1');
+    if (head.expectContinue && head.minor === 1 && this.pending === null && !this.headSent && !this.clientEnded) this.socket.write(CONTINUE, 'latin1');
     const p = this.pending;
     this.pending = null;
     if (p !== null) this.process(p, 0);
-    if (this.state === State.Body) this.resume();
+    if (this.state !== State.Body) return;
+    // A client that shut down its side before the whole body came will send no more.
+    if (this.clientEnded) this.socket.destroy();
+    else this.resume();
   }
 
   pauseBody(): void {
@@ -272,7 +284,9 @@ export class ClientConn {
         s += 'Transfer-Encoding: chunked\r\n';
       } else this.closeAfter = true;
     }
-    if (this.server.closing) this.closeAfter = true;
+    // Answered before the request body was read: the next request's start is
+    // unknown, so this connection ends after the response, and says so.
+    if (this.server.closing || this.state === State.Body) this.closeAfter = true;
     if (this.closeAfter) s += 'Connection: close\r\n\r\n';
     else s += head.minor === 0 ? 'Connection: keep-alive\r\n\r\n' : '\r\n';
     this.headSent = true;
@@ -407,12 +421,22 @@ export class ClientConn {
 
   onEnd(): void {
     this.clientEnded = true;
-    // A half-closed client may still wait for its response; otherwise we are done.
-    if (this.state === State.Wait || (this.state === State.Head && this.pending === null && this.user === null && !this.headStarted)) {
-      if (this.state === State.Head) this.socket.end();
-      return;
+    switch (this.state) {
+      case State.Wait:
+      case State.Closing:
+        // A half-closed client may still wait for its response.
+        return;
+      case State.Body:
+        // Unread body bytes may complete the request; readBody() decides.
+        if (!this.bodyWanted) return;
+        break;
+      case State.Head:
+        if (!this.headStarted && this.user === null) {
+          this.socket.end();
+          return;
+        }
+        break;
     }
-    if (this.state === State.Closing) return;
     this.socket.destroy();
   }
 
@@ -437,6 +461,7 @@ export class ClientConn {
     s.pause();
     this.state = State.Closed;
     this.server.forget(this);
+    this.server.adoptTunnel(s);
   }
 }
 
@@ -469,6 +494,7 @@ function nextPipelined(c: ClientConn): void {
 export class ProxyServer {
   readonly server: net.Server;
   private readonly conns = new Set<ClientConn>();
+  private readonly tunnels = new Set<net.Socket>();
   private sweeper: NodeJS.Timeout | null = null;
   closing = false;
 
@@ -504,6 +530,12 @@ export class ProxyServer {
     this.conns.delete(c);
   }
 
+  /** Upgraded sockets (WebSockets) are no longer ours to read, but still ours to close at stop. */
+  adoptTunnel(socket: net.Socket): void {
+    this.tunnels.add(socket);
+    socket.once('close', () => this.tunnels.delete(socket));
+  }
+
   listen(port: number, host: string): Promise<void> {
     return new Promise((resolve, reject) => {
       this.server.once('error', reject);
@@ -519,6 +551,8 @@ export class ProxyServer {
     this.closing = true;
     const done = new Promise<void>((resolve) => this.server.close(() => resolve()));
     this.closeIdle();
+    // A WebSocket has no end to wait for: its client reconnects to the next instance.
+    for (const t of this.tunnels) t.destroy();
     return done;
   }
 
@@ -528,6 +562,7 @@ export class ProxyServer {
 
   closeAll(): void {
     for (const c of this.conns) c.socket.destroy();
+    for (const t of this.tunnels) t.destroy();
     if (this.sweeper !== null) clearInterval(this.sweeper);
     this.sweeper = null;
   }

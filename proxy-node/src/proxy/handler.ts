@@ -69,6 +69,11 @@ class Exchange implements UpstreamUser, ClientUser {
 
   ready(conn: Conn): void {
     this.conn = conn;
+    if (this.done) {
+      // Finished (client gone, body refused) while the connection was coming.
+      this.releaseConn(false);
+      return;
+    }
     conn.setTimeout(this.ctx.timeouts.headersMs);
     const { req } = this;
     conn.write(outgoingHead(req, this.client.remoteAddress, (this.member as Member).authority, this.ctx.outgoing));
@@ -135,7 +140,8 @@ class Exchange implements UpstreamUser, ClientUser {
       m.errors++;
       // A pooled connection the member closed while we sent is not the member's
       // fault; anything else marks it in error until `retry` passes (passive check).
-      if (err.connectFailed || !err.reused || timeout) m.markError(Date.now());
+      // A malformed answer is the answer's fault, not the member's health (like Apache).
+      if (err.code !== 'BAD_RESPONSE' && (err.connectFailed || !err.reused || timeout)) m.markError(Date.now());
     }
     this.releaseMember();
     if (this.responded) {
@@ -192,9 +198,8 @@ class Exchange implements UpstreamUser, ClientUser {
   bodyError(err: RequestError): void {
     if (this.done) return;
     this.ctx.metrics.refused++;
-    this.releaseMember();
+    this.dropUpstream();
     if (this.responded) {
-      this.releaseConn(false);
       this.finish(this.status);
       this.client.abort();
       return;
@@ -211,11 +216,16 @@ class Exchange implements UpstreamUser, ClientUser {
 
   clientGone(): void {
     if (this.done) return;
+    this.dropUpstream();
+    // 499 as nginx logs it: the client closed before the response was complete.
+    this.finish(499);
+  }
+
+  /** Gives up the member side: closes its connection, or leaves the pool's queue. */
+  dropUpstream(): void {
     if (this.conn !== null) this.releaseConn(false);
     else if (this.member !== null) this.member.pool.cancel(this);
     this.releaseMember();
-    // 499 as nginx logs it: the client closed before the response was complete.
-    this.finish(499);
   }
 
   /** Accounting, once per request. */

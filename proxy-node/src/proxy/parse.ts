@@ -51,6 +51,7 @@ export class ResponseParser {
   private pending: Buffer | null = null;
   private remaining = 0;
   private keepAlive = false;
+  private discardRest = false;
   sink: ResponseSink | null = null;
 
   /** Prepares for the response to one request. */
@@ -91,6 +92,10 @@ export class ResponseParser {
           const start = pos;
           pos = end + 4;
           this.parseHead(buf.toString("latin1", start, end), pos < len);
+          if (this.discardRest) {
+            this.discardRest = false;
+            return;
+          }
           break;
         }
         case State.Length: {
@@ -246,8 +251,10 @@ export class ResponseParser {
     }
     const sink = this.sink as ResponseSink;
     if (this.noBody || status === 204 || status === 304) {
-      if (more) throw new ParseError('data after a response without body');
-      this.keepAlive = !close;
+      // Bytes after a head that has no body (a member answering HEAD with a
+      // body): the answer is still good, the connection is not reused.
+      this.keepAlive = !close && !more;
+      this.discardRest = more;
       this.state = State.Done;
       sink.head({ status, reason, raw, keepAlive: this.keepAlive, body: ResBody.None });
       if (this.sink === sink) this.finish();

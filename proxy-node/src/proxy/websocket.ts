@@ -15,6 +15,7 @@ export function handleUpgrade(ctx: ProxyContext, req: RequestHead, clientIp: str
   const refuse = refuseStatus(req);
   if (refuse !== 0) {
     ctx.metrics.refused++;
+    ctx.metrics.countStatus(refuse);
     rawReply(socket, refuse, 'Refused');
     return;
   }
@@ -22,6 +23,7 @@ export function handleUpgrade(ctx: ProxyContext, req: RequestHead, clientIp: str
   const m = choice.member;
   if (m === null) {
     ctx.metrics.noMember++;
+    ctx.metrics.countStatus(503);
     rawReply(socket, 503, 'No member available');
     return;
   }
@@ -41,10 +43,12 @@ export function handleUpgrade(ctx: ProxyContext, req: RequestHead, clientIp: str
   up.on('error', () => {
     m.errors++;
     release();
+    ctx.metrics.countStatus(502);
     rawReply(socket, 502, 'Bad Gateway');
   });
   up.on('response', (res) => {
     // The member declined the upgrade: relay its answer and close.
+    ctx.metrics.countStatus(res.statusCode ?? 502);
     const lines = [`HTTP/1.1 ${res.statusCode} ${res.statusMessage}`];
     const tokens = connectionTokens(res.rawHeaders);
     for (let i = 0; i < res.rawHeaders.length; i += 2) {
@@ -57,6 +61,7 @@ export function handleUpgrade(ctx: ProxyContext, req: RequestHead, clientIp: str
   });
   up.on('upgrade', (res, upSocket, upHead) => {
     ctx.metrics.websockets++;
+    ctx.metrics.countStatus(res.statusCode ?? 101);
     up.setTimeout(0);
     const lines = [`HTTP/1.1 ${res.statusCode} ${res.statusMessage}`];
     for (let i = 0; i < res.rawHeaders.length; i += 2) lines.push(`${res.rawHeaders[i]}: ${res.rawHeaders[i + 1]}`);
