@@ -375,15 +375,21 @@ async function main(): Promise<void> {
   lines.push('CPU: user+sys of the balancer process and its children (workers) during each run, per request served, median.');
   lines.push(`load average before/after the runs: ${load.join(' / ')} (other work on the host shows here)`);
 
-  if (MEMORY && pnChild.pid) {
-    log('memory: driving proxy-node to 100k and 1M requests');
-    const pid = pnChild.pid;
-    let n = await served(mgr);
+  if (MEMORY) {
+    // A fresh process, so "after 100k" means 100k requests since start, not
+    // 100k plus everything the runs above sent.
+    log('memory: a fresh proxy-node, driven to 100k and then 1M requests');
+    const [mp, mm] = await Promise.all([freePort(), freePort()]);
+    const fresh = await startProxyNode(mp, [m1, m2], mm, 1);
+    const pid = fresh.pid as number;
+    let n = await served(mm);
+    let rate = 30_000; // a guess on the high side; measured after the first run
     const drive = async (target: number): Promise<void> => {
       while (n < target) {
-        const left = target - n;
-        wrk(pn, Math.max(1, Math.min(10, Math.ceil(left / 8000))));
-        n = await served(mgr);
+        const seconds = Math.max(1, Math.min(10, Math.floor((target - n) / rate)));
+        const r = wrk(mp, seconds);
+        rate = Math.max(1000, r.rps);
+        n = await served(mm);
       }
     };
     await drive(100_000);
