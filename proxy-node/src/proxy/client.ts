@@ -298,6 +298,11 @@ export class ClientConn {
     this.socket.write(s, 'latin1');
   }
 
+  /** This response is the connection's last. */
+  closeAfterResponse(): void {
+    this.closeAfter = true;
+  }
+
   /** Writes body bytes; false means wait for clientDrained(). */
   sendBody(chunk: Buffer): boolean {
     const sock = this.socket;

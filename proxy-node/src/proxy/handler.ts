@@ -265,6 +265,8 @@ export function createHandlers(getCtx: () => ProxyContext): ServerHandlers {
         ctx.metrics.refused++;
         ctx.metrics.countStatus(refuse);
         if (ctx.logRequests) logLine(ctx, client, req, refuse, Date.now(), null, false, 0);
+        // What follows a CONNECT is tunnel data, never requests of ours to serve.
+        if (req.method === 'CONNECT') client.closeAfterResponse();
         client.sendSimple(refuse, refuse === 405 ? 'Method Not Allowed' : 'Refused');
         return;
       }

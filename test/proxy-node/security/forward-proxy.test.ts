@@ -41,6 +41,16 @@ describe('security: never an open forward proxy', () => {
     await v.close();
   });
 
+  it('bytes a client sends after a refused CONNECT (meant for the tunnel) are not served as requests', async () => {
+    const lb1 = await startMember('lb1');
+    const app = await startProxy(baseConfig([{ url: lb1.url, route: 'lb1' }]));
+    const out = await rawExchange(app.port, 'CONNECT 127.0.0.1:80 HTTP/1.1\r\nHost: 127.0.0.1:80\r\n\r\nGET /through-the-tunnel HTTP/1.1\r\nHost: x\r\n\r\n');
+    assert.match(out, /^HTTP\/1\.1 405 /);
+    assert.match(out, /\r\nConnection: close\r\n/);
+    assert.equal((out.match(/HTTP\/1\.1 /g) ?? []).length, 1, out);
+    assert.equal(lb1.seen.length, 0);
+  });
+
   it('a WebSocket upgrade with an absolute-URI target is refused too', async () => {
     const v = await victim();
     const lb1 = await startMember('lb1');
