@@ -102,6 +102,18 @@ export class Balancer {
     return null;
   }
 
+  /**
+   * Starts this balancer `n` picks into its strategy's sequence. Cluster
+   * workers each keep their own byrequests state, and the primary hands out
+   * connections round robin: worker k starting k picks in makes new clients on
+   * new connections alternate over the members as through one process (ten
+   * new clients: five and five, not six and four).
+   */
+  stagger(n: number): void {
+    const now = Date.now();
+    for (let i = 0; i < n; i++) this.pick(null, now);
+  }
+
   destroy(): void {
     for (const m of this.members) m.destroy();
   }

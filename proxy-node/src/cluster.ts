@@ -51,7 +51,7 @@ export class ClusterPrimary {
   async start(): Promise<number> {
     const n = this.config.workers;
     const ready: Promise<void>[] = [];
-    for (let i = 0; i < n; i++) ready.push(this.fork());
+    for (let i = 0; i < n; i++) ready.push(this.fork(i));
     await Promise.all(ready);
     this.app.onMemberChange = (m) => this.broadcast(memberMessage(m));
     this.app.onHealthChange = (m) => this.broadcast({ t: 'health', url: m.url, hcFail: m.hcFail });
@@ -60,14 +60,15 @@ export class ClusterPrimary {
     return this.app.managerPort;
   }
 
-  private fork(): Promise<void> {
-    const w = cluster.fork({ PROXY_NODE_WORKER: '1' });
+  /** `slot` is the worker's place in the round robin; a replacement takes the same one. */
+  private fork(slot: number): Promise<void> {
+    const w = cluster.fork({ PROXY_NODE_WORKER: '1', PROXY_NODE_WORKER_SLOT: String(slot) });
     this.workers.push(w);
     w.on('exit', (code, signal) => {
       this.workers = this.workers.filter((x) => x !== w);
       if (!this.stopping) {
         this.logger.event('error', 'worker exited; starting another', { code, signal });
-        void this.fork();
+        void this.fork(slot);
       }
     });
     return new Promise((resolve) => {
@@ -151,6 +152,7 @@ export function runWorker(logger: JsonLogger): void {
         logger.requestsOn = msg.config.log.requests;
         if (app === null) {
           app = new ProxyNode(msg.config, logger);
+          app.balancer.stagger(Number(process.env.PROXY_NODE_WORKER_SLOT ?? 0));
           app.start().then(
             () => send({ t: 'ready' }),
             (e: Error) => {
