@@ -13,216 +13,14 @@ import * as vm from 'node:vm';
 import type { AddressInfo } from 'node:net';
 import type { ProxyNode } from '../../../proxy-node/src/app';
 import { startMember, startProxy, baseConfig, closeAll, sleep, until, request } from '../helpers';
+import { RawClient, rawMember, closeRawMembers, destroyRawClients, header, show } from '../raw-http';
 import { recordFigure } from '../../support/figures';
 
 // ---------------------------------------------------------------------------
-// Wire helpers
-
-interface WireResponse {
-  status: number;
-  /** The head without the final empty line. */
-  head: string;
-  body: string;
-}
-
-function header(r: WireResponse, name: string): string | undefined {
-  const values: string[] = [];
-  for (const line of r.head.split('\r\n').slice(1)) {
-    const i = line.indexOf(':');
-    if (i > 0 && line.slice(0, i).trim().toLowerCase() === name.toLowerCase()) values.push(line.slice(i + 1).trim());
-  }
-  return values.length ? values.join(', ') : undefined;
-}
-
-function show(s: string): string {
-  return JSON.stringify(s.length > 600 ? `${s.slice(0, 600)}...(${s.length} chars)` : s);
-}
-
-/**
- * Splits what a client received into responses (1xx included), framed the way
- * a client frames them: no body for HEAD, 1xx, 204, 304; chunked;
- * Content-Length; else up to the close. `methods` are the requests' methods in order.
- */
-function parseResponses(data: string, closed: boolean, methods: readonly string[]): { responses: WireResponse[]; rest: string } {
-  const responses: WireResponse[] = [];
-  let pos = 0;
-  let finals = 0;
-  while (pos < data.length) {
-    const headEnd = data.indexOf('\r\n\r\n', pos);
-    if (headEnd < 0) break;
-    const head = data.slice(pos, headEnd);
-    const m = /^HTTP\/1\.[01] (\d{3})(?: [^\r\n]*)?\r\n/.exec(`${head}\r\n`);
-    if (!m) break;
-    const status = Number(m[1]);
-    const r: WireResponse = { status, head, body: '' };
-    let p = headEnd + 4;
-    if (status < 200) {
-      responses.push(r);
-      pos = p;
-      continue;
-    }
-    const te = header(r, 'transfer-encoding');
-    const cl = header(r, 'content-length');
-    if (methods[finals] === 'HEAD' || status === 204 || status === 304) {
-      // no body
-    } else if (te !== undefined && /\bchunked\s*$/i.test(te)) {
-      let body = '';
-      let complete = false;
-      for (;;) {
-        const lineEnd = data.indexOf('\r\n', p);
-        if (lineEnd < 0) break;
-        const size = parseInt(data.slice(p, lineEnd).split(';')[0], 16);
-        if (Number.isNaN(size)) break;
-        p = lineEnd + 2;
-        if (size === 0) {
-          const trailerEnd = data.indexOf('\r\n', p) === p ? p : data.indexOf('\r\n\r\n', p);
-          if (trailerEnd >= 0) {
-            p = trailerEnd === p ? p + 2 : trailerEnd + 4;
-            complete = true;
-          }
-          break;
-        }
-        if (p + size + 2 > data.length) break;
-        body += data.slice(p, p + size);
-        p += size + 2;
-      }
-      if (!complete) break;
-      r.body = body;
-    } else if (cl !== undefined) {
-      const n = Number(cl);
-      if (p + n > data.length) break;
-      r.body = data.slice(p, p + n);
-      p += n;
-    } else {
-      if (!closed) break;
-      r.body = data.slice(p);
-      p = data.length;
-    }
-    responses.push(r);
-    finals++;
-    pos = p;
-  }
-  return { responses, rest: data.slice(pos) };
-}
+// Wire helpers (the raw client and member are in ../raw-http; this file waits
+// 4 s for answers and closes, where the shared client's default is 3 s)
 
 const cleanups: Array<() => void | Promise<void>> = [];
-
-/** A client on a raw socket: writes exactly what it is given, keeps everything it receives. */
-class RawClient {
-  readonly socket: net.Socket;
-  private readonly chunks: Buffer[] = [];
-  received = 0;
-  closed = false;
-  /** The socket's error code, if it ended with one (ECONNRESET: the proxy reset it). */
-  error: string | null = null;
-  /** When the server's FIN (end of its data) arrived, relative to `received`. */
-  endedAfter = -1;
-  readonly methods: string[] = [];
-
-  constructor(port: number, opts: { allowHalfOpen?: boolean } = {}) {
-    this.socket = net.connect({ port, host: '127.0.0.1', allowHalfOpen: opts.allowHalfOpen ?? false });
-    this.socket.setNoDelay(true);
-    this.socket.on('data', (c: Buffer) => {
-      this.chunks.push(c);
-      this.received += c.length;
-    });
-    this.socket.on('end', () => (this.endedAfter = this.received));
-    this.socket.on('error', (e: NodeJS.ErrnoException) => (this.error ??= e.code ?? e.message));
-    this.socket.on('close', () => (this.closed = true));
-    cleanups.push(() => void this.socket.destroy());
-  }
-
-  connected(): Promise<void> {
-    return new Promise((resolve, reject) => {
-      if (!this.socket.connecting) return resolve();
-      this.socket.once('connect', () => resolve());
-      this.socket.once('error', reject);
-    });
-  }
-
-  get text(): string {
-    return Buffer.concat(this.chunks).toString('latin1');
-  }
-
-  send(data: string | Buffer): Promise<void> {
-    if (typeof data === 'string') for (const m of data.matchAll(/(?:^|\r\n\r\n|[a-z0-9])([A-Z]+) \S+ HTTP\/1\.[01]\r\n/g)) this.methods.push(m[1]);
-    return new Promise((resolve) => {
-      if (this.socket.destroyed) return resolve();
-      this.socket.write(data, () => resolve());
-    });
-  }
-
-  parsed(): { responses: WireResponse[]; rest: string } {
-    return parseResponses(this.text, this.closed, this.methods);
-  }
-
-  finals(): WireResponse[] {
-    return this.parsed().responses.filter((r) => r.status >= 200);
-  }
-
-  /** Waits for `n` final responses; fails with what was received if they do not come. */
-  async responses(n: number, deadlineMs = 4000): Promise<WireResponse[]> {
-    await until(() => this.finals().length >= n || this.closed, `${n} response(s)`, deadlineMs).catch(() => undefined);
-    const got = this.finals();
-    assert.ok(got.length >= n, `expected ${n} complete response(s), got ${got.length}${this.closed ? ` and the connection closed (${this.error ?? 'FIN'})` : ''}: ${show(this.text)}`);
-    return got;
-  }
-
-  async waitClosed(deadlineMs = 4000): Promise<boolean> {
-    await until(() => this.closed, 'close', deadlineMs).catch(() => undefined);
-    return this.closed;
-  }
-
-  destroy(): void {
-    this.socket.destroy();
-  }
-}
-
-interface RawMember {
-  url: string;
-  port: number;
-  /** Connections accepted so far. */
-  readonly accepted: number;
-  /** Connections open now. */
-  readonly open: number;
-  close(): Promise<void>;
-}
-
-/** A member on a raw socket: `onConn` gets every connection. */
-async function rawMember(onConn: (sock: net.Socket) => void): Promise<RawMember> {
-  const sockets = new Set<net.Socket>();
-  const m: { accepted: number } = { accepted: 0 };
-  const server = net.createServer((c) => {
-    m.accepted++;
-    sockets.add(c);
-    c.on('close', () => sockets.delete(c));
-    c.on('error', () => undefined);
-    onConn(c);
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as AddressInfo).port;
-  let closed = false;
-  const close = (): Promise<void> => {
-    if (closed) return Promise.resolve();
-    closed = true;
-    return new Promise<void>((r) => {
-      for (const s of sockets) s.destroy();
-      server.close(() => r());
-    });
-  };
-  cleanups.push(close);
-  return {
-    url: `http://127.0.0.1:${port}`,
-    port,
-    get accepted() {
-      return m.accepted;
-    },
-    get open() {
-      return sockets.size;
-    },
-    close,
-  };
-}
 
 /** A node http member whose handler gets the request unread (for streaming bodies). */
 async function streamMember(handler: (req: http.IncomingMessage, res: http.ServerResponse) => void): Promise<{ url: string; server: http.Server; open: () => number }> {
@@ -404,6 +202,8 @@ async function slowHashMember(stallMs: number, onStallEnd: () => void): Promise<
 
 describe('fault: client-side edge cases', () => {
   afterEach(async () => {
+    destroyRawClients();
+    await closeRawMembers();
     for (const c of cleanups.splice(0).reverse()) await Promise.resolve(c()).catch(() => undefined);
     await closeAll();
   });
@@ -474,7 +274,7 @@ describe('fault: client-side edge cases', () => {
     const sha = await upload(c.socket, TOTAL, false, 'queued-upload');
     const [r] = await c.responses(1, 15_000);
     assert.equal(r.body, `${TOTAL} ${sha}`, 'the member got the body intact');
-    assert.equal((await a.responses(1))[0].body, 'first');
+    assert.equal((await a.responses(1, 4000))[0].body, 'first');
     assert.ok(atStall !== null);
     const grownAB = (atStall as { arrayBuffers: number }).arrayBuffers - before.arrayBuffers;
     recordFigure('proxy-node: MB held during a stalled 50 MB upload queued for a member connection', grownAB / MB);
@@ -618,7 +418,7 @@ describe('fault: client-side edge cases', () => {
       const app = await startProxy(baseConfig([{ url: 'http://127.0.0.1:9', route: 'lb1', status: 'disabled' }]));
       const c = new RawClient(app.port);
       await c.send('POST /form HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n');
-      const [r] = await c.responses(1);
+      const [r] = await c.responses(1, 4000);
       assert.equal(r.status, 503);
       const closed = await c.waitClosed(3000);
       if (closed && !/\bclose\b/i.test(header(r, 'connection') ?? '')) problems.push(`503 before the body: connection closed, but the answer said ${show(r.head)}`);
@@ -638,7 +438,7 @@ describe('fault: client-side edge cases', () => {
       const app = await startProxy(baseConfig([{ url: member.url, route: 'lb1' }]));
       const c = new RawClient(app.port);
       await c.send('POST /form HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\npart of the body');
-      const [r] = await c.responses(1);
+      const [r] = await c.responses(1, 4000);
       assert.equal(r.status, 401);
       const closed = await c.waitClosed(3000);
       if (closed && !/\bclose\b/i.test(header(r, 'connection') ?? '')) problems.push(`401 before the body: connection closed, but the answer said ${show(r.head)}`);
@@ -661,7 +461,7 @@ describe('fault: client-side edge cases', () => {
     await until(() => c.text.includes('\r\n\r\n') || c.closed, 'an answer to the head', 4000).catch(() => undefined);
     assert.match(c.text, /^HTTP\/1\.1 100 Continue\r\n\r\n$/, `expected "100 Continue" before the body: ${show(c.text)}`);
     await c.send('hello');
-    const [r] = await c.responses(1);
+    const [r] = await c.responses(1, 4000);
     assert.deepEqual([r.status, r.body], [200, 'lb1 got hello']);
     assert.equal(app.metrics.retries, 1, 'the dead member was tried first');
     assert.equal(c.closed, false);
@@ -673,7 +473,7 @@ describe('fault: client-side edge cases', () => {
     const app = await startProxy(baseConfig([{ url: lb1.url, route: 'lb1', status: 'disabled' }]));
     const c = new RawClient(app.port);
     await c.send('POST /form HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n');
-    const [r] = await c.responses(1);
+    const [r] = await c.responses(1, 4000);
     assert.equal(r.status, 503, show(c.text));
     assert.ok(!c.text.startsWith('HTTP/1.1 100'), `"100 Continue" sent with no member to take the body: ${show(c.text)}`);
     assert.equal(header(r, 'retry-after'), '1');
@@ -735,7 +535,7 @@ describe('fault: client-side edge cases', () => {
       used.push(c);
       unused.push(new RawClient(app.port));
     }
-    for (const c of used) assert.equal((await c.responses(1))[0].status, 200);
+    for (const c of used) assert.equal((await c.responses(1, 4000))[0].status, 200);
     await until(() => used.every((c) => c.closed) && unused.every((c) => c.closed), 'idle connections to be closed', 4000).catch(() => undefined);
     assert.equal(used.filter((c) => !c.closed).length, 0, 'used idle connections left open');
     assert.equal(unused.filter((c) => !c.closed).length, 0, 'never-used connections left open');
@@ -750,7 +550,7 @@ describe('fault: client-side edge cases', () => {
     const app = await startProxy(baseConfig([{ url: lb1.url, route: 'lb1' }], { timeouts: { keepAliveMs: 400 } }));
     const c = new RawClient(app.port);
     await c.send('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
-    await c.responses(1);
+    await c.responses(1, 4000);
     const t0 = Date.now();
     while (!c.closed && Date.now() - t0 < 4000) {
       await c.send('\r\n');
@@ -774,7 +574,7 @@ describe('fault: client-side edge cases', () => {
     const app = await startProxy(baseConfig([{ url: lb1.url, route: 'lb1' }]));
     const idle = new RawClient(app.port);
     await idle.send('GET /quick HTTP/1.1\r\nHost: x\r\n\r\n');
-    await idle.responses(1);
+    await idle.responses(1, 4000);
     const busy = new RawClient(app.port);
     await busy.send('GET /slow HTTP/1.1\r\nHost: x\r\n\r\n');
     await until(() => lb1.seen.length === 2, 'the slow request to reach the member');
@@ -809,7 +609,7 @@ describe('fault: client-side edge cases', () => {
     const app = await startProxy(baseConfig([{ url: lb1.url, route: 'lb1' }]));
     const c = new RawClient(app.port);
     await c.send('GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET http://evil.example/ HTTP/1.1\r\nHost: evil.example\r\n\r\nGET /c HTTP/1.1\r\nHost: x\r\n\r\n');
-    const rs = await c.responses(3);
+    const rs = await c.responses(3, 4000);
     assert.deepEqual(rs.map((r) => [r.status, r.status === 200 ? r.body : '']), [[200, 'GET /a'], [400, ''], [200, 'GET /c']]);
     assert.deepEqual(lb1.seen.map((s) => s.url), ['/a', '/c']);
     await assertSettled(app);
@@ -825,7 +625,7 @@ describe('fault: client-side edge cases', () => {
       'POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n' +
       'GET /d HTTP/1.1\r\nHost: x\r\n\r\n',
     );
-    const rs = await c.responses(4);
+    const rs = await c.responses(4, 4000);
     assert.deepEqual(rs.map((r) => r.body), ['GET /a', 'POST /b body=hello', 'POST /c body=abc', 'GET /d']);
     assert.equal(c.parsed().rest, '');
     await assertSettled(app);
@@ -836,7 +636,7 @@ describe('fault: client-side edge cases', () => {
     const app = await startProxy(baseConfig([{ url: lb1.url, route: 'lb1' }]));
     const c = new RawClient(app.port);
     await c.send('GET /a HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n');
-    assert.ok(await c.waitClosed(), 'the connection stays open after Connection: close');
+    assert.ok(await c.waitClosed(4000), 'the connection stays open after Connection: close');
     const { responses, rest } = c.parsed();
     assert.deepEqual(responses.map((r) => r.body), ['GET /a']);
     assert.equal(rest, '');
@@ -929,8 +729,8 @@ describe('fault: client-side edge cases', () => {
     await refused.send(WS_HEAD.replace('GET /ws ', 'GET http://evil.example/ws '));
     const noMember = new RawClient(app.port);
     await noMember.send(WS_HEAD);
-    const [r1] = await refused.responses(1);
-    const [r2] = await noMember.responses(1);
+    const [r1] = await refused.responses(1, 4000);
+    const [r2] = await noMember.responses(1, 4000);
     assert.deepEqual([r1.status, r2.status], [400, 503]);
     assert.deepEqual(
       { requests: app.metrics.requests, '4xx': app.metrics.byClass[4], '5xx': app.metrics.byClass[5] },
@@ -958,11 +758,11 @@ describe('fault: client-side edge cases', () => {
     const app = await startProxy(baseConfig([{ url: member.url, route: 'lb1' }]));
     const c = new RawClient(app.port);
     await c.send('HEAD /h HTTP/1.1\r\nHost: x\r\n\r\n');
-    const [h] = await c.responses(1);
+    const [h] = await c.responses(1, 4000);
     await sleep(50);
     const bytesAfterHead = c.text.slice(h.head.length + 4);
     await c.send('GET /g HTTP/1.1\r\nHost: x\r\n\r\n');
-    const rs = await c.responses(2);
+    const rs = await c.responses(2, 4000);
     // Forwarding the head (200) or refusing the answer (502) are both defensible; the rest is not.
     assert.ok(h.status === 200 || h.status === 502, show(h.head));
     assert.deepEqual(
@@ -991,9 +791,9 @@ describe('fault: client-side edge cases', () => {
     const app = await startProxy(baseConfig([{ url: member.url, route: 'lb1' }]));
     const c = new RawClient(app.port);
     await c.send('GET /one HTTP/1.1\r\nHost: x\r\n\r\n');
-    await c.responses(1);
+    await c.responses(1, 4000);
     await c.send('GET /two HTTP/1.1\r\nHost: x\r\n\r\n');
-    const rs = await c.responses(2);
+    const rs = await c.responses(2, 4000);
     assert.deepEqual(rs.map((r) => [r.status, r.body]), [[200, 'final /one'], [200, 'final /two']]);
     for (const r of c.parsed().responses.filter((x) => x.status < 200)) assert.equal(r.status, 103, show(r.head));
     assert.equal(c.parsed().rest, '');

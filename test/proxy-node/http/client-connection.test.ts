@@ -1,186 +1,18 @@
 // The client's side of a connection, seen on the wire: pipelining, 100-continue,
 // keep-alive and close, timeouts, half-close, and how responses are framed.
 import { strict as assert } from 'node:assert';
-import * as net from 'node:net';
-import type { AddressInfo } from 'node:net';
 import { startMember, startProxy, baseConfig, closeAll, sleep, until } from '../helpers';
-
-interface WireResponse {
-  status: number;
-  /** The head without the final empty line. */
-  head: string;
-  body: string;
-}
-
-/** Value of a header in a response head (several joined with ", "), or undefined. */
-function header(r: WireResponse, name: string): string | undefined {
-  const values: string[] = [];
-  for (const line of r.head.split('\r\n').slice(1)) {
-    const i = line.indexOf(':');
-    if (i > 0 && line.slice(0, i).trim().toLowerCase() === name) values.push(line.slice(i + 1).trim());
-  }
-  return values.length ? values.join(', ') : undefined;
-}
-
-function show(s: string): string {
-  return JSON.stringify(s.length > 400 ? `${s.slice(0, 400)}...` : s);
-}
-
-/**
- * Splits what a client received into complete responses (interim 1xx ones
- * included), framed by the rules a client follows: no body for HEAD, 1xx, 204
- * and 304; chunked; Content-Length; otherwise up to the close. `methods` are
- * the methods of the requests sent, in order. `rest` is whatever follows the
- * last complete response (an incomplete one, or bytes that are not a response).
- */
-function parseResponses(data: string, closed: boolean, methods: readonly string[]): { responses: WireResponse[]; rest: string } {
-  const responses: WireResponse[] = [];
-  let pos = 0;
-  let finals = 0;
-  while (pos < data.length) {
-    const headEnd = data.indexOf('\r\n\r\n', pos);
-    if (headEnd < 0) break;
-    const head = data.slice(pos, headEnd);
-    const m = /^HTTP\/1\.[01] (\d{3})(?: [^\r\n]*)?\r\n/.exec(`${head}\r\n`);
-    if (!m) break;
-    const status = Number(m[1]);
-    const r: WireResponse = { status, head, body: '' };
-    let p = headEnd + 4;
-    if (status >= 100 && status < 200) {
-      responses.push(r);
-      pos = p;
-      continue;
-    }
-    const te = header(r, 'transfer-encoding');
-    const cl = header(r, 'content-length');
-    if (methods[finals] === 'HEAD' || status === 204 || status === 304) {
-      // no body
-    } else if (te !== undefined && /\bchunked\s*$/i.test(te)) {
-      let body = '';
-      let complete = false;
-      for (;;) {
-        const lineEnd = data.indexOf('\r\n', p);
-        if (lineEnd < 0) break;
-        const size = parseInt(data.slice(p, lineEnd).split(';')[0], 16);
-        if (Number.isNaN(size)) break;
-        p = lineEnd + 2;
-        if (size === 0) {
-          if (data.startsWith('\r\n', p)) {
-            p += 2;
-            complete = true;
-          } else {
-            const trailerEnd = data.indexOf('\r\n\r\n', p);
-            if (trailerEnd >= 0) {
-              p = trailerEnd + 4;
-              complete = true;
-            }
-          }
-          break;
-        }
-        if (p + size + 2 > data.length) break;
-        body += data.slice(p, p + size);
-        p += size + 2;
-      }
-      if (!complete) break;
-      r.body = body;
-    } else if (cl !== undefined) {
-      const n = Number(cl);
-      if (p + n > data.length) break;
-      r.body = data.slice(p, p + n);
-      p += n;
-    } else {
-      if (!closed) break;
-      r.body = data.slice(p);
-      p = data.length;
-    }
-    responses.push(r);
-    finals++;
-    pos = p;
-  }
-  return { responses, rest: data.slice(pos) };
-}
-
-const clients = new Set<RawClient>();
-
-/** A client on a raw socket: writes exactly the bytes given and keeps everything it receives. */
-class RawClient {
-  readonly socket: net.Socket;
-  private readonly chunks: Buffer[] = [];
-  closed = false;
-  /** Methods of the requests sent so far, for framing HEAD answers. */
-  readonly methods: string[] = [];
-
-  constructor(port: number) {
-    this.socket = net.connect(port, '127.0.0.1');
-    this.socket.setNoDelay(true);
-    this.socket.on('data', (c: Buffer) => this.chunks.push(c));
-    this.socket.on('error', () => undefined);
-    this.socket.on('close', () => {
-      this.closed = true;
-      clients.delete(this);
-    });
-    clients.add(this);
-  }
-
-  get text(): string {
-    return Buffer.concat(this.chunks).toString('latin1');
-  }
-
-  /** Sends bytes; the methods of any request lines in them are noted for framing. */
-  send(data: string): Promise<void> {
-    for (const m of data.matchAll(/(?:^|\r\n\r\n)([A-Z]+) \/\S* HTTP\/1\.[01]\r\n/g)) this.methods.push(m[1]);
-    return new Promise((resolve) => this.socket.write(data, 'latin1', () => resolve()));
-  }
-
-  parsed(): { responses: WireResponse[]; rest: string } {
-    return parseResponses(this.text, this.closed, this.methods);
-  }
-
-  /** Final (non-1xx) responses received so far. */
-  finals(): WireResponse[] {
-    return this.parsed().responses.filter((r) => r.status >= 200);
-  }
-
-  /** Waits for `n` complete final responses; fails if the connection closes first or the deadline passes. */
-  async responses(n: number, deadlineMs = 3000): Promise<WireResponse[]> {
-    await until(() => this.finals().length >= n || this.closed, `${n} response(s)`, deadlineMs).catch(() => undefined);
-    const got = this.finals();
-    assert.ok(got.length >= n, `expected ${n} complete response(s), got ${got.length}${this.closed ? ' and the proxy closed the connection' : ''}: ${show(this.text)}`);
-    return got;
-  }
-
-  /** True once the proxy closed the connection, false if it is still open after `deadlineMs`. */
-  async waitClosed(deadlineMs = 3000): Promise<boolean> {
-    await until(() => this.closed, 'close', deadlineMs).catch(() => undefined);
-    return this.closed;
-  }
-
-  destroy(): void {
-    this.socket.destroy();
-  }
-}
+import { RawClient, type RawMember, rawMember, closeRawMembers, destroyRawClients, header, show } from '../raw-http';
 
 /** A member on a raw socket that answers every request with `answer` and then closes the connection. */
-async function closingMember(answer: string): Promise<{ url: string; close(): Promise<void> }> {
-  const sockets = new Set<net.Socket>();
-  const s = net.createServer((c) => {
-    sockets.add(c);
-    c.on('close', () => sockets.delete(c));
-    c.on('error', () => undefined);
+function closingMember(answer: string): Promise<RawMember> {
+  return rawMember((c) => {
     let got = '';
     c.on('data', (d: Buffer) => {
       got += d.toString('latin1');
       if (got.includes('\r\n\r\n')) c.end(answer);
     });
   });
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  return {
-    url: `http://127.0.0.1:${(s.address() as AddressInfo).port}`,
-    close: () => new Promise<void>((r) => {
-      for (const c of sockets) c.destroy();
-      s.close(() => r());
-    }),
-  };
 }
 
 /** A member that answers with the request's URL, length-delimited. */
@@ -193,13 +25,10 @@ function startEchoUrlMember() {
 }
 
 describe('http: the client connection', () => {
-  let extraClose: (() => Promise<void>) | null = null;
   afterEach(async () => {
-    for (const c of clients) c.destroy();
-    clients.clear();
+    destroyRawClients();
     await closeAll();
-    if (extraClose) await extraClose();
-    extraClose = null;
+    await closeRawMembers();
   });
 
   it('two pipelined GETs in one write get two complete answers, in order', async () => {
@@ -364,7 +193,6 @@ describe('http: the client connection', () => {
 
   it('a member answer delimited by its close reaches an HTTP/1.1 client framed, and the connection stays usable', async () => {
     const m = await closingMember('HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nclose-delimited body');
-    extraClose = m.close;
     const app = await startProxy(baseConfig([{ url: m.url, route: 'lb1' }]));
     const c = new RawClient(app.port);
     await c.send('GET /1 HTTP/1.1\r\nHost: x\r\n\r\n');
@@ -379,7 +207,6 @@ describe('http: the client connection', () => {
 
   it('a member answer delimited by its close reaches an HTTP/1.0 client whole, then the connection closes', async () => {
     const m = await closingMember('HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nclose-delimited body');
-    extraClose = m.close;
     const app = await startProxy(baseConfig([{ url: m.url, route: 'lb1' }]));
     const c = new RawClient(app.port);
     await c.send('GET / HTTP/1.0\r\nHost: x\r\n\r\n');
