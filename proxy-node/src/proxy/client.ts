@@ -78,6 +78,7 @@ export class ClientConn {
   private closeAfter = false;
   private clientEnded = false;
   private paused = false;
+  private userPaused = false;
   private awaitDrain = false;
   deadline = 0;
   private deadlineKind = Deadline.None;
@@ -200,6 +201,7 @@ export class ClientConn {
 
   private startRequest(head: RequestHead, buf: Buffer, pos: number): void {
     this.head = head;
+    this.userPaused = false;
     this.headSent = false;
     this.chunkedOut = false;
     this.bodyWanted = false;
@@ -247,11 +249,14 @@ export class ClientConn {
     else this.resume();
   }
 
+  /** Backpressure from the member side; only resumeBody() lifts it. */
   pauseBody(): void {
+    this.userPaused = true;
     this.pause();
   }
 
   resumeBody(): void {
+    this.userPaused = false;
     this.resume();
   }
 
@@ -263,7 +268,7 @@ export class ClientConn {
   }
 
   private resume(): void {
-    if (this.paused) {
+    if (this.paused && !this.userPaused) {
       this.paused = false;
       this.socket.resume();
     }
@@ -342,6 +347,8 @@ export class ClientConn {
   }
 
   private finishExchange(): void {
+    // The exchange is over: its backpressure no longer holds the socket.
+    this.userPaused = false;
     if (this.closeAfter || this.state === State.Body || (this.clientEnded && this.pending === null)) {
       this.linger();
       return;
