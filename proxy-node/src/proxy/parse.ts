@@ -3,7 +3,7 @@
 // the proxy together (measured: ~1.7x req/s without it). Client requests are
 // read by request-parser.ts; this only reads members' answers, and anything
 // it does not understand is an error (502), never a guess.
-import { isToken, hasCtl } from './tokens';
+import { isToken, hasCtl, decimalLength, hexDigit } from './tokens';
 
 /** How the response body is delimited on the member connection. */
 export const enum ResBody {
@@ -285,7 +285,7 @@ function parseChunkSize(buf: Buffer, pos: number, eol: number): number {
   let i = pos;
   for (; i < eol; i++) {
     const c = buf[i];
-    const v = c >= 48 && c <= 57 ? c - 48 : (c | 0x20) >= 97 && (c | 0x20) <= 102 ? (c | 0x20) - 87 : -1;
+    const v = hexDigit(c);
     if (v < 0) break;
     n = n * 16 + v;
     if (++digits > 12) throw new ParseError('chunk size too large');
@@ -299,13 +299,8 @@ function parseChunkSize(buf: Buffer, pos: number, eol: number): number {
 }
 
 function parseLength(v: string): number {
-  if (v.length === 0 || v.length > 15) throw new ParseError('bad Content-Length');
-  let n = 0;
-  for (let i = 0; i < v.length; i++) {
-    const d = v.charCodeAt(i) - 48;
-    if (d < 0 || d > 9) throw new ParseError('bad Content-Length');
-    n = n * 10 + d;
-  }
+  const n = decimalLength(v);
+  if (n < 0) throw new ParseError('bad Content-Length');
   return n;
 }
 

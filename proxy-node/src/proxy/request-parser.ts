@@ -5,7 +5,7 @@
 // node's http server, which cost about half of proxy-node's CPU per request
 // (see bench/proxy-node.ts). Pure functions and one small decoder class: the
 // connection handling around it is in client.ts.
-import { isToken, hasCtl } from './tokens';
+import { isToken, hasCtl, decimalLength, hexDigit } from './tokens';
 
 /** How the request body is delimited. */
 export const enum Framing {
@@ -109,13 +109,13 @@ export function parseRequestHead(head: string, maxHeadersCount: number): Request
     raw.push(name, value);
     switch (name.length) {
       case 4:
-        if (lower(name) === 'host') {
+        if (name.toLowerCase() === 'host') {
           if (host !== undefined) throw bad('more than one Host header');
           host = value;
         }
         break;
       case 6: {
-        const l = lower(name);
+        const l = name.toLowerCase();
         if (l === 'cookie') cookie = cookie === undefined ? value : `${cookie}; ${value}`;
         else if (l === 'expect') {
           if (value.toLowerCase() !== '100-continue') throw new RequestError(417, `unsupported expectation ${JSON.stringify(value)}`);
@@ -124,10 +124,10 @@ export function parseRequestHead(head: string, maxHeadersCount: number): Request
         break;
       }
       case 7:
-        if (lower(name) === 'upgrade') upgradeValue = value;
+        if (name.toLowerCase() === 'upgrade') upgradeValue = value;
         break;
       case 10:
-        if (lower(name) === 'connection') {
+        if (name.toLowerCase() === 'connection') {
           for (const part of value.split(',')) {
             const t = part.trim().toLowerCase();
             if (t === 'close') close = true;
@@ -138,14 +138,14 @@ export function parseRequestHead(head: string, maxHeadersCount: number): Request
         }
         break;
       case 14:
-        if (lower(name) === 'content-length') {
+        if (name.toLowerCase() === 'content-length') {
           // Even identical repeats are refused: we would pass both on, and a strict member refuses those.
           if (contentLength >= 0) throw bad('more than one Content-Length header');
           contentLength = parseLength(value);
         }
         break;
       case 17:
-        if (lower(name) === 'transfer-encoding') te = te === undefined ? value : `${te}, ${value}`;
+        if (name.toLowerCase() === 'transfer-encoding') te = te === undefined ? value : `${te}, ${value}`;
         break;
     }
     pos = end + 2;
@@ -186,10 +186,6 @@ function parseVersion(head: string, start: number, end: number): number {
   throw bad('malformed HTTP version');
 }
 
-function lower(s: string): string {
-  return s.toLowerCase();
-}
-
 function trimOws(s: string, start: number, end: number): string {
   while (start < end && (s.charCodeAt(start) === 32 || s.charCodeAt(start) === 9)) start++;
   while (end > start && (s.charCodeAt(end - 1) === 32 || s.charCodeAt(end - 1) === 9)) end--;
@@ -197,13 +193,8 @@ function trimOws(s: string, start: number, end: number): string {
 }
 
 function parseLength(v: string): number {
-  if (v.length === 0 || v.length > 15) throw bad(`invalid Content-Length ${JSON.stringify(v.slice(0, 20))}`);
-  let n = 0;
-  for (let i = 0; i < v.length; i++) {
-    const d = v.charCodeAt(i) - 48;
-    if (d < 0 || d > 9) throw bad(`invalid Content-Length ${JSON.stringify(v.slice(0, 20))}`);
-    n = n * 10 + d;
-  }
+  const n = decimalLength(v);
+  if (n < 0) throw bad(`invalid Content-Length ${JSON.stringify(v.slice(0, 20))}`);
   return n;
 }
 
@@ -333,7 +324,7 @@ function parseChunkSize(line: Buffer): number {
   let i = 0;
   for (; i < end; i++) {
     const c = line[i];
-    const v = c >= 48 && c <= 57 ? c - 48 : (c | 0x20) >= 97 && (c | 0x20) <= 102 ? (c | 0x20) - 87 : -1;
+    const v = hexDigit(c);
     if (v < 0) break;
     // 12 hex digits is 256 TiB: anything longer is an attack on a 32/53-bit integer somewhere.
     if (i >= 12) throw bad('chunk size too large');
