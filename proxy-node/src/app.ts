@@ -80,7 +80,7 @@ export class ProxyNode {
     const c = this.config;
     if (c.mode === 'serve') {
       const server = new ProxyServer(clientLimits(c), createHandlers(() => this.ctx));
-      await server.listen(c.listen.port, c.listen.host);
+      await listen(server.server, c.listen.port, c.listen.host);
       this.server = server;
     }
     if (c.manager) {
@@ -181,7 +181,7 @@ export class ProxyNode {
   }
 }
 
-function listen(server: http.Server, port: number, host: string): Promise<void> {
+function listen(server: net.Server, port: number, host: string): Promise<void> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {
@@ -191,7 +191,7 @@ function listen(server: http.Server, port: number, host: string): Promise<void> 
   });
 }
 
-function addr(s: http.Server | net.Server): string {
+function addr(s: net.Server): string {
   const a = s.address() as AddressInfo;
   return `${a.address}:${a.port}`;
 }

@@ -84,7 +84,6 @@ export class ClientConn {
   private deadlineKind = Deadline.None;
   head: RequestHead | null = null;
   user: ClientUser | null = null;
-  requestComplete = false;
   /** The response head went out: a failure now can only cut the connection. */
   headSent = false;
   private ip: string | undefined;
@@ -136,67 +135,66 @@ export class ClientConn {
     this.process(d, 0);
   }
 
+  /**
+   * Handles what `buf` holds from `pos` in the current state. Each call takes
+   * one step (a head, or body bytes); what belongs to a later turn is kept.
+   */
   private process(buf: Buffer, pos: number): void {
     const len = buf.length;
-    while (pos < len) {
-      if (this.state === State.Head) {
-        if (!this.headStarted) {
-          // RFC 9112 2.2: empty lines before a request line are ignored.
-          while (pos < len && (buf[pos] === 13 || buf[pos] === 10)) pos++;
-          if (pos === len) return;
-          this.headStarted = true;
-          this.scanFrom = pos;
-          this.setDeadline(Deadline.Head, this.server.limits.headersMs);
-        }
-        const end = buf.indexOf(CRLFCRLF, Math.max(pos, this.scanFrom));
-        const max = this.server.limits.maxHeaderSize;
-        if (end < 0 || end - pos > max) {
-          if (len - pos > max) return this.refuse(new RequestError(431, 'request head too large'));
-          // A head ended by bare LFs would otherwise wait here until the head timeout.
-          if (buf.indexOf(LFLF, pos) >= 0) return this.refuse(new RequestError(400, 'bare LF line ending in the request head'));
-          this.pending = pos === 0 ? buf : buf.subarray(pos);
-          this.scanFrom = Math.max(0, this.pending.length - 3);
-          return;
-        }
-        const text = buf.toString('latin1', pos, end);
-        pos = end + 4;
-        let head: RequestHead;
-        try {
-          head = parseRequestHead(text, this.server.limits.maxHeadersCount);
-        } catch (e) {
-          if (e instanceof RequestError) return this.refuse(e);
-          throw e;
-        }
-        this.startRequest(head, buf, pos);
+    if (pos >= len) return;
+    if (this.state === State.Head) {
+      if (!this.headStarted) {
+        // RFC 9112 2.2: empty lines before a request line are ignored.
+        while (pos < len && (buf[pos] === 13 || buf[pos] === 10)) pos++;
+        if (pos === len) return;
+        this.headStarted = true;
+        this.scanFrom = pos;
+        this.setDeadline(Deadline.Head, this.server.limits.headersMs);
+      }
+      const end = buf.indexOf(CRLFCRLF, Math.max(pos, this.scanFrom));
+      const max = this.server.limits.maxHeaderSize;
+      if (end < 0 || end - pos > max) {
+        if (len - pos > max) return this.refuse(new RequestError(431, 'request head too large'));
+        // A head ended by bare LFs would otherwise wait here until the head timeout.
+        if (buf.indexOf(LFLF, pos) >= 0) return this.refuse(new RequestError(400, 'bare LF line ending in the request head'));
+        this.keep(buf, pos);
+        this.scanFrom = Math.max(0, (this.pending as Buffer).length - 3);
         return;
       }
-      if (this.state === State.Body) {
-        if (!this.bodyWanted) {
-          this.pending = pos === 0 ? buf : buf.subarray(pos);
-          return;
-        }
-        const user = this.user;
-        try {
-          pos = this.decoder.execute(buf, pos, user ?? DISCARD);
-        } catch (e) {
-          if (!(e instanceof RequestError)) throw e;
-          this.bodyFailed(e);
-          return;
-        }
-        if (this.decoder.done) {
-          this.state = State.Wait;
-          this.requestComplete = true;
-          this.setDeadline(Deadline.None, 0);
-          if (pos < len) this.pending = buf.subarray(pos);
-          if (user !== null) user.bodyEnd();
-          return;
-        }
-        return;
+      const text = buf.toString('latin1', pos, end);
+      let head: RequestHead;
+      try {
+        head = parseRequestHead(text, this.server.limits.maxHeadersCount);
+      } catch (e) {
+        if (e instanceof RequestError) return this.refuse(e);
+        throw e;
       }
-      // Wait: a pipelined request stays in pending until the response is done.
-      this.pending = pos === 0 ? buf : buf.subarray(pos);
+      this.startRequest(head, buf, end + 4);
       return;
     }
+    if (this.state === State.Body && this.bodyWanted) {
+      const user = this.user;
+      try {
+        pos = this.decoder.execute(buf, pos, user ?? DISCARD);
+      } catch (e) {
+        if (!(e instanceof RequestError)) throw e;
+        this.bodyFailed(e);
+        return;
+      }
+      if (!this.decoder.done) return;
+      this.state = State.Wait;
+      this.setDeadline(Deadline.None, 0);
+      this.keep(buf, pos);
+      if (user !== null) user.bodyEnd();
+      return;
+    }
+    // Body not asked for yet, or a pipelined request while a response is due.
+    this.keep(buf, pos);
+  }
+
+  /** Keeps buf[pos..] (if anything) as pending input for a later turn. */
+  private keep(buf: Buffer, pos: number): void {
+    if (pos < buf.length) this.pending = pos === 0 ? buf : buf.subarray(pos);
   }
 
   private startRequest(head: RequestHead, buf: Buffer, pos: number): void {
@@ -221,15 +219,13 @@ export class ClientConn {
     this.decoder.start(head.framing, head.contentLength);
     if (this.decoder.done) {
       this.state = State.Wait;
-      this.requestComplete = true;
       this.setDeadline(Deadline.None, 0);
     } else {
       this.state = State.Body;
-      this.requestComplete = false;
       // The body deadline starts in readBody(): waiting for a member is not the client's delay.
       this.setDeadline(Deadline.None, 0);
     }
-    if (pos < buf.length) this.pending = buf.subarray(pos);
+    this.keep(buf, pos);
     this.server.handlers.request(this, head);
   }
 
@@ -329,11 +325,6 @@ export class ClientConn {
     if (this.chunkedOut) this.socket.write('0\r\n\r\n', 'latin1');
     this.flush();
     this.user = null;
-    if (this.state === State.Body) {
-      // Answered before the body was read (an error, or an early member reply):
-      // the next request's start is unknown, so the connection ends here.
-      this.closeAfter = true;
-    }
     this.finishExchange();
   }
 
@@ -349,6 +340,7 @@ export class ClientConn {
   private finishExchange(): void {
     // The exchange is over: its backpressure no longer holds the socket.
     this.userPaused = false;
+    // A request body still unread (sendHead said so) leaves the next request's start unknown.
     if (this.closeAfter || this.state === State.Body || (this.clientEnded && this.pending === null)) {
       this.linger();
       return;
@@ -546,16 +538,6 @@ export class ProxyServer {
   adoptTunnel(socket: net.Socket): void {
     this.tunnels.add(socket);
     socket.once('close', () => this.tunnels.delete(socket));
-  }
-
-  listen(port: number, host: string): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(port, host, () => {
-        this.server.off('error', reject);
-        resolve();
-      });
-    });
   }
 
   /** Stops accepting; resolves when every connection has closed. Requests in flight finish with Connection: close. */
