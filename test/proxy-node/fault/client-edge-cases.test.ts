@@ -809,13 +809,17 @@ describe('fault: client-side edge cases', () => {
 
   // ---- requests waiting for a member connection ---------------------------------------
 
-  it('a complete POST waiting for a free member connection (maxSockets 1) longer than clientRequestMs gets the member\'s answer, not 408', async function () {
-    this.timeout(10_000);
+  /**
+   * A member with one pooled connection (maxSockets 1) and clientRequestMs 400,
+   * and a GET /slow (answered after 1.2 s) holding that connection: the next
+   * request has to wait for it. The member answers `answer(url, body)`.
+   */
+  async function slowRequestHoldingTheOnlyConnection(answer: (url: string, body: string) => string) {
     const lb1 = await startMember('lb1', (req, res, body) => {
       setTimeout(() => {
-        const answer = body ? `${req.url} ${body}` : `${req.url}`;
-        res.writeHead(200, { 'Content-Length': String(answer.length) });
-        res.end(answer);
+        const text = answer(req.url ?? '', body);
+        res.writeHead(200, { 'Content-Length': String(text.length) });
+        res.end(text);
       }, req.url === '/slow' ? 1200 : 0);
     });
     const app = await startProxy(baseConfig([{ url: lb1.url, route: 'lb1', maxSockets: 1 }], { timeouts: { clientRequestMs: 400 } }));
@@ -823,6 +827,12 @@ describe('fault: client-side edge cases', () => {
     const a = new RawClient(app.port);
     await a.send('GET /slow HTTP/1.1\r\nHost: x\r\n\r\n');
     await until(() => lb1.seen.length === 1, 'the slow request at the member');
+    return { lb1, app, a, thrown };
+  }
+
+  it('a complete POST waiting for a free member connection (maxSockets 1) longer than clientRequestMs gets the member\'s answer, not 408', async function () {
+    this.timeout(10_000);
+    const { app, a, thrown } = await slowRequestHoldingTheOnlyConnection((url, body) => (body ? `${url} ${body}` : url));
     const b = new RawClient(app.port);
     // The whole request at once: nothing is missing from the client.
     await b.send('POST /form HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello');
@@ -840,18 +850,7 @@ describe('fault: client-side edge cases', () => {
 
   it('a POST whose body never comes while it waits for a member connection: 408, and the proxy keeps serving when the connection frees', async function () {
     this.timeout(10_000);
-    const lb1 = await startMember('lb1', (req, res) => {
-      setTimeout(() => {
-        const answer = `done ${req.url}`;
-        res.writeHead(200, { 'Content-Length': String(answer.length) });
-        res.end(answer);
-      }, req.url === '/slow' ? 1200 : 0);
-    });
-    const app = await startProxy(baseConfig([{ url: lb1.url, route: 'lb1', maxSockets: 1 }], { timeouts: { clientRequestMs: 400 } }));
-    const thrown = collectUncaught();
-    const a = new RawClient(app.port);
-    await a.send('GET /slow HTTP/1.1\r\nHost: x\r\n\r\n');
-    await until(() => lb1.seen.length === 1, 'the slow request at the member');
+    const { lb1, app, a, thrown } = await slowRequestHoldingTheOnlyConnection((url) => `done ${url}`);
     const b = new RawClient(app.port);
     await b.send('POST /form HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nonly part');
     const [rb] = await b.responses(1, 4000);
