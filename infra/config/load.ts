@@ -1,6 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { ClusterModel } from "../model/types";
 import { ConfigError } from "./errors";
+import { checkSecret } from "./secrets";
 import { SECRET_KEYS, SecretKey, validateConfig } from "./validate";
 
 /** The stack's secrets, as Pulumi secrets: never plain values in the program. */
@@ -45,9 +46,13 @@ export function loadStack(): LoadedStack {
   if (model.target === "ssh") needed.push("sshPrivateKey");
   const secrets = {} as StackSecrets;
   for (const key of needed) {
-    if (config.get(key) === undefined) {
+    // The engine hands the program decrypted config, so the plain value can be
+    // checked here, before any resource exists; only the Output leaves this loop.
+    const plain = config.get(key);
+    if (plain === undefined) {
       throw new ConfigError(`${project}:${key}`, `secret is missing; set it with \`pulumi config set --secret ${key} <value>\``);
     }
+    checkSecret(project, key, plain);
     secrets[key] = config.requireSecret(key);
   }
   if (model.target !== "ssh") secrets.sshPrivateKey = pulumi.secret("");

@@ -1,5 +1,32 @@
-import * as net from "node:net";
 import { ConfigError } from "./errors";
+import {
+  BALANCER_NAME,
+  COMPOSER_RULE,
+  COOKIE_NAME,
+  COOKIE_NAME_RULE,
+  COOKIE_VALUE_PREFIX,
+  DOCKER_IMAGE,
+  DOCKER_NAME,
+  isComposerConstraint,
+  isHostname,
+  isIPv4,
+  isIPv6,
+  isOrigin,
+  isTarballUrl,
+  quote,
+  RESERVED_SQL_USERS,
+  ROUTE,
+  SEPARATORS,
+  SQL_DATABASE,
+  SQL_USER,
+  SSH_USER,
+  STICKYSESSION_MAX,
+  SYSTEM_SCHEMAS,
+} from "./grammar";
+import { checkClusterAddress, checkIPv4Block, checkRequireIp, checkSshHost } from "./network";
+import { checkPublicPath } from "./paths";
+import { pcreProblem } from "./pcre";
+import { checkDistinctPorts, Listener } from "./ports";
 import { ConfigReader } from "./reader";
 import {
   AppModel,
@@ -45,9 +72,6 @@ const TOP_LEVEL_KEYS = [
 ];
 
 const HOST_NAME = /^[a-z][a-z0-9-]{0,62}$/;
-const ROUTE = /^[A-Za-z0-9_-]{1,64}$/;
-const SQL_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
-const COOKIE_NAME = /^[A-Za-z0-9!#$%&'*+^_`|~-]+$/;
 
 export interface StackIdentity {
   project: string;
@@ -80,6 +104,7 @@ export function validateConfig(id: StackIdentity, values: Record<string, unknown
       w.memberUrl = `http://${w.host.clusterAddress}:80`;
     });
     if (web.length > 200) throw new ConfigError(`${id.project}:web`, "at most 200 web servers fit the docker subnet");
+    checkDockerPorts(docker, web.length, root.child("docker").key);
   }
 
   const names = new Set<string>();
@@ -89,12 +114,22 @@ export function validateConfig(id: StackIdentity, values: Record<string, unknown
   }
 
   const serverName = root.string("serverName", "localhost");
+  // It lands in both vhosts' ServerName, in the cookie's domain (mod_rewrite's
+  // `[CO=...]`, where ":" separates fields, so no IPv6) and in proxy-node's publicUrl.
+  if (!isHostname(serverName) && !isIPv4(serverName)) {
+    throw new ConfigError(
+      `${root.key}serverName`,
+      `${quote(serverName)} is not accepted; use a host name (letters, digits, - and . only; labels of at most 63 characters, 253 in all) or an IPv4 address`,
+    );
+  }
   const trustedHostPatterns = root.strings("trustedHostPatterns", [`^${escapeRegex(serverName)}$`]);
   trustedHostPatterns.forEach((p, i) => {
-    try {
-      new RegExp(p);
-    } catch {
-      throw new ConfigError(`${id.project}:trustedHostPatterns[${i}]`, `"${p}" is not a valid regular expression`);
+    const problem = pcreProblem(p);
+    if (problem !== undefined) {
+      throw new ConfigError(
+        `${id.project}:trustedHostPatterns[${i}]`,
+        `${quote(p)} is not accepted: ${problem}; use a regular expression PHP's PCRE and JavaScript read alike, such as ^www\\.example\\.com$ (literals, \\. . [a-z0-9-] ^ $ | (?:...) * + ? {n,m})`,
+      );
     }
   });
 
@@ -102,9 +137,7 @@ export function validateConfig(id: StackIdentity, values: Record<string, unknown
   filesCfg.onlyKeys(["publicPath", "share"]);
   const share = target === "docker" ? "volume" : filesCfg.oneOf("share", ["nfs", "external"] as const, "nfs");
   const publicPath = filesCfg.string("publicPath", "/srv/drupal-files");
-  if (!publicPath.startsWith("/")) {
-    throw new ConfigError(`${filesCfg.key}.publicPath`, `expected an absolute path, got "${publicPath}"`);
-  }
+  checkPublicPath(`${filesCfg.key}.publicPath`, publicPath);
 
   return {
     project: id.project,
@@ -131,28 +164,41 @@ function readApp(root: ConfigReader): AppModel {
   const source = d.oneOf("source", ["tarball", "composer"] as const, "tarball");
   if (source === "tarball") {
     const url = d.string("url");
-    if (!/^https?:\/\/\S+\.tar\.gz$/.test(url)) {
-      throw new ConfigError(`${d.key}.url`, `expected an http(s) URL of a Drupal release .tar.gz, got "${url}"`);
+    if (!isTarballUrl(url)) {
+      throw new ConfigError(
+        `${d.key}.url`,
+        `${quote(url)} is not accepted; use an http(s) URL of a Drupal release .tar.gz whose path has only letters, digits and . _ ~ - /`,
+      );
     }
     return { kind, source: { type: "tarball", url } };
   }
-  return { kind, source: { type: "composer", version: d.string("version", "^10") } };
+  const version = d.string("version", "^10");
+  if (!isComposerConstraint(version)) throw new ConfigError(`${d.key}.version`, `${quote(version)} is not accepted; use ${COMPOSER_RULE}`);
+  return { kind, source: { type: "composer", version } };
 }
 
 function readSticky(b: ConfigReader): StickyModel {
   const stickysession = b.string("stickysession", "BALANCEID");
   const parts = stickysession.split("|");
-  if (parts.length > 2 || parts.some((p) => !COOKIE_NAME.test(p))) {
+  if (parts.length > 2 || parts.some((p) => !COOKIE_NAME.test(p)) || stickysession.length > STICKYSESSION_MAX) {
     throw new ConfigError(
       `${b.key}.stickysession`,
-      `"${stickysession}" is not accepted; use a cookie name (BALANCEID) or cookie|path-parameter (JSESSIONID|jsessionid)`,
+      `${quote(stickysession)} is not accepted; use a cookie name (BALANCEID) or cookie|path-parameter (JSESSIONID|jsessionid) of ${COOKIE_NAME_RULE}, at most ${STICKYSESSION_MAX} characters in all`,
     );
   }
   const separator = b.string("stickysessionsep", ".");
-  if (separator.length !== 1 || /[A-Za-z0-9;=,\s"]/.test(separator)) {
-    throw new ConfigError(`${b.key}.stickysessionsep`, `expected one punctuation character such as ".", got "${separator}"`);
+  if (!(SEPARATORS as readonly string[]).includes(separator)) {
+    throw new ConfigError(`${b.key}.stickysessionsep`, `${quote(separator)} is not accepted; use one of: ${SEPARATORS.join(" ")}`);
   }
   const valuePrefix = b.string("cookieValuePrefix", `balancer${separator}`);
+  // It lands in mod_rewrite's `[CO=name:value:...]` flag, where ":" "]" "," "%" "$"
+  // and "\\" all mean something, and in a URL path parameter with Tomcat style.
+  if (!COOKIE_VALUE_PREFIX.test(valuePrefix) || valuePrefix.length > 64) {
+    throw new ConfigError(
+      `${b.key}.cookieValuePrefix`,
+      `${quote(valuePrefix)} is not accepted; use at most 64 letters, digits and ${SEPARATORS.join(" ")}, ending with the separator, such as balancer${separator}`,
+    );
+  }
   // Apache takes the route as everything after the FIRST separator, so the prefix
   // must hold exactly one, at its end; otherwise no request would ever stick.
   if (!valuePrefix.endsWith(separator) || valuePrefix.indexOf(separator) !== valuePrefix.length - 1) {
@@ -162,8 +208,12 @@ function readSticky(b: ConfigReader): StickyModel {
     );
   }
   const cookieDomain = b.string("cookieDomain", "");
-  if (cookieDomain !== "" && !/^\.?[A-Za-z0-9.-]+$/.test(cookieDomain)) {
-    throw new ConfigError(`${b.key}.cookieDomain`, `"${cookieDomain}" is not a domain name`);
+  const domain = cookieDomain.startsWith(".") ? cookieDomain.slice(1) : cookieDomain;
+  if (cookieDomain !== "" && !isHostname(domain) && !(isIPv4(cookieDomain))) {
+    throw new ConfigError(
+      `${b.key}.cookieDomain`,
+      `${quote(cookieDomain)} is not accepted; use a host name (letters, digits, - and . only), optionally with a leading ".", or an IPv4 address`,
+    );
   }
   return {
     stickysession,
@@ -178,29 +228,31 @@ function readSticky(b: ConfigReader): StickyModel {
 function readSsh(r: ConfigReader): SshEndpoint {
   const s = r.child("ssh");
   s.onlyKeys(["host", "port", "user"]);
-  return { host: s.string("host"), port: s.port("port", 22), user: s.string("user", "root") };
+  const host = s.string("host");
+  checkSshHost(`${s.key}.host`, host);
+  const user = s.string("user", "root");
+  if (!SSH_USER.test(user)) throw new ConfigError(`${s.key}.user`, `${quote(user)} is not accepted; use a login name of lower-case letters, digits, _ and -`);
+  return { host, port: s.port("port", 22), user };
 }
 
 function readUrl(r: ConfigReader, name: string): string | undefined {
   const url = r.optionalString(name);
   if (url === undefined) return undefined;
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    throw new ConfigError(`${r.key}.${name}`, `"${url}" is not a URL`);
+  // An origin only: it is where a person reaches the service, and proxy-node takes
+  // the balancer's as its publicUrl, which must be an origin.
+  if (!isOrigin(url)) {
+    throw new ConfigError(`${r.key}.${name}`, `${quote(url)} is not accepted; use an http:// or https:// URL of a host and optional port, such as http://www.example.org:8080`);
   }
-  if (parsed.protocol !== "http:" && parsed.protocol !== "https:") {
-    throw new ConfigError(`${r.key}.${name}`, `expected an http:// or https:// URL, got "${url}"`);
-  }
-  return url.replace(/\/+$/, "");
+  return url.replace(/\/$/, "");
 }
 
 function readHost(r: ConfigReader, name: string, role: Role, target: Target, extraKeys: string[]): HostModel {
   r.onlyKeys(["ssh", "address", "url", ...extraKeys]);
   if (target === "ssh") {
     if (!r.has("ssh")) throw new ConfigError(`${r.key}.ssh`, "is required for target ssh (host, port, user)");
-    return { name, role, clusterAddress: r.string("address"), ssh: readSsh(r), url: readUrl(r, "url") };
+    const clusterAddress = r.string("address");
+    checkClusterAddress(`${r.key}.address`, clusterAddress);
+    return { name, role, clusterAddress, ssh: readSsh(r), url: readUrl(r, "url") };
   }
   if (r.has("ssh")) throw new ConfigError(`${r.key}.ssh`, "is only used with target ssh; remove it for target docker");
   if (r.has("address")) throw new ConfigError(`${r.key}.address`, "is assigned from docker.subnet on target docker; remove it");
@@ -222,7 +274,7 @@ function readWeb(root: ConfigReader, target: Target, sticky: StickyModel, docker
     if (!ROUTE.test(route) || route.includes(sticky.separator)) {
       throw new ConfigError(
         `${r.key}.route`,
-        `"${route}" is not accepted; use letters, digits, - and _ only (no "${sticky.separator}", the sticky separator)`,
+        `${quote(route)} is not accepted; use at most 63 letters, digits, - and _ (no "${sticky.separator}", the sticky separator)`,
       );
     }
     if (routes.has(route)) throw new ConfigError(`${r.key}.route`, `duplicate route "${route}"; every web server needs its own`);
@@ -246,8 +298,18 @@ function readData(d: ConfigReader, target: Target): DataModel {
   const host = readHost(d, "data", "data", target, ["database", "user", "port"]);
   const database = d.string("database", "drupal");
   const user = d.string("user", "drupal");
-  for (const [k, v] of [["database", database], ["user", user]] as const) {
-    if (!SQL_NAME.test(v)) throw new ConfigError(`${d.key}.${k}`, `"${v}" is not accepted; use letters, digits and _`);
+  if (!SQL_DATABASE.test(database)) {
+    throw new ConfigError(`${d.key}.database`, `${quote(database)} is not accepted; use at most 64 letters, digits and _, not starting with a digit`);
+  }
+  // MariaDB's own schemas: ALL on one of them lets the web servers' account rewrite grants.
+  if ((SYSTEM_SCHEMAS as readonly string[]).includes(database.toLowerCase())) {
+    throw new ConfigError(`${d.key}.database`, `${quote(database)} is a MariaDB system schema; use a database of its own, such as drupal`);
+  }
+  if (!SQL_USER.test(user)) {
+    throw new ConfigError(`${d.key}.user`, `${quote(user)} is not accepted; use at most 32 letters, digits and _, not starting with a digit`);
+  }
+  if ((RESERVED_SQL_USERS as readonly string[]).includes(user.toLowerCase())) {
+    throw new ConfigError(`${d.key}.user`, `${quote(user)} is an account MariaDB keeps for itself; use an account of its own, such as drupal`);
   }
   return { host, database, user, port: d.port("port", 3306) };
 }
@@ -270,15 +332,25 @@ function readBalancer(b: ConfigReader, target: Target, docker?: DockerModel): Ba
     "proxyNodeWorkers",
   ]);
   const name = b.string("name", "drupal");
-  if (!/^[A-Za-z0-9_-]+$/.test(name)) throw new ConfigError(`${b.key}.name`, `"${name}" is not accepted; use letters, digits, - and _`);
+  if (!BALANCER_NAME.test(name)) {
+    throw new ConfigError(`${b.key}.name`, `${quote(name)} is not accepted; use at most 84 letters, digits, - and _ (Apache's limit for balancer://<name>)`);
+  }
   const managerAllow = b.strings("managerAllow", ["127.0.0.1"]);
-  managerAllow.forEach((cidr, i) => checkCidr(`${b.key}.managerAllow[${i}]`, cidr));
+  managerAllow.forEach((cidr, i) => checkRequireIp(`${b.key}.managerAllow[${i}]`, cidr));
   const httpPort = b.port("httpPort", 80);
   const managerPort = b.port("managerPort", 8081);
-  if (httpPort === managerPort) throw new ConfigError(`${b.key}.managerPort`, `must differ from httpPort (${httpPort})`);
   if (docker) host.url = `http://${docker.bindAddress}:${docker.httpPort}`;
   const managerUrl = docker ? `http://${docker.bindAddress}:${docker.managerPort}` : readUrl(b, "managerUrl");
   const engine = b.oneOf("engine", ENGINES, "apache");
+  // What listens on the balancer (infra/payload/balancer.ts): the client port (Apache
+  // or proxy-node), proxy-node's manager, and with Apache in front proxy-node's own
+  // listener, which it keeps at managerPort + 1, off Apache's port.
+  const listeners: Listener[] = [
+    { key: `${b.key}.httpPort`, what: engine === "apache" ? "Apache" : "proxy-node", port: httpPort },
+    { key: `${b.key}.managerPort`, what: "proxy-node's manager", port: managerPort },
+  ];
+  if (engine === "apache") listeners.push({ key: `${b.key}.managerPort`, what: "proxy-node's agent listener (managerPort + 1)", port: managerPort + 1 });
+  checkDistinctPorts(listeners);
   const proxyNodeWorkers: ProxyNodeWorkers = b.integerOr("proxyNodeWorkers", { min: 1, max: 64 }, ["auto"] as const, "auto");
   if (engine === "apache" && b.has("proxyNodeWorkers")) {
     // With Apache in front, proxy-node is only its agent and serves no clients: the setting would do nothing.
@@ -302,17 +374,13 @@ function readBalancer(b: ConfigReader, target: Target, docker?: DockerModel): Ba
 function readDocker(d: ConfigReader, id: StackIdentity): DockerModel {
   d.onlyKeys(["image", "network", "subnet", "bindAddress", "httpPort", "managerPort", "webDirectPortBase"]);
   const subnet = d.string("subnet", "172.30.58.0/24");
-  checkCidr(`${d.key}.subnet`, subnet);
-  const [base, prefix] = subnet.split("/");
-  if (net.isIPv4(base) === false || prefix === undefined || Number(prefix) > 24 || !base.endsWith(".0")) {
-    throw new ConfigError(`${d.key}.subnet`, `"${subnet}" is not accepted; use an IPv4 block of /24 or larger, such as 172.30.58.0/24`);
-  }
+  checkIPv4Block(`${d.key}.subnet`, subnet, 24);
   const bindAddress = d.string("bindAddress", "127.0.0.1");
-  if (net.isIP(bindAddress) === 0) throw new ConfigError(`${d.key}.bindAddress`, `"${bindAddress}" is not an IP address`);
+  if (!isIPv4(bindAddress) && !isIPv6(bindAddress)) throw new ConfigError(`${d.key}.bindAddress`, `${quote(bindAddress)} is not accepted; use an IP address such as 127.0.0.1`);
   const webDirectPortBase = d.has("webDirectPortBase") ? d.integer("webDirectPortBase", { min: 1, max: 65000 }) : undefined;
   return {
-    image: d.string("image", "drupal-cluster/debian:bookworm"),
-    network: d.string("network", `${id.project}-${id.stack}`),
+    image: dockerName(d, "image", "drupal-cluster/debian:bookworm", DOCKER_IMAGE, "a docker image such as drupal-cluster/debian:bookworm"),
+    network: dockerName(d, "network", `${id.project}-${id.stack}`, DOCKER_NAME, "a docker network name of letters, digits, _ . and -"),
     subnet,
     bindAddress,
     httpPort: d.port("httpPort", 8080),
@@ -325,24 +393,34 @@ function readLocalHosts(r: ConfigReader, id: StackIdentity, target: Target): Loc
   if (target !== "ssh") throw new ConfigError(r.key, "is only used with target ssh (local hosts for the ssh target)");
   r.onlyKeys(["image", "network", "subnet", "filesVolume"]);
   const subnet = r.string("subnet");
-  checkCidr(`${r.key}.subnet`, subnet);
+  checkIPv4Block(`${r.key}.subnet`, subnet, 28);
   return {
-    image: r.string("image", "drupal-cluster/debian:bookworm"),
-    network: r.string("network", `${id.project}-${id.stack}`),
+    image: dockerName(r, "image", "drupal-cluster/debian:bookworm", DOCKER_IMAGE, "a docker image such as drupal-cluster/debian:bookworm"),
+    network: dockerName(r, "network", `${id.project}-${id.stack}`, DOCKER_NAME, "a docker network name of letters, digits, _ . and -"),
     subnet,
-    filesVolume: r.string("filesVolume", `${id.project}-${id.stack}-files`),
+    filesVolume: dockerName(r, "filesVolume", `${id.project}-${id.stack}-files`, DOCKER_NAME, "a docker volume name of letters, digits, _ . and -"),
   };
 }
 
-/** Accepts what Apache's `Require ip` accepts that we can check: an address or address/prefix. */
-export function checkCidr(key: string, cidr: string): void {
-  const [addr, prefix, ...rest] = cidr.split("/");
-  const family = net.isIP(addr);
-  const max = family === 4 ? 32 : 128;
-  const okPrefix = prefix === undefined || (/^\d{1,3}$/.test(prefix) && Number(prefix) <= max);
-  if (family === 0 || !okPrefix || rest.length > 0) {
-    throw new ConfigError(key, `"${cidr}" is not an IP address or CIDR block such as 10.0.0.0/8`);
+/** A name handed to the docker CLI (and its `name=^...$` filters). */
+function dockerName(r: ConfigReader, name: string, fallback: string, grammar: RegExp, accepted: string): string {
+  const v = r.string(name, fallback);
+  if (!grammar.test(v)) throw new ConfigError(`${r.key}.${name}`, `${quote(v)} is not accepted; use ${accepted}`);
+  return v;
+}
+
+/** Everything the docker target publishes on its bind address. */
+function checkDockerPorts(d: DockerModel, webCount: number, key: string): void {
+  const listeners: Listener[] = [
+    { key: `${key}.httpPort`, what: "the balancer", port: d.httpPort },
+    { key: `${key}.managerPort`, what: "the manager", port: d.managerPort },
+  ];
+  if (d.webDirectPortBase !== undefined) {
+    for (let n = 1; n <= webCount; n++) {
+      listeners.push({ key: `${key}.webDirectPortBase`, what: `web server ${n}'s direct port (webDirectPortBase + ${n})`, port: d.webDirectPortBase + n });
+    }
   }
+  checkDistinctPorts(listeners);
 }
 
 function escapeRegex(s: string): string {
