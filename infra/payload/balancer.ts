@@ -88,6 +88,9 @@ export function balancerPayload(model: ClusterModel, secrets: PayloadSecrets, ar
     retry: b.retry,
     lbmethod: b.lbmethod,
     stickysession: model.sticky.stickysession,
+    // Apache reads the route after its default "." unless told otherwise; without
+    // this any other separator would leave the cluster without stickiness.
+    stickysessionsep: model.sticky.separator === "." ? "" : model.sticky.separator,
     managerAllow: b.managerAllow,
   };
   const apacheFiles: PayloadFile[] = [
