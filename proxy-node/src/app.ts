@@ -48,7 +48,7 @@ export class ProxyNode {
       metrics: this.metrics,
       logger: this.logger,
       logRequests: c.log.requests,
-      outgoing: { via, preserveHost: c.balancer.preserveHost },
+      outgoing: { via, preserveHost: c.balancer.preserveHost, trustForwardedFrom: c.trustForwardedFrom },
       rewriter: new ReverseRewriter(c.publicUrl, this.balancer.members.map((m) => m.authority)),
       via,
       setCookie: sc
@@ -58,6 +58,8 @@ export class ProxyNode {
     };
     for (const m of this.balancer.members) {
       m.pool.connectMs = c.timeouts.connectMs;
+      m.pool.queueMs = c.timeouts.queueMs;
+      m.pool.queueCounters = this.metrics;
       m.pool.idleMs = c.timeouts.memberKeepAliveMs;
     }
     this.refreshMemberTables(ctx);

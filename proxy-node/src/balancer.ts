@@ -125,5 +125,6 @@ function applyConfig(m: Member, mc: MemberConfig): Member {
   m.retryMs = mc.retry * 1000;
   m.status = mc.status;
   m.pool.maxSockets = mc.maxSockets;
+  m.pool.maxQueue = mc.maxQueue;
   return m;
 }

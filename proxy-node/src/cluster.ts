@@ -12,9 +12,10 @@ import type { Config, MemberStatus } from './config';
 import type { Logger, JsonLogger } from './log';
 import { ProxyNode } from './app';
 import type { Member } from './members';
+import type { Metrics } from './metrics';
 
 type MemberStats = { url: string; requests: number; errors: number; bytesIn: number; bytesOut: number; busy: number };
-type MetricStats = Record<'requests' | 'inFlight' | 'refused' | 'retries' | 'noMember' | 'upstreamErrors' | 'upstreamTimeouts' | 'websockets', number> & { byClass: number[] };
+type MetricStats = Record<'requests' | 'inFlight' | 'refused' | 'retries' | 'noMember' | 'upstreamErrors' | 'upstreamTimeouts' | 'websockets', number> & { byClass: number[]; queueRefused: Metrics['queueRefused'] };
 
 type ToWorker =
   | { t: 'config'; config: Config }
@@ -109,6 +110,7 @@ export class ClusterPrimary {
     const mt = this.app.metrics;
     for (const k of METRIC_KEYS) mt[k] = 0;
     mt.byClass = [0, 0, 0, 0, 0, 0];
+    mt.queueRefused = { full: 0, timeout: 0 };
     for (const r of replies) {
       if (!r || r.t !== 'stats') continue;
       for (const s of r.members) {
@@ -122,6 +124,8 @@ export class ClusterPrimary {
       }
       for (const k of METRIC_KEYS) mt[k] += r.metrics[k];
       r.metrics.byClass.forEach((v, i) => (mt.byClass[i] += v));
+      mt.queueRefused.full += r.metrics.queueRefused.full;
+      mt.queueRefused.timeout += r.metrics.queueRefused.timeout;
     }
   }
 
@@ -183,7 +187,7 @@ export function runWorker(logger: JsonLogger): void {
       case 'stats': {
         if (!app) return;
         const mt = app.metrics;
-        const metrics = { byClass: [...mt.byClass] } as MetricStats;
+        const metrics = { byClass: [...mt.byClass], queueRefused: { ...mt.queueRefused } } as MetricStats;
         for (const k of METRIC_KEYS) metrics[k] = mt[k];
         send({
           t: 'stats',

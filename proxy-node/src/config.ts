@@ -18,6 +18,8 @@ export interface MemberConfig {
   retry: number;
   status: MemberStatus;
   maxSockets: number;
+  /** Requests that may wait for one of the member's connections; more get 503. */
+  maxQueue: number;
 }
 
 export interface SetCookieConfig {
@@ -66,8 +68,12 @@ export interface Config {
   manager: ManagerConfig | null;
   balancer: BalancerConfig;
   apache: { managerUrl: string; balancer: string } | null;
+  /** Peers whose X-Forwarded-* and Forwarded headers are passed on; everyone else's are dropped. */
+  trustForwardedFrom: Cidr[];
+  trustForwardedFromText: string[];
   timeouts: {
     connectMs: number;
+    queueMs: number;
     headersMs: number;
     idleMs: number;
     clientHeadersMs: number;
@@ -182,7 +188,7 @@ export function parseOrigin(v: unknown, key: string): { host: string; port: numb
 
 function member(v: unknown, key: string, sep: string): MemberConfig {
   const o = obj(v, key);
-  noUnknown(o, ['url', 'route', 'lbfactor', 'retry', 'status', 'maxSockets'], key);
+  noUnknown(o, ['url', 'route', 'lbfactor', 'retry', 'status', 'maxSockets', 'maxQueue'], key);
   const { host, port } = parseOrigin(o.url, `${key}.url`);
   const route = str(o, 'route', key);
   if (!ROUTE.test(route)) throw new ConfigError(`${key}.route`, `expected letters, digits, '.', '_', '~' or '-', got ${show(route)}`);
@@ -200,6 +206,7 @@ function member(v: unknown, key: string, sep: string): MemberConfig {
     retry: int(o, 'retry', key, 60, 0, 86400),
     status: oneOf<MemberStatus>(o, 'status', key, 'enabled', ['enabled', 'disabled', 'draining', 'standby', 'stopped']),
     maxSockets: int(o, 'maxSockets', key, 256, 1, 65536),
+    maxQueue: int(o, 'maxQueue', key, 1024, 0, 1_000_000),
   };
 }
 
@@ -234,6 +241,24 @@ function setCookie(v: unknown, key: string, stickyCookie: string, sep: string): 
   return { name, valuePrefix, path, domain };
 }
 
+function cidrList(raw: readonly unknown[], key: string): { list: Cidr[]; text: string[] } {
+  const list: Cidr[] = [];
+  const text: string[] = [];
+  raw.forEach((c, i) => {
+    const parsed = typeof c === 'string' ? parseCidr(c) : null;
+    if (!parsed) throw new ConfigError(`${key}[${i}]`, `expected a CIDR range like 127.0.0.0/8, got ${show(c)}`);
+    list.push(parsed);
+    text.push(c as string);
+  });
+  return { list, text };
+}
+
+function trustForwardedFrom(v: unknown): { list: Cidr[]; text: string[] } {
+  if (v === undefined || v === null) return { list: [], text: [] };
+  if (!Array.isArray(v)) throw new ConfigError('trustForwardedFrom', `expected a list of CIDR ranges, got ${show(v)}`);
+  return cidrList(v, 'trustForwardedFrom');
+}
+
 function manager(v: unknown, key: string): ManagerConfig | null {
   if (v === undefined || v === null) return null;
   const o = obj(v, key);
@@ -242,14 +267,7 @@ function manager(v: unknown, key: string): ManagerConfig | null {
   if (!Array.isArray(allowRaw) || allowRaw.length === 0) {
     throw new ConfigError(`${key}.allow`, `expected a non-empty list of CIDR ranges, got ${show(allowRaw)}`);
   }
-  const allow: Cidr[] = [];
-  const allowText: string[] = [];
-  allowRaw.forEach((c, i) => {
-    const parsed = typeof c === 'string' ? parseCidr(c) : null;
-    if (!parsed) throw new ConfigError(`${key}.allow[${i}]`, `expected a CIDR range like 127.0.0.0/8, got ${show(c)}`);
-    allow.push(parsed);
-    allowText.push(c as string);
-  });
+  const { list: allow, text: allowText } = cidrList(allowRaw, `${key}.allow`);
   const token = str(o, 'token', key);
   if (token.length < 8 || !/^[\x21-\x7e]+$/.test(token)) {
     throw new ConfigError(`${key}.token`, 'expected at least 8 printable characters without spaces');
@@ -265,7 +283,7 @@ function manager(v: unknown, key: string): ManagerConfig | null {
 
 export function validateConfig(raw: unknown): Config {
   const root = obj(raw, '(root)');
-  noUnknown(root, ['mode', 'listen', 'publicUrl', 'manager', 'balancer', 'apache', 'timeouts', 'limits', 'via', 'workers', 'log'], '');
+  noUnknown(root, ['mode', 'listen', 'publicUrl', 'manager', 'balancer', 'apache', 'trustForwardedFrom', 'timeouts', 'limits', 'via', 'workers', 'log'], '');
   const mode = oneOf<Mode>(root, 'mode', '', 'serve', ['serve', 'agent']);
 
   const listenO = optObj(root, 'listen', 'listen');
@@ -334,9 +352,11 @@ export function validateConfig(raw: unknown): Config {
   if (mode === 'agent' && !balancer.healthCheck) throw new ConfigError('balancer.healthCheck', 'required when mode is "agent"');
 
   const t = optObj(root, 'timeouts', 'timeouts');
-  noUnknown(t, ['connectMs', 'headersMs', 'idleMs', 'clientHeadersMs', 'clientRequestMs', 'keepAliveMs', 'memberKeepAliveMs', 'shutdownMs'], 'timeouts');
+  noUnknown(t, ['connectMs', 'queueMs', 'headersMs', 'idleMs', 'clientHeadersMs', 'clientRequestMs', 'keepAliveMs', 'memberKeepAliveMs', 'shutdownMs'], 'timeouts');
   const timeouts = {
     connectMs: int(t, 'connectMs', 'timeouts', 3000, 1, 600_000),
+    // HAProxy's `timeout queue`: a saturated member answers 503 instead of holding clients.
+    queueMs: int(t, 'queueMs', 'timeouts', 5000, 1, 600_000),
     headersMs: int(t, 'headersMs', 'timeouts', 30_000, 1, 3_600_000),
     idleMs: int(t, 'idleMs', 'timeouts', 60_000, 1, 3_600_000),
     clientHeadersMs: int(t, 'clientHeadersMs', 'timeouts', 20_000, 1, 600_000),
@@ -352,6 +372,7 @@ export function validateConfig(raw: unknown): Config {
     maxHeaderSize: int(l, 'maxHeaderSize', 'limits', 16384, 1024, 1_048_576),
     maxHeadersCount: int(l, 'maxHeadersCount', 'limits', 100, 4, 2000),
   };
+  const trust = trustForwardedFrom(root.trustForwardedFrom);
   const logO = optObj(root, 'log', 'log');
   noUnknown(logO, ['requests'], 'log');
 
@@ -362,6 +383,8 @@ export function validateConfig(raw: unknown): Config {
     manager: manager(root.manager, 'manager'),
     balancer,
     apache,
+    trustForwardedFrom: trust.list,
+    trustForwardedFromText: trust.text,
     timeouts,
     limits,
     via: bool(root, 'via', '', true),

@@ -41,7 +41,7 @@ export class Member {
     this.status = cfg.status;
     this.authority = cfg.url.slice('http://'.length);
     // Timeouts are set from the config's `timeouts` by the app.
-    this.pool = new Pool(cfg.host, cfg.port, cfg.maxSockets, 3000, 4000, this);
+    this.pool = new Pool(cfg.host, cfg.port, cfg.maxSockets, cfg.maxQueue, 5000, 3000, 4000, this);
   }
 
   /** Apache's PROXY_WORKER_IS_USABLE plus ap_proxy_retry_worker: an errored member becomes usable again after `retry`. */

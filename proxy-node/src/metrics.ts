@@ -11,6 +11,8 @@ export class Metrics {
   upstreamErrors = 0;
   upstreamTimeouts = 0;
   websockets = 0;
+  /** Requests answered 503 without a member connection: the member's queue was full, or the wait too long. */
+  queueRefused = { full: 0, timeout: 0 };
   /** Responses by status class, index 1..5. */
   byClass = [0, 0, 0, 0, 0, 0];
   reloads = 0;
@@ -42,6 +44,8 @@ export class Metrics {
     lines.push(`proxy_node_upstream_errors_total ${this.upstreamErrors}`);
     head('proxy_node_upstream_timeouts_total', 'counter', 'Attempts that timed out.');
     lines.push(`proxy_node_upstream_timeouts_total ${this.upstreamTimeouts}`);
+    head('proxy_node_queue_refused_total', 'counter', 'Requests answered 503 because no member connection came free: queue full, or waited longer than timeouts.queueMs.');
+    lines.push(`proxy_node_queue_refused_total{reason="full"} ${this.queueRefused.full}`, `proxy_node_queue_refused_total{reason="timeout"} ${this.queueRefused.timeout}`);
     head('proxy_node_websockets_total', 'counter', 'WebSocket upgrades passed through.');
     lines.push(`proxy_node_websockets_total ${this.websockets}`);
     const mem = process.memoryUsage();

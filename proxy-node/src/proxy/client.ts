@@ -56,12 +56,19 @@ const enum Deadline {
 }
 
 const CRLFCRLF = Buffer.from('\r\n\r\n');
-const LFLF = Buffer.from('\n\n');
 const CONTINUE = 'HTTP/1.1 100 Continue\r\n\r\n';
 /** After our FIN, how long a client may take to close before we cut the connection. */
 const LINGER_MS = 2000;
 /** Bytes of pipelined input held while a response is in flight before reading pauses. */
 const MAX_PENDING = 256 * 1024;
+
+/** An LF not preceded by CR in buf[from..], the head having started at `start`. */
+function hasBareLf(buf: Buffer, start: number, from: number): boolean {
+  for (let i = buf.indexOf(10, from); i >= 0; i = buf.indexOf(10, i + 1)) {
+    if (i === start || buf[i - 1] !== 13) return true;
+  }
+  return false;
+}
 
 const kConn = Symbol('proxy-node.client');
 type TaggedSocket = net.Socket & { [kConn]?: ClientConn };
@@ -155,8 +162,9 @@ export class ClientConn {
       const max = this.server.limits.maxHeaderSize;
       if (end < 0 || end - pos > max) {
         if (len - pos > max) return this.refuse(new RequestError(431, 'request head too large'));
-        // A head ended by bare LFs would otherwise wait here until the head timeout.
-        if (buf.indexOf(LFLF, pos) >= 0) return this.refuse(new RequestError(400, 'bare LF line ending in the request head'));
+        // A bare LF anywhere in an unfinished head (the end may be "\n\r\n" or
+        // "\n\n") would otherwise wait here until the head timeout.
+        if (hasBareLf(buf, pos, Math.max(pos, this.scanFrom))) return this.refuse(new RequestError(400, 'bare LF line ending in the request head'));
         this.keep(buf, pos);
         this.scanFrom = Math.max(0, (this.pending as Buffer).length - 3);
         return;
@@ -274,11 +282,13 @@ export class ClientConn {
    * Starts the response. `headers` are end-to-end fields already filtered by
    * the caller; framing and Connection are ours to write.
    */
-  sendHead(status: number, reason: string, headers: readonly string[], body: ResBody): void {
+  sendHead(status: number, reason: string, headers: readonly string[], body: ResBody, contentLength: number): void {
     const head = this.head as RequestHead;
     let s = `HTTP/1.1 ${status} ${reason}\r\n`;
     for (let i = 0; i < headers.length; i += 2) s += `${headers[i]}: ${headers[i + 1]}\r\n`;
-    if (body === ResBody.Chunked || body === ResBody.UntilClose) {
+    // A length with no body (HEAD, 304) still describes the representation; 204 never has one (RFC 9110 8.6).
+    if (contentLength >= 0 && (body === ResBody.Length || (body === ResBody.None && status !== 204))) s += `Content-Length: ${contentLength}\r\n`;
+    else if (body === ResBody.Chunked || body === ResBody.UntilClose) {
       // The member's framing is not ours to copy: re-frame for this client.
       if (head.minor === 1) {
         this.chunkedOut = true;
@@ -331,8 +341,8 @@ export class ClientConn {
   /** A complete response of our own (errors, refusals). */
   sendSimple(status: number, text: string, extra: readonly string[] = []): void {
     const body = `${status} ${text}\n`;
-    const headers = ['Content-Type', 'text/plain; charset=utf-8', 'Content-Length', String(body.length), ...extra];
-    this.sendHead(status, STATUS_TEXT[status] ?? text, headers, ResBody.Length);
+    const headers = ['Content-Type', 'text/plain; charset=utf-8', ...extra];
+    this.sendHead(status, STATUS_TEXT[status] ?? text, headers, ResBody.Length, body.length);
     if ((this.head as RequestHead).method !== 'HEAD') this.socket.write(body, 'latin1');
     this.endResponse();
   }

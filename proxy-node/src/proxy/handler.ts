@@ -103,7 +103,7 @@ class Exchange implements UpstreamUser, ClientUser {
     this.keepAlive = h.keepAlive;
     this.responded = true;
     (this.conn as Conn).setTimeout(ctx.timeouts.idleMs);
-    this.client.sendHead(h.status, h.reason, headers, h.body);
+    this.client.sendHead(h.status, h.reason, headers, h.body, h.contentLength);
   }
 
   body(chunk: Buffer): void {
@@ -133,6 +133,13 @@ class Exchange implements UpstreamUser, ClientUser {
     if (this.done) return;
     const m = this.member;
     const { ctx } = this;
+    if (err.code === 'QUEUE_FULL' || err.code === 'QUEUE_TIMEOUT') {
+      // The member is busy, not broken: no error mark, and no retry that would
+      // move a sticky client's session to another member.
+      this.releaseMember();
+      finishWithError(this, 503, 'Member busy');
+      return;
+    }
     ctx.metrics.upstreamErrors++;
     const timeout = err.code === 'TIMEOUT' || err.code === 'CONNECT_TIMEOUT';
     if (timeout) ctx.metrics.upstreamTimeouts++;

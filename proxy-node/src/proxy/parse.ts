@@ -21,6 +21,8 @@ export interface ResponseHead {
   /** The connection may carry another request after this response. */
   keepAlive: boolean;
   body: ResBody;
+  /** The member's Content-Length (repeats of one value merged), or -1. */
+  contentLength: number;
 }
 
 export interface ResponseSink {
@@ -256,7 +258,7 @@ export class ResponseParser {
       this.keepAlive = !close && !more;
       this.discardRest = more;
       this.state = State.Done;
-      sink.head({ status, reason, raw, keepAlive: this.keepAlive, body: ResBody.None });
+      sink.head({ status, reason, raw, keepAlive: this.keepAlive, body: ResBody.None, contentLength });
       if (this.sink === sink) this.finish();
       return;
     }
@@ -274,7 +276,7 @@ export class ResponseParser {
       this.keepAlive = false;
     }
     const body = this.state === State.Length ? ResBody.Length : this.state === State.ChunkSize ? ResBody.Chunked : this.state === State.UntilClose ? ResBody.UntilClose : ResBody.None;
-    sink.head({ status, reason, raw, keepAlive: this.keepAlive, body });
+    sink.head({ status, reason, raw, keepAlive: this.keepAlive, body, contentLength });
     if (this.state === State.Done && this.sink === sink) this.finish();
   }
 }

@@ -1,6 +1,9 @@
 // Response headers sent back to the client: hop-by-hop dropped (hop.ts),
 // member URLs in Location/Content-Location/URI rewritten to the public origin
 // (like ProxyPassReverse), Via added, and the sticky cookie set if asked.
+// Content-Length and Transfer-Encoding are never copied: the client
+// connection writes the framing from the parsed answer (client.ts sendHead),
+// so a member listing them in Connection cannot strip them.
 import { connectionTokens, isHopByHop } from './hop';
 
 export class ReverseRewriter {
@@ -44,8 +47,9 @@ export function responseHeaders(raw: readonly string[], o: ResponseOptions): str
     const name = raw[i];
     let value = raw[i + 1];
     const c = name.charCodeAt(0) | 0x20;
-    if (c === 108 /* l */ || c === 99 /* c */ || c === 117 /* u */ || c === 118 /* v */ || c === 115 /* s */) {
+    if (c === 108 /* l */ || c === 99 /* c */ || c === 117 /* u */ || c === 118 /* v */ || c === 115 /* s */ || c === 116 /* t */) {
       const lower = name.toLowerCase();
+      if (lower === 'content-length' || lower === 'transfer-encoding') continue;
       if (lower === 'location' || lower === 'content-location' || lower === 'uri') value = o.rewriter.rewrite(value);
       else if (lower === 'via') {
         via = via === undefined ? value : `${via}, ${value}`;

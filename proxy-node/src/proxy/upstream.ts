@@ -1,7 +1,8 @@
 // Keep-alive connection pool to one member, on plain net sockets with the
 // response parser in parse.ts. One pool per member; at most `maxSockets`
-// connections; requests beyond that wait in FIFO order. Listeners are set
-// once per socket, never per request.
+// connections, upgraded ones included; requests beyond that wait in FIFO
+// order, at most `maxQueue` of them and each at most `queueMs` (then 503, as
+// HAProxy's `timeout queue`). Listeners are set once per socket, never per request.
 import * as net from 'node:net';
 import { ResponseParser, ResponseHead, ResponseSink, ParseError } from './parse';
 
@@ -52,6 +53,8 @@ export class Conn implements ResponseSink {
   reused = false;
   gotResponseBytes = false;
   dead = false;
+  /** Closed to make room for an upgrade, which took over its slot in the pool's count. */
+  slotHandedOver = false;
   private err: Error | null = null;
 
   constructor(readonly pool: Pool, readonly socket: TaggedSocket) {
@@ -180,10 +183,21 @@ function onSocketTimeout(this: TaggedSocket): void {
 function onSocketDrain(this: TaggedSocket): void {
   this[kConn]?.user?.drained();
 }
+function onQueueTimeout(pool: Pool, user: UpstreamUser): void {
+  pool.expire(user);
+}
 
 interface Waiter {
   user: UpstreamUser;
   head: boolean;
+  timer: NodeJS.Timeout;
+}
+
+/** Why a request never got a member connection. */
+export type QueueRefusal = 'full' | 'timeout';
+
+export interface QueueCounters {
+  queueRefused: Record<QueueRefusal, number>;
 }
 
 export class Pool {
@@ -196,10 +210,19 @@ export class Pool {
     readonly host: string,
     readonly port: number,
     public maxSockets: number,
+    public maxQueue: number,
+    public queueMs: number,
     public connectMs: number,
     public idleMs: number,
     readonly counters: PoolCounters,
+    /** Where refusals are counted for /metrics; set by the app. */
+    public queueCounters: QueueCounters | null = null,
   ) {}
+
+  /** Requests waiting for a connection now. */
+  get queued(): number {
+    return this.waiting.length;
+  }
 
   /** Gets a connection for `user`; user.ready() is called when it can write. */
   acquire(user: UpstreamUser, headRequest: boolean): void {
@@ -214,13 +237,65 @@ export class Pool {
       this.connect().assign(user, headRequest);
       return;
     }
-    this.waiting.push({ user, head: headRequest });
+    if (this.waiting.length >= this.maxQueue) {
+      this.refuse(user, 'full');
+      return;
+    }
+    const w: Waiter = { user, head: headRequest, timer: setTimeout(onQueueTimeout, this.queueMs, this, user) };
+    w.timer.unref();
+    this.waiting.push(w);
   }
 
   /** A waiting user gave up (client went away). */
   cancel(user: UpstreamUser): void {
     const i = this.waiting.findIndex((w) => w.user === user);
-    if (i >= 0) this.waiting.splice(i, 1);
+    if (i >= 0) clearTimeout(this.waiting.splice(i, 1)[0].timer);
+  }
+
+  /** The queue wait of `user` passed `queueMs`. */
+  expire(user: UpstreamUser): void {
+    const i = this.waiting.findIndex((w) => w.user === user);
+    if (i < 0) return;
+    this.waiting.splice(i, 1);
+    this.refuse(user, 'timeout');
+  }
+
+  private refuse(user: UpstreamUser, why: QueueRefusal): void {
+    if (this.queueCounters !== null) this.queueCounters.queueRefused[why]++;
+    const msg = why === 'full' ? 'member connection queue is full' : 'waited too long for a member connection';
+    user.failed(new UpstreamError(msg, why === 'full' ? 'QUEUE_FULL' : 'QUEUE_TIMEOUT', true, true, false));
+  }
+
+  /** The next waiting request, its queue timer stopped. */
+  private nextWaiter(): Waiter | undefined {
+    const w = this.waiting.shift();
+    if (w !== undefined) clearTimeout(w.timer);
+    return w;
+  }
+
+  /**
+   * Takes a connection slot for a connection opened outside the pool (an
+   * upgrade, which never returns to it). An idle pooled connection is closed to
+   * make room; false when every slot is busy.
+   */
+  reserve(): boolean {
+    if (this.closed) return false;
+    if (this.total < this.maxSockets) {
+      this.total++;
+      return true;
+    }
+    const idle = this.free.shift();
+    if (idle === undefined) return false;
+    idle.slotHandedOver = true;
+    idle.destroy();
+    return true;
+  }
+
+  /** Gives back a slot taken by reserve(). */
+  unreserve(): void {
+    this.total--;
+    const next = this.closed ? undefined : this.nextWaiter();
+    if (next !== undefined) this.connect().assign(next.user, next.head);
   }
 
   recycle(conn: Conn): void {
@@ -228,7 +303,7 @@ export class Pool {
       conn.destroy();
       return;
     }
-    const next = this.waiting.shift();
+    const next = this.nextWaiter();
     if (next !== undefined) {
       conn.reused = true;
       conn.assign(next.user, next.head);
@@ -243,9 +318,11 @@ export class Pool {
   forget(conn: Conn): void {
     const i = this.free.indexOf(conn);
     if (i >= 0) this.free.splice(i, 1);
+    // Its slot now belongs to an upgrade (reserve()).
+    if (conn.slotHandedOver) return;
     this.total--;
     // A slot opened: start a connection for the next waiting request.
-    const next = this.closed ? undefined : this.waiting.shift();
+    const next = this.closed ? undefined : this.nextWaiter();
     if (next !== undefined) this.connect().assign(next.user, next.head);
   }
 
@@ -267,6 +344,9 @@ export class Pool {
   destroy(): void {
     this.closed = true;
     for (const c of this.free.splice(0)) c.destroy();
-    for (const w of this.waiting.splice(0)) w.user.failed(new UpstreamError('pool closed', 'POOL_CLOSED', true, true, false));
+    for (const w of this.waiting.splice(0)) {
+      clearTimeout(w.timer);
+      w.user.failed(new UpstreamError('pool closed', 'POOL_CLOSED', true, true, false));
+    }
   }
 }

@@ -7,12 +7,14 @@ import type { ProxyContext } from './handler';
 import { refuseStatus } from './incoming';
 import { outgoingHeaders } from './outgoing';
 import { connectionTokens, isHopByHop } from './hop';
-import type { RequestHead } from './request-parser';
+import { Framing, RequestHead } from './request-parser';
 
 export function handleUpgrade(ctx: ProxyContext, req: RequestHead, clientIp: string, socket: Duplex, head: Buffer): void {
   ctx.metrics.requests++;
   socket.on('error', () => socket.destroy());
-  const refuse = refuseStatus(req);
+  // A body on an upgrade request has no place on the wire once the protocol
+  // switches: forwarding its length without its bytes leaves the member waiting.
+  const refuse = req.framing !== Framing.None ? 400 : refuseStatus(req);
   if (refuse !== 0) {
     ctx.metrics.refused++;
     ctx.metrics.countStatus(refuse);
@@ -27,6 +29,13 @@ export function handleUpgrade(ctx: ProxyContext, req: RequestHead, clientIp: str
     rawReply(socket, 503, 'No member available');
     return;
   }
+  // An upgraded connection is a member connection like any other: it counts against maxSockets.
+  if (!m.pool.reserve()) {
+    ctx.metrics.queueRefused.full++;
+    ctx.metrics.countStatus(503);
+    rawReply(socket, 503, 'Member busy');
+    return;
+  }
   const headers = outgoingHeaders(req, clientIp, m.authority, ctx.outgoing);
   headers.push('Connection', 'Upgrade', 'Upgrade', req.upgrade ?? 'websocket');
   m.busy++;
@@ -36,6 +45,7 @@ export function handleUpgrade(ctx: ProxyContext, req: RequestHead, clientIp: str
     if (!released) {
       released = true;
       m.busy--;
+      m.pool.unreserve();
     }
   };
   const up = http.request({ host: m.host, port: m.port, method: req.method, path: req.url, headers, agent: false, setHost: false });
@@ -58,6 +68,7 @@ export function handleUpgrade(ctx: ProxyContext, req: RequestHead, clientIp: str
     if (socket.writable) socket.write(lines.join('\r\n'));
     res.pipe(socket);
     res.on('end', release);
+    res.on('close', release);
   });
   up.on('upgrade', (res, upSocket, upHead) => {
     ctx.metrics.websockets++;

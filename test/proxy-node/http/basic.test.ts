@@ -19,11 +19,21 @@ describe('http: proxying to a member', () => {
     const app = await startProxy(baseConfig([{ url: lb1.url, route: 'lb1' }]));
     await request(app.port, { path: '/', headers: { Host: 'www.example.org', 'X-Forwarded-For': '10.9.9.9', 'X-Forwarded-Proto': 'https' } });
     const h = lb1.seen[0].headers;
-    assert.equal(h['x-forwarded-for'], '10.9.9.9, 127.0.0.1');
+    // A client's own forwarding headers are not passed on (see security/forwarded-headers).
+    assert.equal(h['x-forwarded-for'], '127.0.0.1');
     assert.equal(h['x-forwarded-proto'], 'http');
     assert.equal(h['x-forwarded-host'], 'www.example.org');
     assert.equal(h.host, `127.0.0.1:${lb1.port}`);
     assert.match(String(h.via), /^1\.1 .*proxy-node/);
+  });
+
+  it('a peer in trustForwardedFrom keeps its X-Forwarded-For and -Proto; ours is appended', async () => {
+    const lb1 = await startMember('lb1');
+    const app = await startProxy(baseConfig([{ url: lb1.url, route: 'lb1' }], { trustForwardedFrom: ['127.0.0.0/8'] }));
+    await request(app.port, { path: '/', headers: { Host: 'www.example.org', 'X-Forwarded-For': '10.9.9.9', 'X-Forwarded-Proto': 'https' } });
+    const h = lb1.seen[0].headers;
+    assert.equal(h['x-forwarded-for'], '10.9.9.9, 127.0.0.1');
+    assert.equal(h['x-forwarded-proto'], 'https');
   });
 
   it('preserveHost sends the client Host to the member', async () => {

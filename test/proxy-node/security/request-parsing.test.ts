@@ -119,6 +119,16 @@ describe('security: request parsing (smuggling and malformed requests)', () => {
     await assertRefused(lb1, app, 'GET / HTTP/1.1\nHost: x\n\n', 400);
   });
 
+  it('a bare LF before the final CRLF ("Host: x\\n\\r\\n") is refused with 400 at once, not after the header timeout', async () => {
+    const { lb1, app } = await setup();
+    await assertRefused(lb1, app, 'GET /a HTTP/1.1\r\nHost: x\n\r\n', 400);
+  });
+
+  it('a bare LF inside an unfinished head is refused at once', async () => {
+    const { lb1, app } = await setup();
+    await assertRefused(lb1, app, 'GET /a HTTP/1.1\r\nHost: x\nX-More: y\r\n', 400);
+  });
+
   const badRequestLines: Array<[string, string]> = [
     ['two spaces between method and target', 'GET  / HTTP/1.1'],
     ['a lowercase version ("http/1.1")', 'GET / http/1.1'],

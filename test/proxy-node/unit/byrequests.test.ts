@@ -3,7 +3,7 @@ import { Member } from '../../../proxy-node/src/members';
 import { ByRequests } from '../../../proxy-node/src/strategies/byrequests';
 
 function members(weights: number[]): Member[] {
-  return weights.map((w, i) => new Member({ url: `http://127.0.0.1:${1000 + i}`, host: '127.0.0.1', port: 1000 + i, route: `lb${i + 1}`, lbfactor: w, retry: 10, status: 'enabled', maxSockets: 1 }));
+  return weights.map((w, i) => new Member({ url: `http://127.0.0.1:${1000 + i}`, host: '127.0.0.1', port: 1000 + i, route: `lb${i + 1}`, lbfactor: w, retry: 10, status: 'enabled', maxSockets: 1, maxQueue: 0 }));
 }
 
 function sequence(weights: number[], n: number): string[] {

@@ -4,7 +4,7 @@ import { ByBusyness } from '../../../proxy-node/src/strategies/bybusyness';
 import { ByTraffic } from '../../../proxy-node/src/strategies/bytraffic';
 
 function members(weights: number[]): Member[] {
-  return weights.map((w, i) => new Member({ url: `http://127.0.0.1:${1000 + i}`, host: '127.0.0.1', port: 1000 + i, route: `lb${i + 1}`, lbfactor: w, retry: 10, status: 'enabled', maxSockets: 1 }));
+  return weights.map((w, i) => new Member({ url: `http://127.0.0.1:${1000 + i}`, host: '127.0.0.1', port: 1000 + i, route: `lb${i + 1}`, lbfactor: w, retry: 10, status: 'enabled', maxSockets: 1, maxQueue: 0 }));
 }
 
 describe('unit: bybusyness', () => {
