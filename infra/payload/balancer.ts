@@ -1,5 +1,5 @@
 import { ClusterModel } from "../model/types";
-import { baseView, file, step, sysvService, template } from "./common";
+import { baseView, clusterAddress, file, routeKey, setting, sh, step, sysvService, template } from "./common";
 import { HostPayload, PayloadFile, PayloadSecrets, ServiceSpec } from "./types";
 
 /** proxy-node's compiled files, keyed by their path below proxy-node/dist. */
@@ -15,7 +15,11 @@ export function apacheBalancerModules(model: ClusterModel): string[] {
 export function balancerPayload(model: ClusterModel, secrets: PayloadSecrets, artifacts: ProxyNodeArtifacts): HostPayload {
   const b = model.balancer;
   const base = baseView(model, b.host);
-  const members = model.web.map((w) => ({ url: w.memberUrl, route: w.route, lbfactor: w.lbfactor }));
+  const members = model.web.map((w) => ({
+    url: setting(model, clusterAddress(model, w.host).origin.slice(model.project.length + 1), w.memberUrl),
+    route: setting(model, routeKey(model, w), w.route),
+    lbfactor: w.lbfactor,
+  }));
   const apache = b.engine === "apache";
 
   const proxyNodeConfig = template(
@@ -80,18 +84,18 @@ export function balancerPayload(model: ClusterModel, secrets: PayloadSecrets, ar
 
   const view = {
     ...base,
-    serverName: model.serverName,
+    serverName: setting(model, "serverName", model.serverName),
     httpPort: b.httpPort,
-    logLevel: b.logLevel,
-    name: b.name,
+    logLevel: setting(model, "balancer.logLevel", b.logLevel),
+    name: setting(model, "balancer.name", b.name),
     members,
     retry: b.retry,
-    lbmethod: b.lbmethod,
-    stickysession: model.sticky.stickysession,
+    lbmethod: setting(model, "balancer.lbmethod", b.lbmethod),
+    stickysession: setting(model, "balancer.stickysession", model.sticky.stickysession),
     // Apache reads the route after its default "." unless told otherwise; without
     // this any other separator would leave the cluster without stickiness.
     stickysessionsep: model.sticky.separator === "." ? "" : model.sticky.separator,
-    managerAllow: b.managerAllow,
+    managerAllow: b.managerAllow.map((cidr, i) => setting(model, `balancer.managerAllow[${i}]`, cidr)),
   };
   const apacheFiles: PayloadFile[] = [
     template("/etc/apache2/ports.conf", "balancer/apache2/ports.conf.hbs", view),
@@ -106,7 +110,7 @@ export function balancerPayload(model: ClusterModel, secrets: PayloadSecrets, ar
     configure: [
       step(
         "enable-apache-balancer",
-        `a2enmod -q ${apacheBalancerModules(model).join(" ")} && a2enconf -q drupal-cluster-proxy && a2dissite -q 000-default && a2ensite -q drupal-cluster-balancer`,
+        sh`a2enmod -q ${apacheBalancerModules(model)} && a2enconf -q drupal-cluster-proxy && a2dissite -q 000-default && a2ensite -q drupal-cluster-balancer`,
       ),
     ],
     // Module changes need a restart; a graceful one finishes in-flight requests.

@@ -1,4 +1,5 @@
-import { ClusterModel, HostModel } from "../model/types";
+import { ClusterModel, HostModel, WebMember } from "../model/types";
+import { shellArg, Sourced, sourced, Text } from "./escape";
 import { render } from "./render";
 import { PayloadFile, ProvisionStep, ServiceSpec } from "./types";
 
@@ -8,6 +9,36 @@ export function file(path: string, content: string, opts: Partial<Omit<PayloadFi
 
 export function template(path: string, name: string, view: object, opts: Partial<Omit<PayloadFile, "path" | "content">> = {}): PayloadFile {
   return file(path, render(name, view), opts);
+}
+
+/** A setting's value, tagged with its key as the operator writes it (`drupal-cluster:serverName`). */
+export function setting(model: ClusterModel, key: string, value: string): Sourced {
+  return sourced(`${model.project}:${key}`, value);
+}
+
+/** Where a host's cluster address comes from: its own setting, or docker.subnet on the docker target. */
+export function addressKey(model: ClusterModel, host: HostModel): string {
+  if (model.target === "docker") return "docker.subnet";
+  if (host.role === "web") return `web[${model.web.findIndex((w) => w.host === host)}].address`;
+  return `${host.role}.address`;
+}
+
+export function clusterAddress(model: ClusterModel, host: HostModel): Sourced {
+  return setting(model, addressKey(model, host), host.clusterAddress);
+}
+
+/** The settings a web server's route comes from (web[i].route, or web[i].name by default). */
+export function routeKey(model: ClusterModel, member: WebMember): string {
+  const i = model.web.indexOf(member);
+  return `web[${i}].route`;
+}
+
+/**
+ * A shell command line from literal code and values: every value goes through
+ * shellArg, so steps and templates quote the same way. Use as sh`mkdir -p ${path}`.
+ */
+export function sh(code: TemplateStringsArray, ...values: Array<Text | readonly Text[]>): string {
+  return code.reduce((out, part, i) => out + part + (i < values.length ? shellArg(values[i]) : ""), "");
 }
 
 export function step(name: string, run: string, watch: PayloadFile[] = []): ProvisionStep {
@@ -23,14 +54,15 @@ export function sysvService(name: string, watch: PayloadFile[], reload: "reload"
     name,
     // Debian's packages start their service on install with default settings, so
     // the first start must be a restart to pick up our files.
-    start: `if service ${name} status >/dev/null 2>&1; then service ${name} restart; else service ${name} start; fi`,
-    reload: `service ${name} ${reload}`,
-    stop: `service ${name} stop || true`,
+    start: sh`if service ${name} status >/dev/null 2>&1; then service ${name} restart; else service ${name} start; fi`,
+    reload: sh`service ${name} ${reload}`,
+    stop: sh`service ${name} stop || true`,
     watch: watch.map((f) => f.path),
   };
 }
 
 /** Values every template's header uses. */
-export function baseView(model: ClusterModel, host: HostModel): { stack: string; hostName: string } {
-  return { stack: `${model.project}/${model.stack}`, hostName: host.name };
+export function baseView(model: ClusterModel, host: HostModel): { stack: string; hostName: Sourced } {
+  const i = model.web.findIndex((w) => w.host === host);
+  return { stack: `${model.project}/${model.stack}`, hostName: setting(model, i >= 0 ? `web[${i}].name` : `${host.role} (host name)`, host.name) };
 }

@@ -1,23 +1,25 @@
 import { ClusterModel } from "../model/types";
-import { baseView, step, sysvService, template } from "./common";
+import { baseView, clusterAddress, setting, sh, step, sysvService, template } from "./common";
+import { sourced } from "./escape";
 import { HostPayload, PayloadSecrets } from "./types";
 
 export function dataPayload(model: ClusterModel, secrets: PayloadSecrets): HostPayload {
   const d = model.data;
   const base = baseView(model, d.host);
   // Grants and exports name the web servers' cluster addresses: nobody else gets in.
-  const clients = model.web.map((w) => w.host.clusterAddress);
+  const clients = model.web.map((w) => clusterAddress(model, w.host));
+  const publicPath = setting(model, "files.publicPath", model.files.publicPath);
 
   const cnf = template("/etc/mysql/mariadb.conf.d/60-drupal-cluster.cnf", "data/mariadb/cluster.cnf.hbs", {
     ...base,
-    bindAddress: d.host.clusterAddress,
+    bindAddress: clusterAddress(model, d.host),
     port: d.port,
   });
   const sql = template("/etc/drupal-cluster/bootstrap.sql", "data/mariadb/bootstrap.sql.hbs", {
     ...base,
-    database: d.database,
-    user: d.user,
-    dbPassword: secrets.dbPassword,
+    database: setting(model, "data.database", d.database),
+    user: setting(model, "data.user", d.user),
+    dbPassword: sourced("secret dbPassword", secrets.dbPassword),
     clients,
     probe: model.app.kind === "probe",
   }, { mode: "0600", secret: true });
@@ -37,11 +39,11 @@ export function dataPayload(model: ClusterModel, secrets: PayloadSecrets): HostP
   if (model.files.share === "nfs") {
     const exportsFile = template("/etc/exports.d/drupal-cluster.exports", "data/nfs/exports.hbs", {
       ...base,
-      exportPath: model.files.publicPath,
+      exportPath: publicPath,
       clients,
     });
     payload.packages.push("nfs-kernel-server");
-    payload.prepare.push(step("export-folder", `mkdir -p /etc/exports.d ${model.files.publicPath} && chown 33:33 ${model.files.publicPath}`));
+    payload.prepare.push(step("export-folder", sh`mkdir -p /etc/exports.d ${publicPath} && chown 33:33 ${publicPath}`));
     payload.files.push(exportsFile);
     payload.services.push({ ...sysvService("nfs-kernel-server", [exportsFile]), reload: "exportfs -ra" });
   }

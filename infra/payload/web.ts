@@ -1,5 +1,6 @@
 import { ClusterModel, WebMember } from "../model/types";
-import { baseView, step, sysvService, template } from "./common";
+import { baseView, clusterAddress, routeKey, setting, sh, step, sysvService, template } from "./common";
+import { Sourced, sourced } from "./escape";
 import { HostPayload, PayloadFile, PayloadSecrets, ProvisionStep } from "./types";
 
 const PROBE_ROOT = "/var/www/probe";
@@ -11,27 +12,35 @@ export function webPayload(model: ClusterModel, member: WebMember, secrets: Payl
   const base = baseView(model, host);
   const probe = model.app.kind === "probe";
   const docroot = probe ? PROBE_ROOT : `${DRUPAL_HOME}/web`;
-  const publicFiles = probe ? model.files.publicPath : `${DRUPAL_HOME}/web/sites/default/files`;
+  const publicFiles: Sourced | string = probe ? setting(model, "files.publicPath", model.files.publicPath) : `${DRUPAL_HOME}/web/sites/default/files`;
+  const route = setting(model, routeKey(model, member), member.route);
   const db = {
-    database: model.data.database,
-    dbUser: model.data.user,
-    dbPassword: secrets.dbPassword,
-    dbHost: model.data.host.clusterAddress,
+    database: setting(model, "data.database", model.data.database),
+    dbUser: setting(model, "data.user", model.data.user),
+    dbPassword: sourced("secret dbPassword", secrets.dbPassword),
+    dbHost: clusterAddress(model, model.data.host),
     dbPort: String(model.data.port),
   };
+  const serverName = setting(model, "serverName", model.serverName);
 
   const vhost = template("/etc/apache2/sites-available/drupal-cluster-web.conf", "web/apache2/web-vhost.conf.hbs", {
     ...base,
-    serverName: model.serverName,
-    clusterAddress: host.clusterAddress,
-    route: member.route,
+    serverName,
+    clusterAddress: clusterAddress(model, host),
+    route,
     docroot,
     publicFiles,
-    logLevel: model.balancer.logLevel,
-    separator: model.sticky.separator,
-    cookieName: model.sticky.cookieName,
-    stickyValue: member.stickyValue,
-    cookieDomain: model.sticky.cookieDomain || model.serverName,
+    logLevel: setting(model, "balancer.logLevel", model.balancer.logLevel),
+    separator: setting(model, "balancer.stickysessionsep", model.sticky.separator),
+    cookieName: setting(model, "balancer.stickysession", model.sticky.cookieName),
+    stickyValue: setting(
+      model,
+      `balancer.cookieValuePrefix (default "balancer" + balancer.stickysessionsep) + ${routeKey(model, member)}`,
+      member.stickyValue,
+    ),
+    cookieDomain: model.sticky.cookieDomain
+      ? setting(model, "balancer.cookieDomain", model.sticky.cookieDomain)
+      : setting(model, "serverName (the default of balancer.cookieDomain)", model.serverName),
   });
 
   const appFiles: PayloadFile[] = probe
@@ -39,8 +48,12 @@ export function webPayload(model: ClusterModel, member: WebMember, secrets: Payl
         template(`${PROBE_ROOT}/config.php`, "web/probe/config.php.hbs", {
           ...base,
           ...db,
-          route: member.route,
-          dsn: `mysql:host=${db.dbHost};port=${db.dbPort};dbname=${db.database};charset=utf8mb4`,
+          route,
+          dsn: setting(
+            model,
+            `${clusterAddress(model, model.data.host).origin.slice(model.project.length + 1)}, data.port, data.database (the PDO DSN)`,
+            `mysql:host=${db.dbHost};port=${db.dbPort};dbname=${db.database};charset=utf8mb4`,
+          ),
           publicFiles,
         }, { mode: "0640", owner: "root:www-data", secret: true }),
         ...PROBE_PAGES.map((page) => template(`${PROBE_ROOT}/${page}`, `web/probe/${page}.hbs`, base)),
@@ -50,9 +63,9 @@ export function webPayload(model: ClusterModel, member: WebMember, secrets: Payl
           ...base,
           ...db,
           hashSalt: secrets.hashSalt,
-          cookieDomain: model.sticky.cookieDomain,
-          reverseProxyAddresses: [model.balancer.host.clusterAddress],
-          trustedHostPatterns: model.trustedHostPatterns,
+          cookieDomain: setting(model, "balancer.cookieDomain", model.sticky.cookieDomain),
+          reverseProxyAddresses: [clusterAddress(model, model.balancer.host)],
+          trustedHostPatterns: model.trustedHostPatterns.map((p, i) => setting(model, `trustedHostPatterns[${i}]`, p)),
         }, { mode: "0640", owner: "root:www-data", secret: true }),
       ];
 
@@ -64,13 +77,13 @@ export function webPayload(model: ClusterModel, member: WebMember, secrets: Payl
     const mount = template("/usr/local/sbin/drupal-cluster-mount-files", "web/nfs/mount-files.sh.hbs", {
       ...base,
       publicFiles,
-      exportHost: model.data.host.clusterAddress,
-      exportPath: model.files.publicPath,
+      exportHost: clusterAddress(model, model.data.host),
+      exportPath: setting(model, "files.publicPath", model.files.publicPath),
     }, { mode: "0755" });
     files.push(mount);
     configure.push(step("mount-shared-files", "/usr/local/sbin/drupal-cluster-mount-files", [mount]));
   }
-  configure.push(step("own-shared-files", `mkdir -p ${publicFiles} && chown www-data:www-data ${publicFiles}`));
+  configure.push(step("own-shared-files", sh`mkdir -p ${publicFiles} && chown www-data:www-data ${publicFiles}`));
 
   const packages = ["apache2", "libapache2-mod-php", "php-mysql", "curl", "ca-certificates"];
   if (!probe) packages.push("php-gd", "php-xml", "php-mbstring", "php-curl", "php-opcache", "unzip");
@@ -79,7 +92,7 @@ export function webPayload(model: ClusterModel, member: WebMember, secrets: Payl
   return {
     host,
     packages,
-    prepare: probe ? [step("docroot", `mkdir -p ${PROBE_ROOT}`)] : [drupalInstallStep(model)],
+    prepare: probe ? [step("docroot", sh`mkdir -p ${PROBE_ROOT}`)] : [drupalInstallStep(model)],
     files,
     configure,
     services: [sysvService("apache2", files, "reload")],
@@ -92,13 +105,14 @@ function drupalInstallStep(model: ClusterModel): ProvisionStep {
   if (model.app.kind !== "drupal") throw new Error("drupalInstallStep needs app drupal");
   const src = model.app.source;
   const marker = `${DRUPAL_HOME}/.drupal-cluster-source`;
-  const want = src.type === "tarball" ? src.url : `composer:${src.version}`;
+  const want = src.type === "tarball" ? setting(model, "drupal.url", src.url) : setting(model, "drupal.version", `composer:${src.version}`);
   const fetch =
     src.type === "tarball"
-      ? `apt-get install -y -q wget && mkdir -p ${DRUPAL_HOME}/web && wget -qO- '${src.url}' | tar -xz --strip-components=1 -C ${DRUPAL_HOME}/web`
-      : `apt-get install -y -q composer && composer create-project --no-interaction 'drupal/recommended-project:${src.version}' ${DRUPAL_HOME}`;
+      ? sh`apt-get install -y -q wget && mkdir -p ${`${DRUPAL_HOME}/web`} && wget -qO- ${want} | tar -xz --strip-components=1 -C ${`${DRUPAL_HOME}/web`}`
+      : sh`apt-get install -y -q composer && composer create-project --no-interaction ${setting(model, "drupal.version", `drupal/recommended-project:${src.version}`)} ${DRUPAL_HOME}`;
   return step(
     "install-drupal",
-    `if [ "$(cat ${marker} 2>/dev/null)" != '${want}' ]; then ${fetch} && echo '${want}' > ${marker}; fi && mkdir -p ${DRUPAL_HOME}/web/sites/default`,
+    // printf, not echo: dash's echo would turn a backslash in the value into another character.
+    sh`if [ "$(cat ${marker} 2>/dev/null)" != ${want} ]; then ` + fetch + sh` && printf '%s\n' ${want} > ${marker}; fi && mkdir -p ${`${DRUPAL_HOME}/web/sites/default`}`,
   );
 }
