@@ -204,7 +204,7 @@ function readSticky(b: ConfigReader): StickyModel {
   if (!valuePrefix.endsWith(separator) || valuePrefix.indexOf(separator) !== valuePrefix.length - 1) {
     throw new ConfigError(
       `${b.key}.cookieValuePrefix`,
-      `"${valuePrefix}" must end with the separator "${separator}" and contain no other, because Apache reads the route after the first "${separator}"`,
+      `"${valuePrefix}" must end with the separator "${separator}" and contain no other, because Apache reads the route after the first "${separator}"; use one such as balancer${separator}`,
     );
   }
   const cookieDomain = b.string("cookieDomain", "");
