@@ -12,7 +12,7 @@ import { EngineEvent } from "@pulumi/pulumi/automation";
 import { bringUp, leftovers, onHost, RunningCluster, tearDown, Variant, variantOverrides } from "../support/local-cluster";
 import { openStack, upWithSummary } from "../../scripts/stack";
 import { pulumiVersion } from "../../scripts/toolchain";
-import { checkFailover, checkSpread, checkSticky, ManagerOps } from "./checks";
+import { checkFailover, checkSpread, checkSticky, ManagerOps, newClient } from "./checks";
 import { registerUserChecks } from "./user-checks";
 import { apacheManager, proxyNodeManager } from "./managers";
 import { recordFigure } from "../support/figures";
@@ -147,7 +147,14 @@ describe("cluster on the dev path: real pulumi up over SSH to local Debian hosts
     });
   });
 
-  clusterSuite("apache engine, 3 web servers (a stack setting)", { stack: "ci-three", portOffset: 1100, subnet: 62, webCount: 3 }, (get) => {
+  // Also the one cluster with a sticky separator other than Apache's default ".":
+  // the balancer is told stickysessionsep=_ (issue 15), or these checks fail.
+  const THREE: Variant = { stack: "ci-three", portOffset: 1100, subnet: 62, webCount: 3, balancer: { stickysessionsep: "_" } };
+  clusterSuite("apache engine, 3 web servers (a stack setting), stickysessionsep _", THREE, (get) => {
+    it("stamps cookies balancer_<route> (the stack's separator is _)", async () => {
+      assert.equal(get().model.sticky.separator, "_");
+      assert.equal((await newClient(get())).browser.cookie(get().model.sticky.cookieName)?.startsWith("balancer_lb"), true);
+    });
     it("spreads new clients evenly over 3 web servers", async () => {
       await checkSpread(get(), 9);
     });

@@ -16,6 +16,8 @@ export interface Variant {
   subnet: number;
   webCount?: number;
   engine?: "apache" | "proxy-node";
+  /** Balancer settings on top of the dev stack's (extra would replace the whole balancer). */
+  balancer?: Record<string, unknown>;
   extra?: Record<string, unknown>;
 }
 
@@ -54,6 +56,7 @@ export function variantOverrides(v: Variant): Raw {
   const balancer = shiftHost(dev.balancer as Raw, v);
   balancer.managerAllow = [`172.30.${v.subnet}.1`];
   if (v.engine) balancer.engine = v.engine;
+  Object.assign(balancer, v.balancer ?? {});
   const lh = dev.localHosts as Raw;
   return {
     balancer,
