@@ -9,6 +9,7 @@
  *   ts-node scripts/stack.ts outputs [--stack dev]  the stack's URLs
  *   ts-node scripts/stack.ts cleanup                remove everything any stack left on this machine (by label)
  */
+import { spawn } from "node:child_process";
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -89,18 +90,43 @@ export async function openStack(stackName: string, opts: StackOptions = {}): Pro
   return { stack, model };
 }
 
+/**
+ * Sets one secret with the pulumi CLI reading the value from its stdin (`--raw`
+ * keeps it byte for byte). The Automation API's setConfig and setAllConfig put
+ * the value on the CLI's command line, where every user of the machine can read
+ * it in `ps` or /proc/<pid>/cmdline.
+ */
+export async function setSecretConfig(stack: Stack, key: string, value: string): Promise<void> {
+  const ws = stack.workspace as LocalWorkspace;
+  const command = ws.pulumiCommand.command;
+  // The same environment the Automation API gives the CLI.
+  const env: NodeJS.ProcessEnv = { ...process.env, ...ws.envVars, PULUMI_AUTOMATION_API: "true" };
+  if (ws.pulumiHome) env.PULUMI_HOME = ws.pulumiHome;
+  if (path.isAbsolute(command)) env.PATH = `${path.dirname(command)}:${env.PATH ?? ""}`;
+  const args = ["config", "set", "--stack", stack.name, "--secret", "--raw", "--non-interactive", "--", key];
+  await new Promise<void>((resolve, reject) => {
+    const child = spawn(command, args, { cwd: ws.workDir, env, stdio: ["pipe", "ignore", "pipe"] });
+    let stderr = "";
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    child.on("error", reject);
+    child.on("close", (code) => (code === 0 ? resolve() : reject(new Error(`pulumi config set ${key} (value on stdin) failed with exit ${code}: ${stderr.trim()}`))));
+    child.stdin.on("error", reject);
+    child.stdin.end(value);
+  });
+}
+
 /** Generates the secrets a local stack needs, once; other stacks must set theirs. */
-async function ensureSecrets(stack: Stack, model: ClusterModel): Promise<void> {
+export async function ensureSecrets(stack: Stack, model: ClusterModel, keyRoot = REPO_ROOT): Promise<void> {
   const have = await stack.getAllConfig();
   const missing = (k: string): boolean => !(`${PROJECT}:${k}` in have);
   const local = model.localHosts !== undefined;
   for (const k of ["dbPassword", "hashSalt", "managerToken"]) {
     if (!missing(k)) continue;
-    if (!local) throw new Error(`config ${PROJECT}:${k}: secret is missing; set it with \`pulumi config set --secret ${k} <value>\` (stack ${model.stack})`);
-    await stack.setConfig(`${PROJECT}:${k}`, { value: crypto.randomBytes(k === "hashSalt" ? 48 : 24).toString("base64url"), secret: true });
+    if (!local) throw new Error(`config ${PROJECT}:${k}: secret is missing; set it with \`pulumi config set --secret ${k} < file-holding-the-value\` (from stdin: a value on the command line shows in ps) (stack ${model.stack})`);
+    await setSecretConfig(stack, `${PROJECT}:${k}`, crypto.randomBytes(k === "hashSalt" ? 48 : 24).toString("base64url"));
   }
   if (model.target === "ssh" && local && missing("sshPrivateKey")) {
-    await stack.setConfig(`${PROJECT}:sshPrivateKey`, { value: stackKey(REPO_ROOT, model.stack).privateKey, secret: true });
+    await setSecretConfig(stack, `${PROJECT}:sshPrivateKey`, stackKey(keyRoot, model.stack).privateKey);
   }
 }
 
