@@ -30,6 +30,12 @@ export interface StackOptions {
   onOutput?: (line: string) => void;
   /** Structured engine events (tests read which resources changed). */
   onEvent?: (e: EngineEvent) => void;
+  /**
+   * `up` first reads every file, step and service back from the hosts (default
+   * true), so a rebuilt host, an edited or deleted file or a stopped service is
+   * found and repaired in the same run.
+   */
+  refresh?: boolean;
 }
 
 const WORK_ROOT = path.join(REPO_ROOT, ".pulumi-work");
@@ -144,7 +150,7 @@ function print(outputs: OutputMap): void {
 export async function upWithSummary(stackName: string, opts: StackOptions = {}): Promise<UpResult> {
   const { stack, model } = await openStack(stackName, opts);
   if (model.localHosts) hostsUp(model, stackKey(REPO_ROOT, stackName).publicKey);
-  return stack.up({ onOutput: opts.onOutput ?? ((s) => process.stdout.write(s)), onEvent: opts.onEvent });
+  return stack.up({ refresh: opts.refresh ?? true, onOutput: opts.onOutput ?? ((s) => process.stdout.write(s)), onEvent: opts.onEvent });
 }
 
 export async function up(stackName: string, opts: StackOptions = {}): Promise<OutputMap> {

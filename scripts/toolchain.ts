@@ -4,6 +4,7 @@
  * the test run prints it as "not covered" rather than skipping anything silently.
  */
 import { execFileSync } from "node:child_process";
+import * as fs from "node:fs";
 import * as path from "node:path";
 
 export const ROOT = path.resolve(__dirname, "..");
@@ -22,7 +23,7 @@ export const UNOBTAINABLE: Unobtainable[] = [
     what: "@pulumi/command's provider plugin (module github.com/pulumi/pulumi-command)",
     error:
       "go get github.com/pulumi/pulumi-command@2d1778da0ec3: 403 Forbidden (This module version is not available); the served v1.2.1 holds no provider code",
-    consequence: "the ssh target delivers through our own SSH dynamic resources (infra/targets/ssh) instead",
+    consequence: "the ssh target delivers through our own provider plugin (infra/targets/ssh/provider, SSH via ssh2) instead",
   },
   {
     component: "pulumi-resource-docker",
@@ -54,13 +55,17 @@ export function dockerVersion(): string | undefined {
   }
 }
 
+function projectVersion(): string {
+  return (JSON.parse(fs.readFileSync(path.join(ROOT, "package.json"), "utf8")) as { version: string }).version;
+}
+
 export function statusLines(): string[] {
   const cli = pulumiVersion();
   const engine = dockerVersion();
   return [
     `  docker engine            ${engine ? `available (${engine})` : "MISSING: run scripts/bootstrap"}`,
     `  pulumi CLI               ${cli ? `available (${cli}, built from Go modules)` : "MISSING: run scripts/bootstrap"}`,
-    `  dynamic provider host    available (node_modules/@pulumi/pulumi)`,
+    `  drupal-cluster plugin    ${fs.existsSync(path.join(ROOT, ".tools", "pulumi-home", "plugins", "resource-drupal-cluster-v" + projectVersion(), "pulumi-resource-drupal-cluster")) ? `installed (v${projectVersion()}, built from infra/targets/ssh/provider)` : "MISSING: run scripts/bootstrap"}`,
     ...UNOBTAINABLE.map((u) => `  ${u.component.padEnd(24)} NOT AVAILABLE HERE: ${u.error}\n  ${"".padEnd(24)} so ${u.consequence}`),
   ];
 }

@@ -80,7 +80,7 @@ export class SshHost extends pulumi.ComponentResource {
       (svc) =>
         new RemoteCommand(
           `${host.name}-service-${svc.name}`,
-          { connection, create: svc.start, update: svc.reload, delete: svc.stop, triggers: [p.digest(svc.watch)] },
+          { connection, create: svc.start, update: svc.reload, delete: svc.stop, check: svc.status, triggers: [p.digest(svc.watch)] },
           { ...child, dependsOn: configured },
         ),
     );

@@ -67,6 +67,7 @@ export function balancerPayload(model: ClusterModel, secrets: PayloadSecrets, ar
     // A restart rather than SIGHUP: the watched files include proxy-node's code.
     reload: "proxy-node-service restart",
     stop: "proxy-node-service stop || true",
+    status: "proxy-node-service status",
     watch: proxyNodeFiles.map((f) => f.path),
   };
 

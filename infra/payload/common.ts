@@ -57,6 +57,7 @@ export function sysvService(name: string, watch: PayloadFile[], reload: "reload"
     start: sh`if service ${name} status >/dev/null 2>&1; then service ${name} restart; else service ${name} start; fi`,
     reload: sh`service ${name} ${reload}`,
     stop: sh`service ${name} stop || true`,
+    status: sh`service ${name} status`,
     watch: watch.map((f) => f.path),
   };
 }

@@ -30,6 +30,8 @@ export interface ServiceSpec {
   start: string;
   reload: string;
   stop: string;
+  /** Exits 0 while the service runs: how a refresh tells a stopped service. */
+  status: string;
   watch: string[];
 }
 

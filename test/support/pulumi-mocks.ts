@@ -48,8 +48,8 @@ const mocks: pulumi.runtime.Mocks = {
       case "docker:index/container:Container":
         return { id: `${args.inputs.name}-id`, state: { ...args.inputs, ipAddress: args.inputs.networksAdvanced?.[0]?.ipv4Address } };
       default:
-        if (args.type.startsWith("pulumi-nodejs:dynamic")) {
-          return { id: `${args.name}-id`, state: { ...args.inputs, stdout: "", hash: "0".repeat(64) } };
+        if (args.type.startsWith("drupal-cluster:ssh:Remote")) {
+          return { id: `${args.name}-id`, state: { ...args.inputs, stdout: "", hash: "0".repeat(64), applied: true, found: "" } };
         }
         return { id: `${args.name}-id`, state: { ...args.inputs } };
     }

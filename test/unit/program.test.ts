@@ -12,8 +12,8 @@ import { isWireSecret, MockRun, plainStrings, Registration, runWithMocks, TEST_S
 type Program = typeof import("../../infra/program");
 let program: Program;
 
-const REMOTE_FILE = "pulumi-nodejs:dynamic/drupal-cluster:RemoteFile";
-const REMOTE_COMMAND = "pulumi-nodejs:dynamic/drupal-cluster:RemoteCommand";
+const REMOTE_FILE = "drupal-cluster:ssh:RemoteFile";
+const REMOTE_COMMAND = "drupal-cluster:ssh:RemoteCommand";
 const CONTAINER = "docker:index/container:Container";
 const ROLE_TYPE = { data: "DataServer", web: "WebServer", balancer: "BalancerHost" } as const;
 const SECRET_TEXTS = [...Object.values(TEST_STACK_SECRETS), "unit-ssh-key-6e4c"];
@@ -83,7 +83,7 @@ describe("cluster program under pulumi mocks", function () {
       });
 
       it("declares one host component per host, of its role's type", () => {
-        const components = run.registrations.filter((r) => r.type.startsWith(`drupal-cluster:${target}:`));
+        const components = run.registrations.filter((r) => r.type.startsWith(`drupal-cluster:${target}:`) && !r.type.includes(":Remote"));
         const expected = payloads.map((p) => `drupal-cluster:${target}:${ROLE_TYPE[p.host.role]} ${p.host.name}`).sort();
         assert.deepEqual(components.map((r) => `${r.type} ${r.name}`).sort(), expected);
         assert.equal(components.filter((r) => r.type.endsWith(":WebServer")).length, c.model.web.length);

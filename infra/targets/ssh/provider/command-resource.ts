@@ -1,0 +1,103 @@
+/**
+ * A shell step on a host (an install, a configuration step, a service). Each
+ * applied step leaves a marker on the host holding the resource's id, so read
+ * can tell whether the step's effect is still there: a rebuilt host has no
+ * markers, and a service whose `check` fails (stopped, crashed) is not in place.
+ * Such a step is applied again from scratch (`create`), not merely updated.
+ */
+import type { CreateResult, DiffResult, ReadResult, UpdateResult } from "@pulumi/pulumi/provider";
+import { execRemote, runRemote, shellQuote } from "../remote-exec";
+import { CommandProps, commandProps, endpoint } from "./inputs";
+import { reveal, secret, secretPaths, withSecrets } from "./secret-values";
+
+const MARKERS = "/var/lib/drupal-cluster/applied";
+
+/** The marker's path: one per resource name, which names its host too ("lb1-install"). */
+function markerPath(urn: string): string {
+  const name = urn.slice(urn.lastIndexOf("::") + 2).replace(/[^A-Za-z0-9._-]/g, "_");
+  return `${MARKERS}/${name}`;
+}
+
+/** Runs `script`, then records that the step is applied (only if it succeeded: bash -e). */
+function withMarker(script: string, urn: string, id: string): string {
+  return `${script}\nmkdir -p ${MARKERS}\nprintf '%s' ${shellQuote(id)} > ${shellQuote(markerPath(urn))}`;
+}
+
+/** The resource's inputs, as the program declares them. */
+function inputsOf(p: CommandProps): Record<string, unknown> {
+  return { connection: p.connection, create: p.create, update: p.update, delete: p.delete, check: p.check, triggers: p.triggers };
+}
+
+function outputs(p: CommandProps, stdout: string, inputSecrets: string[]): Record<string, unknown> {
+  return {
+    ...inputsOf(p),
+    connection: { ...p.connection, privateKey: secret(p.connection.privateKey) },
+    triggers: secret(p.triggers),
+    applied: p.applied,
+    found: p.found,
+    stdout: stdout.slice(-4000),
+    inputSecrets,
+  };
+}
+
+function storedSecrets(props: unknown): string[] {
+  const v = (reveal(props) as { inputSecrets?: unknown } | null)?.inputSecrets;
+  return Array.isArray(v) ? v.filter((x): x is string => typeof x === "string") : [];
+}
+
+export const commandResource = {
+  diff(oldsRaw: unknown, newsRaw: unknown, what: string): DiffResult {
+    const olds = commandProps(oldsRaw, what);
+    const news = commandProps(newsRaw, what);
+    const replaces = endpoint(olds.connection) !== endpoint(news.connection) ? ["connection"] : [];
+    const changes =
+      replaces.length > 0 ||
+      !olds.applied ||
+      olds.create !== news.create ||
+      olds.update !== news.update ||
+      olds.delete !== news.delete ||
+      olds.check !== news.check ||
+      JSON.stringify(olds.triggers) !== JSON.stringify(news.triggers) ||
+      olds.connection.privateKey !== news.connection.privateKey ||
+      olds.connection.hostKey !== news.connection.hostKey;
+    return { changes, replaces, deleteBeforeReplace: false };
+  },
+
+  async create(urn: string, raw: unknown, what: string): Promise<CreateResult> {
+    const p = commandProps(reveal(raw), what);
+    const id = `${p.connection.host}:${p.connection.port}:${Date.now()}`;
+    const r = await runRemote(p.connection, "create", withMarker(p.create, urn, id));
+    return { id, outs: outputs({ ...p, applied: true, found: "" }, r.stdout, secretPaths(raw)) };
+  },
+
+  async read(id: string, urn: string, rawProps: unknown, what: string): Promise<ReadResult> {
+    const p = commandProps(reveal(rawProps), what);
+    const marker = shellQuote(markerPath(urn));
+    const script = [
+      `if [ "$(cat ${marker} 2>/dev/null)" != ${shellQuote(id)} ]; then echo "not applied on this host (no marker: a new or rebuilt host)"; exit 0; fi`,
+      p.check ? `if ! ( ${p.check} ) >/dev/null 2>&1; then echo "applied, but its check fails now: ${p.check.replace(/[^ -~]/g, "")}"; exit 0; fi` : "",
+      "echo ok",
+    ].join("\n");
+    const r = await execRemote(p.connection, script);
+    if (r.code !== 0) throw new Error(`${what}: reading its state on ${endpoint(p.connection)} failed (exit ${r.code}): ${r.stderr.trim()}`);
+    const said = r.stdout.trim();
+    const found = { ...p, applied: said === "ok", found: said === "ok" ? "" : said };
+    const secrets = storedSecrets(rawProps);
+    return { id, props: outputs(found, String((reveal(rawProps) as { stdout?: unknown }).stdout ?? ""), secrets), inputs: withSecrets(inputsOf(found), secrets) };
+  },
+
+  async update(urn: string, id: string, oldsRaw: unknown, newsRaw: unknown, what: string): Promise<UpdateResult> {
+    const olds = commandProps(reveal(oldsRaw), what);
+    const news = commandProps(reveal(newsRaw), what);
+    // An effect that is gone is applied again in full (a stopped service is started, not reloaded).
+    const script = olds.applied ? news.update || news.create : news.create;
+    const r = await runRemote(news.connection, olds.applied ? "update" : "create (repair)", withMarker(script, urn, id));
+    return { outs: outputs({ ...news, applied: true, found: "" }, r.stdout, secretPaths(newsRaw)) };
+  },
+
+  async delete(urn: string, props: unknown, what: string): Promise<void> {
+    const p = commandProps(props, what);
+    const rm = `rm -f ${shellQuote(markerPath(urn))}`;
+    await runRemote(p.connection, "delete", p.delete ? `${p.delete}\n${rm}` : rm);
+  },
+};

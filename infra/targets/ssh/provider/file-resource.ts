@@ -1,0 +1,89 @@
+/**
+ * One file on a host. Diffs on the content's hash, mode and owner; read tells
+ * what is on the host now (absent, edited, other mode or owner), so a refresh
+ * shows the drift and the next update writes the file back.
+ */
+import { createHash } from "node:crypto";
+import type { CreateResult, DiffResult, ReadResult, UpdateResult } from "@pulumi/pulumi/provider";
+import { removeRemoteFile, statRemoteFile, writeRemoteFile } from "../remote-exec";
+import { endpoint, FileProps, fileProps } from "./inputs";
+import { reveal, secret, secretPaths, withSecrets } from "./secret-values";
+
+export function contentHash(content: string): string {
+  return createHash("sha256").update(content).digest("hex");
+}
+
+/** "0644" and "644" are the same mode. */
+function sameMode(a: string, b: string): boolean {
+  return parseInt(a, 8) === parseInt(b, 8);
+}
+
+/** The resource's inputs, as the program declares them. */
+function inputsOf(p: FileProps): Record<string, unknown> {
+  return { connection: p.connection, path: p.path, content: p.content, mode: p.mode, owner: p.owner };
+}
+
+/**
+ * What state keeps: the inputs with the content and key secret, the hash, and
+ * which inputs came secret (so read can give the inputs back in their shape).
+ */
+function outputs(p: FileProps, hash: string, inputSecrets: string[]): Record<string, unknown> {
+  return {
+    ...inputsOf(p),
+    connection: { ...p.connection, privateKey: secret(p.connection.privateKey) },
+    content: secret(p.content),
+    hash: secret(hash),
+    inputSecrets,
+  };
+}
+
+function storedSecrets(props: unknown): string[] {
+  const v = (reveal(props) as { inputSecrets?: unknown } | null)?.inputSecrets;
+  return Array.isArray(v) ? v.filter((x): x is string => typeof x === "string") : [];
+}
+
+export const fileResource = {
+  diff(oldsRaw: unknown, newsRaw: unknown, what: string): DiffResult {
+    const olds = fileProps(oldsRaw, what);
+    const news = fileProps(newsRaw, what);
+    const replaces: string[] = [];
+    if (olds.path !== news.path) replaces.push("path");
+    // Another host: what lives on the old one is removed after the new one has it.
+    if (endpoint(olds.connection) !== endpoint(news.connection)) replaces.push("connection");
+    const changes =
+      replaces.length > 0 ||
+      olds.hash !== contentHash(news.content) ||
+      !sameMode(olds.mode, news.mode) ||
+      olds.owner !== news.owner ||
+      olds.connection.privateKey !== news.connection.privateKey ||
+      olds.connection.hostKey !== news.connection.hostKey;
+    return { changes, replaces, deleteBeforeReplace: false };
+  },
+
+  async create(raw: unknown, what: string): Promise<CreateResult> {
+    const p = fileProps(reveal(raw), what);
+    await writeRemoteFile(p.connection, p.path, p.content, p.mode, p.owner);
+    return { id: `${p.connection.host}:${p.connection.port}:${p.path}`, outs: outputs(p, contentHash(p.content), secretPaths(raw)) };
+  },
+
+  async read(id: string, rawProps: unknown, what: string): Promise<ReadResult> {
+    const p = fileProps(reveal(rawProps), what);
+    const now = await statRemoteFile(p.connection, p.path);
+    // Gone from the host: gone from state, so the next update creates it again.
+    if (now === null) return {};
+    const secrets = storedSecrets(rawProps);
+    const seen = { ...p, mode: sameMode(now.mode, p.mode) ? p.mode : now.mode.padStart(4, "0"), owner: now.owner };
+    return { id, props: outputs(seen, now.hash, secrets), inputs: withSecrets(inputsOf(seen), secrets) };
+  },
+
+  async update(raw: unknown, what: string): Promise<UpdateResult> {
+    const p = fileProps(reveal(raw), what);
+    await writeRemoteFile(p.connection, p.path, p.content, p.mode, p.owner);
+    return { outs: outputs(p, contentHash(p.content), secretPaths(raw)) };
+  },
+
+  async delete(props: unknown, what: string): Promise<void> {
+    const p = fileProps(props, what);
+    await removeRemoteFile(p.connection, p.path);
+  },
+};
