@@ -8,6 +8,10 @@
  *   ts-node scripts/stack.ts down [--stack dev]     pulumi destroy, then remove the local hosts
  *   ts-node scripts/stack.ts outputs [--stack dev]  the stack's URLs
  *   ts-node scripts/stack.ts cleanup                remove everything any stack left on this machine (by label)
+ *
+ * Before up and preview the rendered payload goes through the real validators
+ * (apache2ctl, php, sh, mariadb in the validator container); --skip-payload-check
+ * (or DRUPAL_CLUSTER_SKIP_PAYLOAD_CHECK=1) skips it.
  */
 import { spawn } from "node:child_process";
 import * as crypto from "node:crypto";
@@ -18,7 +22,9 @@ import { parse, stringify } from "yaml";
 import { clusterProgram } from "../infra/program";
 import { modelFromStackFile, PROJECT, REPO_ROOT } from "../infra/config/stack-file";
 import { ClusterModel } from "../infra/model/types";
+import { buildPayloads } from "../infra/payload/index";
 import { hostsUp, labelledStacks, removeByLabel, stackKey } from "./local-hosts";
+import { checkPayloads } from "./validate-payload";
 import { TOOLS_BIN } from "./toolchain";
 
 export interface StackOptions {
@@ -36,6 +42,33 @@ export interface StackOptions {
    * found and repaired in the same run.
    */
   refresh?: boolean;
+  /** Skips the validators' check of the rendered payload before up and preview. */
+  skipPayloadCheck?: boolean;
+}
+
+/**
+ * The whole rendered payload through apache2ctl, php, sh and mariadb before the
+ * first resource (or local host) is created. Secrets are placeholders here: their
+ * escaping is covered by the template tests, and their values stay out of any file.
+ * A failure stops the run; a check that cannot run (no docker) says why and goes on.
+ */
+export function checkPayloadBeforeChange(model: ClusterModel, opts: StackOptions = {}): void {
+  const say = (line: string): void => (opts.onOutput ? opts.onOutput(`${line}\n`) : console.log(line));
+  if (opts.skipPayloadCheck || process.env.DRUPAL_CLUSTER_SKIP_PAYLOAD_CHECK === "1") {
+    say("payload check skipped (--skip-payload-check)");
+    return;
+  }
+  const placeholders = { dbPassword: "(secret)", hashSalt: "(secret)", managerToken: "(secret)" };
+  // proxy-node's code is not among the checked files, so a stand-in does for it.
+  const payloads = buildPayloads(model, placeholders, new Map([["cli.js", ""]]));
+  const result = checkPayloads(model, payloads, say);
+  say(result.summary);
+  if (!result.ok) {
+    const details = result.failures
+      .map((f) => `--- ${f.label}\n${f.output.split("\n").filter((l) => !/^### ok$/.test(l)).slice(-40).join("\n")}`)
+      .join("\n");
+    throw new Error(`${result.summary}; nothing was created\n${details}`);
+  }
 }
 
 const WORK_ROOT = path.join(REPO_ROOT, ".pulumi-work");
@@ -149,6 +182,7 @@ function print(outputs: OutputMap): void {
 
 export async function upWithSummary(stackName: string, opts: StackOptions = {}): Promise<UpResult> {
   const { stack, model } = await openStack(stackName, opts);
+  checkPayloadBeforeChange(model, opts);
   if (model.localHosts) hostsUp(model, stackKey(REPO_ROOT, stackName).publicKey);
   return stack.up({ refresh: opts.refresh ?? true, onOutput: opts.onOutput ?? ((s) => process.stdout.write(s)), onEvent: opts.onEvent });
 }
@@ -158,7 +192,8 @@ export async function up(stackName: string, opts: StackOptions = {}): Promise<Ou
 }
 
 export async function preview(stackName: string, opts: StackOptions = {}): Promise<Record<string, number>> {
-  const { stack } = await openStack(stackName, opts);
+  const { stack, model } = await openStack(stackName, opts);
+  checkPayloadBeforeChange(model, opts);
   const r = await stack.preview({ onOutput: opts.onOutput ?? ((s) => process.stdout.write(s)) });
   return r.changeSummary as Record<string, number>;
 }
@@ -184,16 +219,17 @@ function stackArg(argv: string[]): string {
 
 async function main(argv: string[]): Promise<void> {
   const [cmd] = argv;
+  const skipPayloadCheck = argv.includes("--skip-payload-check");
   const stackName = stackArg(argv);
   switch (cmd) {
     case "up": {
       const t0 = Date.now();
-      print(await up(stackName));
+      print(await up(stackName, { skipPayloadCheck }));
       console.log(`\nup: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
       return;
     }
     case "preview":
-      console.log(await preview(stackName));
+      console.log(await preview(stackName, { skipPayloadCheck }));
       return;
     case "down": {
       const removed = await down(stackName);
@@ -210,7 +246,8 @@ async function main(argv: string[]): Promise<void> {
       return;
     }
     default:
-      console.log(fs.readFileSync(__filename, "utf8").split("\n").slice(1, 12).map((l) => l.replace(/^ \*\s?/, "")).join("\n"));
+      const header = fs.readFileSync(__filename, "utf8").split("\n");
+      console.log(header.slice(1, header.indexOf(" */")).map((l) => l.replace(/^ \*\s?/, "")).join("\n"));
       process.exit(cmd === "--help" || cmd === "-h" ? 0 : 2);
   }
 }
