@@ -3,7 +3,9 @@
  * scripts/bootstrap, a local file state backend, and this repository's program
  * run in-process (no nodejs language host needed).
  *
- *   ts-node scripts/stack.ts up [--stack dev]       local hosts (if the stack has them), then pulumi up
+ *   ts-node scripts/stack.ts up [--stack dev] [--no-refresh]
+ *                                                  local hosts (if the stack has them), then pulumi up;
+ *                                                  first reads the hosts back and repairs what drifted
  *   ts-node scripts/stack.ts preview [--stack dev]  what up would change
  *   ts-node scripts/stack.ts down [--stack dev]     pulumi destroy, then remove the local hosts
  *   ts-node scripts/stack.ts outputs [--stack dev]  the stack's URLs
@@ -26,6 +28,7 @@ import { buildPayloads } from "../infra/payload/index";
 import { hostsUp, labelledStacks, removeByLabel, stackKey } from "./local-hosts";
 import { checkPayloads } from "./validate-payload";
 import { TOOLS_BIN } from "./toolchain";
+import { DriftReport } from "./drift-report";
 
 export interface StackOptions {
   /** Settings that replace the stack file's (tests use them for variants). */
@@ -224,7 +227,11 @@ async function main(argv: string[]): Promise<void> {
   switch (cmd) {
     case "up": {
       const t0 = Date.now();
-      print(await up(stackName, { skipPayloadCheck }));
+      const refresh = !argv.includes("--no-refresh");
+      const drift = new DriftReport();
+      const r = await upWithSummary(stackName, { skipPayloadCheck, refresh, onEvent: drift.onEvent });
+      print(r.outputs);
+      if (refresh) console.log(`\n${drift.lines().join("\n")}`);
       console.log(`\nup: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
       return;
     }

@@ -8,7 +8,7 @@
 import type { CreateResult, DiffResult, ReadResult, UpdateResult } from "@pulumi/pulumi/provider";
 import { execRemote, runRemote, shellQuote } from "../remote-exec";
 import { CommandProps, commandProps, endpoint } from "./inputs";
-import { reveal, secret, secretPaths, withSecrets } from "./secret-values";
+import { reveal, secret } from "./secret-values";
 
 const MARKERS = "/var/lib/drupal-cluster/applied";
 
@@ -23,12 +23,12 @@ function withMarker(script: string, urn: string, id: string): string {
   return `${script}\nmkdir -p ${MARKERS}\nprintf '%s' ${shellQuote(id)} > ${shellQuote(markerPath(urn))}`;
 }
 
-/** The resource's inputs, as the program declares them. */
+/** The resource's inputs as the program declares them (state keeps the secret ones secret). */
 function inputsOf(p: CommandProps): Record<string, unknown> {
   return { connection: p.connection, create: p.create, update: p.update, delete: p.delete, check: p.check, triggers: p.triggers };
 }
 
-function outputs(p: CommandProps, stdout: string, inputSecrets: string[]): Record<string, unknown> {
+function outputs(p: CommandProps, stdout: string): Record<string, unknown> {
   return {
     ...inputsOf(p),
     connection: { ...p.connection, privateKey: secret(p.connection.privateKey) },
@@ -36,13 +36,7 @@ function outputs(p: CommandProps, stdout: string, inputSecrets: string[]): Recor
     applied: p.applied,
     found: p.found,
     stdout: stdout.slice(-4000),
-    inputSecrets,
   };
-}
-
-function storedSecrets(props: unknown): string[] {
-  const v = (reveal(props) as { inputSecrets?: unknown } | null)?.inputSecrets;
-  return Array.isArray(v) ? v.filter((x): x is string => typeof x === "string") : [];
 }
 
 export const commandResource = {
@@ -67,7 +61,7 @@ export const commandResource = {
     const p = commandProps(reveal(raw), what);
     const id = `${p.connection.host}:${p.connection.port}:${Date.now()}`;
     const r = await runRemote(p.connection, "create", withMarker(p.create, urn, id));
-    return { id, outs: outputs({ ...p, applied: true, found: "" }, r.stdout, secretPaths(raw)) };
+    return { id, outs: outputs({ ...p, applied: true, found: "" }, r.stdout) };
   },
 
   async read(id: string, urn: string, rawProps: unknown, what: string): Promise<ReadResult> {
@@ -82,8 +76,8 @@ export const commandResource = {
     if (r.code !== 0) throw new Error(`${what}: reading its state on ${endpoint(p.connection)} failed (exit ${r.code}): ${r.stderr.trim()}`);
     const said = r.stdout.trim();
     const found = { ...p, applied: said === "ok", found: said === "ok" ? "" : said };
-    const secrets = storedSecrets(rawProps);
-    return { id, props: outputs(found, String((reveal(rawProps) as { stdout?: unknown }).stdout ?? ""), secrets), inputs: withSecrets(inputsOf(found), secrets) };
+    // No inputs: the engine keeps the program's, so a refresh shows only what drifted.
+    return { id, props: outputs(found, String((reveal(rawProps) as { stdout?: unknown }).stdout ?? "")) };
   },
 
   async update(urn: string, id: string, oldsRaw: unknown, newsRaw: unknown, what: string): Promise<UpdateResult> {
@@ -92,7 +86,7 @@ export const commandResource = {
     // An effect that is gone is applied again in full (a stopped service is started, not reloaded).
     const script = olds.applied ? news.update || news.create : news.create;
     const r = await runRemote(news.connection, olds.applied ? "update" : "create (repair)", withMarker(script, urn, id));
-    return { outs: outputs({ ...news, applied: true, found: "" }, r.stdout, secretPaths(newsRaw)) };
+    return { outs: outputs({ ...news, applied: true, found: "" }, r.stdout) };
   },
 
   async delete(urn: string, props: unknown, what: string): Promise<void> {

@@ -7,7 +7,7 @@ import { createHash } from "node:crypto";
 import type { CreateResult, DiffResult, ReadResult, UpdateResult } from "@pulumi/pulumi/provider";
 import { removeRemoteFile, statRemoteFile, writeRemoteFile } from "../remote-exec";
 import { endpoint, FileProps, fileProps } from "./inputs";
-import { reveal, secret, secretPaths, withSecrets } from "./secret-values";
+import { reveal, secret } from "./secret-values";
 
 export function contentHash(content: string): string {
   return createHash("sha256").update(content).digest("hex");
@@ -18,28 +18,23 @@ function sameMode(a: string, b: string): boolean {
   return parseInt(a, 8) === parseInt(b, 8);
 }
 
-/** The resource's inputs, as the program declares them. */
+/** The resource's inputs as the program declares them (state keeps the secret ones secret). */
 function inputsOf(p: FileProps): Record<string, unknown> {
   return { connection: p.connection, path: p.path, content: p.content, mode: p.mode, owner: p.owner };
 }
 
 /**
  * What state keeps: the inputs with the content and key secret, the hash, and
- * which inputs came secret (so read can give the inputs back in their shape).
+ * what the last read found different on the host ("" when nothing).
  */
-function outputs(p: FileProps, hash: string, inputSecrets: string[]): Record<string, unknown> {
+function outputs(p: FileProps, hash: string, found: string): Record<string, unknown> {
   return {
     ...inputsOf(p),
     connection: { ...p.connection, privateKey: secret(p.connection.privateKey) },
     content: secret(p.content),
     hash: secret(hash),
-    inputSecrets,
+    found,
   };
-}
-
-function storedSecrets(props: unknown): string[] {
-  const v = (reveal(props) as { inputSecrets?: unknown } | null)?.inputSecrets;
-  return Array.isArray(v) ? v.filter((x): x is string => typeof x === "string") : [];
 }
 
 export const fileResource = {
@@ -63,7 +58,7 @@ export const fileResource = {
   async create(raw: unknown, what: string): Promise<CreateResult> {
     const p = fileProps(reveal(raw), what);
     await writeRemoteFile(p.connection, p.path, p.content, p.mode, p.owner);
-    return { id: `${p.connection.host}:${p.connection.port}:${p.path}`, outs: outputs(p, contentHash(p.content), secretPaths(raw)) };
+    return { id: `${p.connection.host}:${p.connection.port}:${p.path}`, outs: outputs(p, contentHash(p.content), "") };
   },
 
   async read(id: string, rawProps: unknown, what: string): Promise<ReadResult> {
@@ -71,15 +66,20 @@ export const fileResource = {
     const now = await statRemoteFile(p.connection, p.path);
     // Gone from the host: gone from state, so the next update creates it again.
     if (now === null) return {};
-    const secrets = storedSecrets(rawProps);
     const seen = { ...p, mode: sameMode(now.mode, p.mode) ? p.mode : now.mode.padStart(4, "0"), owner: now.owner };
-    return { id, props: outputs(seen, now.hash, secrets), inputs: withSecrets(inputsOf(seen), secrets) };
+    const found = [
+      now.hash !== p.hash ? "content differs from what was written (edited on the host)" : "",
+      !sameMode(now.mode, p.mode) ? `mode is ${now.mode}, not ${p.mode}` : "",
+      now.owner !== p.owner ? `owner is ${now.owner}, not ${p.owner}` : "",
+    ].filter(Boolean);
+    // No inputs: the engine keeps the program's, so a refresh shows only what drifted.
+    return { id, props: outputs(seen, now.hash, found.join("; ")) };
   },
 
   async update(raw: unknown, what: string): Promise<UpdateResult> {
     const p = fileProps(reveal(raw), what);
     await writeRemoteFile(p.connection, p.path, p.content, p.mode, p.owner);
-    return { outs: outputs(p, contentHash(p.content), secretPaths(raw)) };
+    return { outs: outputs(p, contentHash(p.content), "") };
   },
 
   async delete(props: unknown, what: string): Promise<void> {

@@ -31,27 +31,3 @@ export function reveal(v: unknown): unknown {
   return v;
 }
 
-/** JSON paths ("content", "triggers.1") of the values that arrived secret. */
-export function secretPaths(v: unknown, at = ""): string[] {
-  if (isSecret(v)) return [at];
-  const out: string[] = [];
-  if (Array.isArray(v)) v.forEach((x, i) => out.push(...secretPaths(x, at ? `${at}.${i}` : String(i))));
-  else if (typeof v === "object" && v !== null) for (const [k, x] of Object.entries(v)) out.push(...secretPaths(x, at ? `${at}.${k}` : k));
-  return out;
-}
-
-/**
- * A copy of a plain value with the values at `paths` secret again: what a read
- * hands back as the resource's inputs, shaped exactly as the program sent them,
- * so a refresh reports drift and nothing else.
- */
-export function withSecrets(v: unknown, paths: readonly string[], at = ""): unknown {
-  if (paths.includes(at)) return secret(v);
-  if (Array.isArray(v)) return v.map((x, i) => withSecrets(x, paths, at ? `${at}.${i}` : String(i)));
-  if (typeof v === "object" && v !== null) {
-    const out: Record<string, unknown> = {};
-    for (const [k, x] of Object.entries(v)) out[k] = withSecrets(x, paths, at ? `${at}.${k}` : k);
-    return out;
-  }
-  return v;
-}
