@@ -26,6 +26,24 @@ export function stackKey(root: string, stack: string): { privateKey: string; pub
   return { privateKey: fs.readFileSync(file, "utf8"), publicKey: fs.readFileSync(`${file}.pub`, "utf8").trim() };
 }
 
+/**
+ * The ed25519 host key of one local host, made once per machine (git-ignored).
+ * The container gets the private half, the stack's localHostKeys the public
+ * one, so the ssh target checks these hosts like any other.
+ */
+export function hostKeyPair(root: string, stack: string, host: string): { privateKey: string; publicKey: string } {
+  const dir = path.join(root, ".secrets", `${stack}-host-keys`);
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const file = path.join(dir, host);
+  if (!fs.existsSync(file)) execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", `${stack}-${host}`, "-f", file]);
+  return { privateKey: fs.readFileSync(file, "utf8"), publicKey: fs.readFileSync(`${file}.pub`, "utf8").trim().split(/\s+/).slice(0, 2).join(" ") };
+}
+
+/** localHostKeys for a stack: each host's public key, by host name. */
+export function localHostKeys(root: string, stack: string, hostNames: readonly string[]): Record<string, string> {
+  return Object.fromEntries(hostNames.map((h) => [h, hostKeyPair(root, stack, h).publicKey]));
+}
+
 function portOf(url: string | undefined): number | undefined {
   return url ? Number(new URL(url).port || 80) : undefined;
 }
@@ -44,7 +62,7 @@ export function containerName(model: ClusterModel, h: HostModel): string {
 }
 
 /** Creates what is missing; hosts that already run are left alone. */
-export function hostsUp(model: ClusterModel, publicKey: string): void {
+export function hostsUp(model: ClusterModel, publicKey: string, root: string): void {
   const lh = model.localHosts;
   if (!lh) throw new Error(`stack ${model.stack} has no localHosts setting: its hosts are not local containers`);
   for (const h of allHosts(model)) {
@@ -67,6 +85,7 @@ export function hostsUp(model: ClusterModel, publicKey: string): void {
     }
     const args = ["run", "-d", "--name", name, "--hostname", h.name, ...labels, "--label", `drupal-cluster.host=${h.name}`];
     args.push("--network", lh.network, "--ip", h.clusterAddress, "-e", `AUTHORIZED_KEY=${publicKey}`);
+    args.push("-e", `HOST_KEY_ED25519=${Buffer.from(hostKeyPair(root, model.stack, h.name).privateKey).toString("base64")}`);
     for (const p of publishes(model, h)) args.push("-p", p);
     if (h.role === "web" && model.files.share === "external") args.push("-v", `${lh.filesVolume}:${model.files.publicPath}`);
     args.push(HOST_IMAGE);

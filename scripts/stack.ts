@@ -23,9 +23,9 @@ import { EngineEvent, LocalWorkspace, OutputMap, Stack, UpResult } from "@pulumi
 import { parse, stringify } from "yaml";
 import { clusterProgram } from "../infra/program";
 import { modelFromStackFile, PROJECT, REPO_ROOT } from "../infra/config/stack-file";
-import { ClusterModel } from "../infra/model/types";
+import { allHosts, ClusterModel } from "../infra/model/types";
 import { buildPayloads } from "../infra/payload/index";
-import { hostsUp, labelledStacks, removeByLabel, stackKey } from "./local-hosts";
+import { hostsUp, labelledStacks, localHostKeys, removeByLabel, stackKey } from "./local-hosts";
 import { checkPayloads } from "./validate-payload";
 import { TOOLS_BIN } from "./toolchain";
 import { DriftReport } from "./drift-report";
@@ -114,10 +114,15 @@ function writeWorkStackFile(stack: string, fileStack: string, workDir: string, o
 
 export async function openStack(stackName: string, opts: StackOptions = {}): Promise<{ stack: Stack; model: ClusterModel }> {
   process.env.PATH = `${TOOLS_BIN}:${process.env.PATH}`;
-  const overrides = opts.overrides ?? {};
+  let overrides = opts.overrides ?? {};
   // Validate before anything is created: a bad setting stops here with its key.
   const fileStack = opts.baseStack ?? stackName;
-  const model = modelFromStackFile(stackName, overrides, fileStack);
+  let model = modelFromStackFile(stackName, overrides, fileStack);
+  if (model.localHosts) {
+    // Local hosts get host keys made here; the engine checks them like any host's.
+    overrides = { ...overrides, localHostKeys: localHostKeys(REPO_ROOT, stackName, allHosts(model).map((h) => h.name)) };
+    model = modelFromStackFile(stackName, overrides, fileStack);
+  }
   const workDir = path.join(WORK_ROOT, stackName);
   writeWorkStackFile(stackName, fileStack, workDir, overrides);
   const stack = await LocalWorkspace.createOrSelectStack(
@@ -186,7 +191,7 @@ function print(outputs: OutputMap): void {
 export async function upWithSummary(stackName: string, opts: StackOptions = {}): Promise<UpResult> {
   const { stack, model } = await openStack(stackName, opts);
   checkPayloadBeforeChange(model, opts);
-  if (model.localHosts) hostsUp(model, stackKey(REPO_ROOT, stackName).publicKey);
+  if (model.localHosts) hostsUp(model, stackKey(REPO_ROOT, stackName).publicKey, REPO_ROOT);
   return stack.up({ refresh: opts.refresh ?? true, onOutput: opts.onOutput ?? ((s) => process.stdout.write(s)), onEvent: opts.onEvent });
 }
 

@@ -31,6 +31,11 @@ export class ConfigReader {
     return v !== undefined && v !== null;
   }
 
+  /** The names set in this branch (for maps keyed by host name). */
+  names(): string[] {
+    return Object.keys(this.object());
+  }
+
   child(name: string): ConfigReader {
     return new ConfigReader(this.object()[name], this.childKey(name));
   }

@@ -1,4 +1,5 @@
 import { ConfigError } from "./errors";
+import { attachHostKeys, readLocalHostKeys } from "./host-keys";
 import {
   BALANCER_NAME,
   COMPOSER_RULE,
@@ -68,6 +69,7 @@ const TOP_LEVEL_KEYS = [
   "files",
   "docker",
   "localHosts",
+  "localHostKeys",
   ...SECRET_KEYS,
 ];
 
@@ -111,6 +113,15 @@ export function validateConfig(id: StackIdentity, values: Record<string, unknown
   for (const h of [data.host, balancer.host, ...web.map((w) => w.host)]) {
     if (names.has(h.name)) throw new ConfigError(`${id.project}:web`, `host name "${h.name}" is used twice`);
     names.add(h.name);
+  }
+  if (target === "ssh") {
+    const recorded = readLocalHostKeys(root, [...names]);
+    const hosts = [
+      { host: data.host, key: `${id.project}:data` },
+      { host: balancer.host, key: `${id.project}:balancer` },
+      ...web.map((w, i) => ({ host: w.host, key: `${id.project}:web[${i}]` })),
+    ];
+    attachHostKeys(hosts, recorded, root.has("localHosts"));
   }
 
   const serverName = root.string("serverName", "localhost");
@@ -227,12 +238,12 @@ function readSticky(b: ConfigReader): StickyModel {
 
 function readSsh(r: ConfigReader): SshEndpoint {
   const s = r.child("ssh");
-  s.onlyKeys(["host", "port", "user"]);
+  s.onlyKeys(["host", "port", "user", "hostKey"]);
   const host = s.string("host");
   checkSshHost(`${s.key}.host`, host);
   const user = s.string("user", "root");
   if (!SSH_USER.test(user)) throw new ConfigError(`${s.key}.user`, `${quote(user)} is not accepted; use a login name of lower-case letters, digits, _ and -`);
-  return { host, port: s.port("port", 22), user };
+  return { host, port: s.port("port", 22), user, hostKey: s.optionalString("hostKey") };
 }
 
 function readUrl(r: ConfigReader, name: string): string | undefined {

@@ -14,6 +14,12 @@ export interface SshEndpoint {
   host: string;
   port: number;
   user: string;
+  /**
+   * The host's public SSH key ("ssh-ed25519 AAAA..."): a host presenting another
+   * is refused before anything is sent. Required, except for local hosts whose
+   * keys scripts/local-hosts.ts makes and hands to the engine (localHostKeys).
+   */
+  hostKey?: string;
 }
 
 export interface HostModel {

@@ -19,6 +19,18 @@ export interface ConfigOptions {
   share?: "nfs" | "external";
 }
 
+/** A well-formed ed25519 public key line, different per `seed` (no host holds its private key). */
+export function exampleHostKey(seed: number): string {
+  const type = Buffer.from("ssh-ed25519");
+  const len = (n: number): Buffer => {
+    const b = Buffer.alloc(4);
+    b.writeUInt32BE(n);
+    return b;
+  };
+  const key = Buffer.alloc(32, seed & 0xff);
+  return `ssh-ed25519 ${Buffer.concat([len(type.length), type, len(32), key]).toString("base64")}`;
+}
+
 /** An ssh-target stack like the guide's: balancer, data, lb1..lbN on 10.0.0.0/24. */
 export function sshValues(opts: ConfigOptions = {}): Values {
   const n = opts.webCount ?? 2;
@@ -29,7 +41,7 @@ export function sshValues(opts: ConfigOptions = {}): Values {
     logLevel: "debug",
     managerAllow: ["192.168.1.0/24", "10.9.8.7"],
     address: "10.0.0.5",
-    ssh: { host: "203.0.113.5", port: 22, user: "root" },
+    ssh: { host: "203.0.113.5", port: 22, user: "root", hostKey: exampleHostKey(5) },
     url: "http://cluster.example.org",
     managerUrl: "http://cluster.example.org:8081",
   };
@@ -39,12 +51,12 @@ export function sshValues(opts: ConfigOptions = {}): Values {
     app: opts.app ?? "probe",
     serverName: "cluster.example.org",
     balancer,
-    data: { address: "10.0.0.10", ssh: { host: "203.0.113.10", user: "root" } },
+    data: { address: "10.0.0.10", ssh: { host: "203.0.113.10", user: "root", hostKey: exampleHostKey(10) } },
     files: { share: opts.share ?? "nfs" },
     web: Array.from({ length: n }, (_, i) => ({
       name: `lb${i + 1}`,
       address: `10.0.0.${11 + i}`,
-      ssh: { host: `203.0.113.${11 + i}`, port: 22, user: "root" },
+      ssh: { host: `203.0.113.${11 + i}`, port: 22, user: "root", hostKey: exampleHostKey(11 + i) },
       url: `http://web${i + 1}.example.org`,
     })),
   };

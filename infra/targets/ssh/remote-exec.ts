@@ -27,6 +27,12 @@ export function fingerprint(blob: Buffer): string {
   return `SHA256:${createHash("sha256").update(blob).digest("base64").replace(/=+$/, "")}`;
 }
 
+/** ssh-keyscan's and ssh-keygen's name for a key type ("ssh-ed25519" is "ed25519"). */
+function keyscanType(type: string): string {
+  if (type.startsWith("ecdsa-")) return "ecdsa";
+  return type === "ssh-rsa" ? "rsa" : type.replace(/^ssh-/, "");
+}
+
 /** The key type and blob of an OpenSSH public key line. */
 export function parseHostKey(line: string): { type: string; blob: Buffer } {
   const [type, b64] = line.trim().split(/\s+/);
@@ -61,7 +67,9 @@ function connect(conn: SshConnection): Promise<Client> {
         mismatch = new HostKeyMismatch(
           `ssh ${conn.user}@${conn.host}:${conn.port}: the host key does not match the one recorded for this host (ssh.hostKey): ` +
             `expected ${fingerprint(expected.blob)}, the host presented ${fingerprint(key)}. Nothing was sent to it. ` +
-            `If the host was rebuilt on purpose, record its new key (ssh-keyscan -p ${conn.port} -t ${expected.type} ${conn.host}).`,
+            `If the host was rebuilt on purpose, check the new key on the host (ssh-keygen -lf /etc/ssh/ssh_host_${keyscanType(expected.type)}_key.pub), ` +
+            `set it as the host's ssh.hostKey (ssh-keyscan -p ${conn.port} -t ${keyscanType(expected.type)} ${conn.host} prints the line), ` +
+            `then run \`npm run up -- --no-refresh\` once: a refresh would still ask the host for the key recorded in the stack's state.`,
         );
         return false;
       },

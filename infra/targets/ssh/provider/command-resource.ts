@@ -39,6 +39,11 @@ function outputs(p: CommandProps, stdout: string): Record<string, unknown> {
   };
 }
 
+/** The same scripts and triggers: only how we reach the host may differ. */
+function sameWork(a: CommandProps, b: CommandProps): boolean {
+  return a.create === b.create && a.update === b.update && a.delete === b.delete && a.check === b.check && JSON.stringify(a.triggers) === JSON.stringify(b.triggers);
+}
+
 export const commandResource = {
   diff(oldsRaw: unknown, newsRaw: unknown, what: string): DiffResult {
     const olds = commandProps(oldsRaw, what);
@@ -83,9 +88,18 @@ export const commandResource = {
   async update(urn: string, id: string, oldsRaw: unknown, newsRaw: unknown, what: string): Promise<UpdateResult> {
     const olds = commandProps(reveal(oldsRaw), what);
     const news = commandProps(reveal(newsRaw), what);
-    // An effect that is gone is applied again in full (a stopped service is started, not reloaded).
-    const script = olds.applied ? news.update || news.create : news.create;
-    const r = await runRemote(news.connection, olds.applied ? "update" : "create (repair)", withMarker(script, urn, id));
+    // Only the credentials changed (a new key, a recorded host key): nothing to run.
+    if (olds.applied && sameWork(olds, news)) return { outs: outputs({ ...news, found: "" }, "") };
+    // An effect that is gone is applied again in full (a stopped service is
+    // started, not reloaded); a host without our marker is a new or rebuilt one
+    // even when no refresh said so (`up --no-refresh`).
+    let full = !olds.applied;
+    if (!full) {
+      const m = await execRemote(news.connection, `cat ${shellQuote(markerPath(urn))} 2>/dev/null || true`);
+      full = m.stdout.trim() !== id;
+    }
+    const script = full ? news.create : news.update || news.create;
+    const r = await runRemote(news.connection, full ? "create (applied again)" : "update", withMarker(script, urn, id));
     return { outs: outputs({ ...news, applied: true, found: "" }, r.stdout) };
   },
 

@@ -76,10 +76,14 @@ export const fileResource = {
     return { id, props: outputs(seen, now.hash, found.join("; ")) };
   },
 
-  async update(raw: unknown, what: string): Promise<UpdateResult> {
+  async update(oldsRaw: unknown, raw: unknown, what: string): Promise<UpdateResult> {
+    const olds = fileProps(reveal(oldsRaw), what);
     const p = fileProps(reveal(raw), what);
-    await writeRemoteFile(p.connection, p.path, p.content, p.mode, p.owner);
-    return { outs: outputs(p, contentHash(p.content), "") };
+    const hash = contentHash(p.content);
+    // Only the credentials changed (a new key, a recorded host key): the file is as it should be.
+    const same = olds.hash === hash && sameMode(olds.mode, p.mode) && olds.owner === p.owner;
+    if (!same) await writeRemoteFile(p.connection, p.path, p.content, p.mode, p.owner);
+    return { outs: outputs(p, hash, "") };
   },
 
   async delete(props: unknown, what: string): Promise<void> {

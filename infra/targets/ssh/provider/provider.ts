@@ -60,7 +60,7 @@ export class DeliveryProvider implements Provider {
 
   async update(id: string, urn: string, olds: unknown, news: unknown): Promise<UpdateResult> {
     const t = typeOf(urn);
-    if (t === FILE_TYPE) return fileResource.update(news, nameOf(urn));
+    if (t === FILE_TYPE) return fileResource.update(olds, news, nameOf(urn));
     if (t === COMMAND_TYPE) return commandResource.update(urn, id, olds, news, nameOf(urn));
     throw unknownType(urn);
   }
