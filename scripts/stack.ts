@@ -9,7 +9,8 @@
  *   ts-node scripts/stack.ts preview [--stack dev]  what up would change
  *   ts-node scripts/stack.ts down [--stack dev]     pulumi destroy, then remove the local hosts
  *   ts-node scripts/stack.ts outputs [--stack dev]  the stack's URLs
- *   ts-node scripts/stack.ts cleanup                remove everything any stack left on this machine (by label)
+ *   ts-node scripts/stack.ts cleanup [--stack s]    remove the local hosts and the state of one stack, or of every
+ *                                                  stack that left hosts on this machine (by label)
  *
  * Before up and preview the rendered payload goes through the real validators
  * (apache2ctl, php, sh, mariadb in the validator container); --skip-payload-check
@@ -29,6 +30,8 @@ import { hostsUp, labelledStacks, localHostKeys, removeByLabel, stackKey } from 
 import { checkPayloads } from "./validate-payload";
 import { TOOLS_BIN } from "./toolchain";
 import { DriftReport } from "./drift-report";
+import { engineEnv } from "./engine-env";
+import { secretAdvice } from "../infra/config/advice";
 
 export interface StackOptions {
   /** Settings that replace the stack file's (tests use them for variants). */
@@ -76,19 +79,6 @@ export function checkPayloadBeforeChange(model: ClusterModel, opts: StackOptions
 
 const WORK_ROOT = path.join(REPO_ROOT, ".pulumi-work");
 
-function engineEnv(): Record<string, string> {
-  const env: Record<string, string> = {
-    PULUMI_SKIP_UPDATE_CHECK: "true",
-    PULUMI_HOME: path.join(REPO_ROOT, ".tools", "pulumi-home"),
-    PULUMI_BACKEND_URL: process.env.PULUMI_BACKEND_URL ?? `file://${path.join(REPO_ROOT, ".pulumi-state")}`,
-  };
-  const passFile = path.join(REPO_ROOT, ".secrets", "passphrase");
-  if (!process.env.PULUMI_CONFIG_PASSPHRASE && !process.env.PULUMI_CONFIG_PASSPHRASE_FILE) {
-    if (!fs.existsSync(passFile)) throw new Error(`no secrets passphrase: set PULUMI_CONFIG_PASSPHRASE or run scripts/bootstrap (it creates ${passFile})`);
-    env.PULUMI_CONFIG_PASSPHRASE_FILE = passFile;
-  }
-  return env;
-}
 
 /**
  * The stack file the engine sees lives in .pulumi-work/, so secrets generated for
@@ -162,6 +152,7 @@ export async function setSecretConfig(stack: Stack, key: string, value: string):
   });
 }
 
+
 /** Generates the secrets a local stack needs, once; other stacks must set theirs. */
 export async function ensureSecrets(stack: Stack, model: ClusterModel, keyRoot = REPO_ROOT): Promise<void> {
   const have = await stack.getAllConfig();
@@ -169,8 +160,16 @@ export async function ensureSecrets(stack: Stack, model: ClusterModel, keyRoot =
   const local = model.localHosts !== undefined;
   for (const k of ["dbPassword", "hashSalt", "managerToken"]) {
     if (!missing(k)) continue;
-    if (!local) throw new Error(`config ${PROJECT}:${k}: secret is missing; set it with \`pulumi config set --secret ${k} < file-holding-the-value\` (from stdin: a value on the command line shows in ps) (stack ${model.stack})`);
+    if (!local) {
+      throw new Error(
+        `config ${PROJECT}:${k}: secret is missing for stack ${model.stack}; set it (the value goes on stdin: on the command line it would show in ps) with\n` +
+          `  ${secretAdvice(model.stack, k)}`,
+      );
+    }
     await setSecretConfig(stack, `${PROJECT}:${k}`, crypto.randomBytes(k === "hashSalt" ? 48 : 24).toString("base64url"));
+  }
+  if (model.target === "ssh" && !local && missing("sshPrivateKey")) {
+    throw new Error(`config ${PROJECT}:sshPrivateKey: secret is missing for stack ${model.stack}; set it (the key stays encrypted in the stack's config) with\n  ${secretAdvice(model.stack, "sshPrivateKey")}`);
   }
   if (model.target === "ssh" && local && missing("sshPrivateKey")) {
     await setSecretConfig(stack, `${PROJECT}:sshPrivateKey`, stackKey(keyRoot, model.stack).privateKey);
@@ -206,17 +205,40 @@ export async function preview(stackName: string, opts: StackOptions = {}): Promi
   return r.changeSummary as Record<string, number>;
 }
 
-/** pulumi destroy, then the local hosts; the hosts go even when destroy fails. */
+/**
+ * pulumi destroy, then the local hosts. When destroy fails the hosts stay: the
+ * state still lists what is on them, and removing them would leave a state that
+ * no later run can finish. Running down again carries on where it stopped.
+ */
 export async function down(stackName: string, opts: StackOptions = {}): Promise<string[]> {
-  let failure: unknown;
+  const { stack } = await openStack(stackName, opts);
   try {
-    const { stack } = await openStack(stackName, opts);
     await stack.destroy({ onOutput: opts.onOutput ?? ((s) => process.stdout.write(s)) });
   } catch (e) {
-    failure = e;
+    const why = e instanceof Error ? e.message.split("\n").filter((l) => /error|failed/i.test(l)).slice(-3).join("\n") || e.message : String(e);
+    throw new Error(
+      `destroy of stack ${stackName} failed, so its hosts are kept (the stack's state still lists what is on them):\n${why}\n` +
+        `Fix the cause and run the same command again (DRUPAL_CLUSTER_STACK=${stackName} npm run down): it carries on where this one stopped.\n` +
+        `To throw the stack away instead, hosts and state both: npx ts-node scripts/stack.ts cleanup --stack ${stackName}`,
+    );
   }
+  return removeByLabel(stackName);
+}
+
+/**
+ * Removes a stack's local hosts and its state, for a stack that cannot be
+ * destroyed normally (its hosts are gone, or the run that made it crashed).
+ */
+export async function cleanup(stackName: string): Promise<string[]> {
+  process.env.PATH = `${TOOLS_BIN}:${process.env.PATH}`;
   const removed = removeByLabel(stackName);
-  if (failure) throw failure;
+  const workDir = path.join(WORK_ROOT, stackName);
+  fs.mkdirSync(workDir, { recursive: true });
+  const ws = await LocalWorkspace.create({ workDir, envVars: engineEnv(), projectSettings: { name: PROJECT, runtime: "nodejs" } });
+  if ((await ws.listStacks()).some((s) => s.name === stackName)) {
+    await ws.removeStack(stackName, { force: true });
+    removed.push("its state");
+  }
   return removed;
 }
 
@@ -254,7 +276,9 @@ async function main(argv: string[]): Promise<void> {
       return;
     }
     case "cleanup": {
-      for (const s of labelledStacks()) console.log(`cleanup: stack ${s}: removed ${removeByLabel(s).join(", ")}`);
+      // One stack, or every stack that left anything on this machine.
+      const stacks = argv.includes("--stack") ? [stackName] : labelledStacks();
+      for (const s of stacks) console.log(`cleanup: stack ${s}: removed ${(await cleanup(s)).join(", ") || "nothing"}`);
       return;
     }
     default:

@@ -1,4 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
+import { secretAdvice } from "./advice";
 import { ClusterModel } from "../model/types";
 import { ConfigError } from "./errors";
 import { checkSecret } from "./secrets";
@@ -50,7 +51,7 @@ export function loadStack(): LoadedStack {
     // checked here, before any resource exists; only the Output leaves this loop.
     const plain = config.get(key);
     if (plain === undefined) {
-      throw new ConfigError(`${project}:${key}`, `secret is missing; set it with \`pulumi config set --secret ${key} <value>\``);
+      throw new ConfigError(`${project}:${key}`, `secret is missing for stack ${pulumi.getStack()}; set it with: ${secretAdvice(pulumi.getStack(), key)}`);
     }
     checkSecret(project, key, plain);
     secrets[key] = config.requireSecret(key);
