@@ -48,9 +48,9 @@ function deliverOverSsh(payloads: DeliverablePayload[], privateKey: pulumi.Outpu
 
 function deliverToDocker(model: ClusterModel, payloads: DeliverablePayload[]): void {
   const d = model.docker!;
-  const { network, filesVolume } = dockerNetwork(model, d);
+  const { network, filesVolume, databaseVolume } = dockerNetwork(model, d);
   const host = (payload: DeliverablePayload, dependsOn: pulumi.Resource[]): DockerHost =>
-    new DockerHost({ model, docker: d, payload, network, filesVolume }, { dependsOn });
+    new DockerHost({ model, docker: d, payload, network, filesVolume, databaseVolume }, { dependsOn });
   const [data] = byRole(payloads, "data").map((p) => host(p, []));
   const web = byRole(payloads, "web").map((p) => host(p, [data.container]));
   byRole(payloads, "balancer").map((p) => host(p, web.map((w) => w.container)));

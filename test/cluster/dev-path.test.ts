@@ -12,7 +12,8 @@ import { EngineEvent } from "@pulumi/pulumi/automation";
 import { bringUp, leftovers, onHost, RunningCluster, tearDown, Variant, variantOverrides } from "../support/local-cluster";
 import { openStack, upWithSummary } from "../../scripts/stack";
 import { pulumiVersion } from "../../scripts/toolchain";
-import { checkFailover, checkSpread, checkSticky, ManagerOps, newClient } from "./checks";
+import { checkFailover, checkSessionsInDatabase, checkSpread, checkSticky, ManagerOps, newClient } from "./checks";
+import { driftAndRepair, inSecondClone, replaceHostKey, restoreHostKey } from "./delivery";
 import { registerUserChecks } from "./user-checks";
 import { apacheManager, proxyNodeManager } from "./managers";
 import { recordFigure } from "../support/figures";
@@ -110,6 +111,9 @@ describe("cluster on the dev path: real pulumi up over SSH to local Debian hosts
       // The data server has it, where MariaDB needs it, readable by root only.
       const mode = onHost(get().model, "data", "stat -c %a /etc/drupal-cluster/bootstrap.sql");
       assert.equal(mode.out, "600");
+      // Nothing ties the state to this checkout: no path of it, no serialized provider code.
+      assert.ok(!state.includes(REPO_ROOT), `the state holds this checkout's path (${REPO_ROOT})`);
+      assert.ok(!state.includes("pulumi-nodejs:dynamic"), "the state holds dynamic-provider resources");
     });
     it("a second pulumi up with no change reports no changes", async () => {
       const v = APACHE;
@@ -127,7 +131,8 @@ describe("cluster on the dev path: real pulumi up over SSH to local Debian hosts
       const onEvent = (e: EngineEvent): void => {
         const m = e.resourcePreEvent?.metadata;
         // The provider sees the stack config, so it is "updated" by any config change, harmlessly.
-        if (m && m.op !== "same" && m.op !== "read" && !m.type.startsWith("pulumi:providers:")) updated.push(`${m.op} ${m.urn.split("::").pop()}`);
+        // up refreshes first: those reads are not changes.
+        if (m && m.op !== "same" && m.op !== "read" && m.op !== "refresh" && !m.type.startsWith("pulumi:providers:")) updated.push(`${m.op} ${m.urn.split("::").pop()}`);
       };
       await upWithSummary(v.stack, { baseStack: "dev", overrides, onOutput: log, onEvent });
       assert.deepEqual(updated.sort(), [
@@ -144,6 +149,53 @@ describe("cluster on the dev path: real pulumi up over SSH to local Debian hosts
       recordFigure("ci-apache: failover, failed requests", report.failed);
       recordFigure("ci-apache: failover, requests in the stream", report.requests);
       recordFigure("ci-apache: failover, stopped server back in rotation after, s", report.backAfterSeconds);
+    });
+    it("drift: a host made again empty, a deleted vhost and a stopped apache2 are each found and repaired by the next up", async () => {
+      const t0 = Date.now();
+      const found = await driftAndRepair(get(), APACHE, log);
+      recordFigure("ci-apache: up that repaired a rebuilt web server, a deleted file and a stopped service, s", (Date.now() - t0) / 1000);
+      const has = (prefix: string): boolean => found.some((f) => f.startsWith(prefix));
+      assert.ok(has("lb1:/etc/apache2/sites-available/drupal-cluster-web.conf: missing on the host"), found.join("\n"));
+      assert.ok(has("lb1-service-apache2: applied, but its check fails"), found.join("\n"));
+      assert.ok(has("lb2-install: not applied on this host"), found.join("\n"));
+      assert.ok(has("lb2:/var/www/probe/index.php: missing on the host"), found.join("\n"));
+      await checkSticky(get(), 20);
+      await checkSessionsInDatabase(get());
+      const again = await upWithSummary(APACHE.stack, { baseStack: "dev", overrides: variantOverrides(APACHE), onOutput: log, skipPayloadCheck: true });
+      const changed = Object.entries(again.summary.resourceChanges ?? {}).filter(([op, n]) => op !== "same" && (n ?? 0) > 0);
+      assert.deepEqual(changed, [], "the repair left something that a second up changed again");
+    });
+    it("a host that answers with another host key is refused, and nothing is written to it", async () => {
+      const c = get();
+      replaceHostKey(c, "lb1");
+      assert.equal(onHost(c.model, "lb1", "rm /var/www/probe/health.php").code, 0);
+      await assert.rejects(
+        upWithSummary(APACHE.stack, { baseStack: "dev", overrides: variantOverrides(APACHE), onOutput: log, skipPayloadCheck: true }),
+        /the host key does not match .*expected SHA256:\S+, the host presented SHA256:\S+\. Nothing was sent to it/s,
+      );
+      assert.notEqual(onHost(c.model, "lb1", "test -e /var/www/probe/health.php").code, 0, "a file was written to the host with the wrong key");
+      restoreHostKey(c, APACHE, "lb1");
+      await upWithSummary(APACHE.stack, { baseStack: "dev", overrides: variantOverrides(APACHE), onOutput: log, skipPayloadCheck: true });
+      assert.equal(onHost(c.model, "lb1", "test -e /var/www/probe/health.php").code, 0, "the file was not written back once the host had its own key again");
+    });
+    it("a second clone in another folder, with the same backend and passphrase, removes a web server and destroys the stack", async function () {
+      const t0 = Date.now();
+      const v = JSON.stringify(APACHE);
+      inSecondClone(
+        APACHE,
+        `const s = require("./scripts/stack"); const lc = require("./test/support/local-cluster");
+         (async () => {
+           const v = ${v};
+           const o = lc.variantOverrides(v);
+           o.web = o.web.slice(0, 1);
+           const r = await s.upWithSummary(v.stack, { baseStack: "dev", overrides: o, skipPayloadCheck: true, onOutput: () => undefined });
+           if (!(r.summary.resourceChanges.delete > 0)) throw new Error("removing lb2 deleted nothing: " + JSON.stringify(r.summary.resourceChanges));
+           await s.down(v.stack, { baseStack: "dev", overrides: o, onOutput: () => undefined });
+         })().catch((e) => { console.error(e); process.exit(1); });`,
+        log,
+      );
+      recordFigure("ci-apache: second clone: npm ci, bootstrap, change and destroy, s", (Date.now() - t0) / 1000);
+      assert.deepEqual(leftovers(APACHE.stack), [], "the second clone's down left hosts behind");
     });
   });
 
@@ -164,6 +216,15 @@ describe("cluster on the dev path: real pulumi up over SSH to local Debian hosts
     it("fails over when the pinned web server stops", async () => {
       const report = await checkFailover(get());
       recordFigure("ci-three: failover, failed requests", report.failed);
+    });
+    it("a destroy that fails halfway keeps the hosts, says how to finish, and a second down finishes", async () => {
+      replaceHostKey(get(), "lb3");
+      await assert.rejects(tearDown(THREE, log), /its hosts are kept.*run the same command again/s);
+      const kept = leftovers(THREE.stack).filter((l) => l.startsWith("container"));
+      assert.equal(kept.length, 5, `hosts were removed after a failed destroy: ${kept.join(", ")}`);
+      restoreHostKey(get(), THREE, "lb3");
+      await tearDown(THREE, log);
+      assert.deepEqual(leftovers(THREE.stack), []);
     });
   });
 

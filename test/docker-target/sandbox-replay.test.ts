@@ -8,13 +8,13 @@
  */
 import * as assert from "node:assert/strict";
 import { modelFromStackFile } from "../../infra/config/stack-file";
-import { checkFailover } from "../cluster/checks";
+import { checkFailover, newClient } from "../cluster/checks";
 import { registerUserChecks } from "../cluster/user-checks";
 import { apacheManager } from "../cluster/managers";
 import { recordFigure } from "../support/figures";
 import { probePage, request } from "../support/http-client";
 import { leftovers, onHost, RunningCluster } from "../support/local-cluster";
-import { containerTiers, docker, RecordedCluster, recordDockerResources, replay, REPLAY_SECRETS, requireDockerEngine, teardown } from "../support/docker-replay";
+import { containerTiers, createContainer, docker, RecordedCluster, recordDockerResources, replay, REPLAY_SECRETS, requireDockerEngine, teardown, waitHealthy } from "../support/docker-replay";
 
 const STACK = "sandbox";
 const log = (s: string): void => {
@@ -85,11 +85,13 @@ describe("docker target, replayed from the program's recorded docker resources w
     return cluster;
   };
 
-  it("recorded what the sandbox stack file says: its network, files volume and one container per host, data first and the balancer last", () => {
+  it("recorded what the sandbox stack file says: its network, files and database volumes and one container per host, data first and the balancer last", () => {
     const r = rec!;
     const m = get().model;
     assert.deepEqual(r.networks.map((n) => [n.name, n.ipamConfigs[0]?.subnet]), [[m.docker!.network, m.docker!.subnet]]);
-    assert.equal(r.volumes.length, 1);
+    assert.deepEqual(r.volumes.map((v) => v.name).sort(), [`${m.docker!.network}-database`, `${m.docker!.network}-files`]);
+    const data = r.containers.find((c) => c.hostname === "data");
+    assert.deepEqual(data?.volumes, [{ volumeName: `${m.docker!.network}-database`, containerPath: "/var/lib/mysql" }]);
     const tiers = containerTiers(r.containers).map((t) => t.map((c) => c.hostname).sort());
     assert.deepEqual(tiers, [["data"], m.web.map((w) => w.host.name).sort(), ["balancer"]]);
     for (const c of r.containers) assert.equal(c.name, `${m.project}-${STACK}-${c.hostname}`);
@@ -150,6 +152,19 @@ describe("docker target, replayed from the program's recorded docker resources w
     recordFigure(`${STACK} (docker replay): failover, failed requests`, report.failed);
     recordFigure(`${STACK} (docker replay): failover, requests in the stream`, report.requests);
     recordFigure(`${STACK} (docker replay): failover, stopped server back in rotation after, s`, report.backAfterSeconds);
+  });
+
+  it("the data server's container made again (as a changed payload does) keeps the database: a session goes on", async () => {
+    const c = get();
+    const { browser } = await newClient(c);
+    const before = probePage(await browser.get("/"));
+    const data = rec!.containers.find((x) => x.hostname === "data")!;
+    docker(["rm", "-f", data.name]);
+    createContainer(data);
+    await waitHealthy(data);
+    const after = probePage(await browser.get("/"));
+    assert.equal(after.session, before.session);
+    assert.equal(after.visits, before.visits + 1, "the session's visit counter was lost with the data server's container");
   });
 
   it("teardown by label leaves no container, network or volume", () => {

@@ -324,7 +324,7 @@ describe("cluster program under pulumi mocks", function () {
         delete secrets[missing];
         const run = await runWithMocks("unit-bad", sshValues(), secrets, () => program.clusterProgram(ARTIFACTS));
         assert.ok(run.error instanceof ConfigError, `expected a ConfigError, got ${String(run.error)}`);
-        assert.match(run.error.message, new RegExp(`drupal-cluster:${missing}.*pulumi config set --secret ${missing}`));
+        assert.match(run.error.message, new RegExp(`drupal-cluster:${missing}.*npm run pulumi -- config set --stack unit-bad --secret ${missing}`));
         assert.equal(run.registrations.length, 0);
       });
     }

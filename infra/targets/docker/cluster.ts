@@ -17,6 +17,8 @@ export interface DockerHostArgs {
   payload: DeliverablePayload;
   network: docker.Network;
   filesVolume: docker.Volume;
+  /** MariaDB's data folder: outlives the data server's container, which a payload change replaces. */
+  databaseVolume: docker.Volume;
 }
 
 /**
@@ -62,7 +64,11 @@ export class DockerHost extends pulumi.ComponentResource {
           })),
         ],
         volumes:
-          host.role === "web" ? [{ volumeName: args.filesVolume.name, containerPath: model.files.publicPath }] : [],
+          host.role === "web"
+            ? [{ volumeName: args.filesVolume.name, containerPath: model.files.publicPath }]
+            : host.role === "data"
+              ? [{ volumeName: args.databaseVolume.name, containerPath: MARIADB_DATADIR }]
+              : [],
         labels: [
           { label: "drupal-cluster.stack", value: model.stack },
           { label: "drupal-cluster.host", value: host.name },
@@ -81,9 +87,17 @@ export class DockerHost extends pulumi.ComponentResource {
   }
 }
 
-export function dockerNetwork(model: ClusterModel, d: DockerModel, parent?: pulumi.Resource): { network: docker.Network; filesVolume: docker.Volume } {
+/** Debian's MariaDB keeps its databases here; an existing one is kept by the package's install. */
+export const MARIADB_DATADIR = "/var/lib/mysql";
+
+export function dockerNetwork(
+  model: ClusterModel,
+  d: DockerModel,
+  parent?: pulumi.Resource,
+): { network: docker.Network; filesVolume: docker.Volume; databaseVolume: docker.Volume } {
   const labels = [{ label: "drupal-cluster.stack", value: model.stack }];
   const network = new docker.Network("network", { name: d.network, ipamConfigs: [{ subnet: d.subnet }], labels }, { parent });
   const filesVolume = new docker.Volume("public-files", { name: `${d.network}-files`, labels }, { parent });
-  return { network, filesVolume };
+  const databaseVolume = new docker.Volume("database", { name: `${d.network}-database`, labels }, { parent });
+  return { network, filesVolume, databaseVolume };
 }

@@ -39,9 +39,12 @@ function outputs(p: CommandProps, stdout: string): Record<string, unknown> {
   };
 }
 
-/** The same scripts and triggers: only how we reach the host may differ. */
+/**
+ * The same scripts and triggers: only how we reach the host, or how a refresh
+ * checks the effect, may differ; neither is a reason to run anything.
+ */
 function sameWork(a: CommandProps, b: CommandProps): boolean {
-  return a.create === b.create && a.update === b.update && a.delete === b.delete && a.check === b.check && JSON.stringify(a.triggers) === JSON.stringify(b.triggers);
+  return a.create === b.create && a.update === b.update && a.delete === b.delete && JSON.stringify(a.triggers) === JSON.stringify(b.triggers);
 }
 
 export const commandResource = {
@@ -88,7 +91,7 @@ export const commandResource = {
   async update(urn: string, id: string, oldsRaw: unknown, newsRaw: unknown, what: string): Promise<UpdateResult> {
     const olds = commandProps(reveal(oldsRaw), what);
     const news = commandProps(reveal(newsRaw), what);
-    // Only the credentials changed (a new key, a recorded host key): nothing to run.
+    // Only the credentials or the check changed (a new key, a recorded host key): nothing to run.
     if (olds.applied && sameWork(olds, news)) return { outs: outputs({ ...news, found: "" }, "") };
     // An effect that is gone is applied again in full (a stopped service is
     // started, not reloaded); a host without our marker is a new or rebuilt one
