@@ -17,7 +17,7 @@ async function main(which: string[]): Promise<void> {
   }
   if (all || which.includes("cluster")) {
     console.log("\n## Cluster figures (dev path: local Debian hosts, real pulumi up over SSH)");
-    console.table(await clusterBench("apache"));
+    console.table([...(await clusterBench("apache", 2)), ...(await clusterBench("apache", 5))]);
   }
   if (all || which.includes("proxy-node")) {
     console.log("\n## proxy-node beside Apache, HAProxy and nginx (wrk on loopback)");

@@ -7,6 +7,7 @@ import { execFileSync, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { allHosts, ClusterModel, HostModel } from "../infra/model/types";
+import { PROJECT } from "../infra/config/stack-file";
 
 export const HOST_IMAGE = process.env.DRUPAL_CLUSTER_HOST_IMAGE ?? "drupal-cluster/host:bookworm";
 const LABEL = "drupal-cluster.stack";
@@ -35,8 +36,23 @@ export function hostKeyPair(root: string, stack: string, host: string): { privat
   const dir = path.join(root, ".secrets", `${stack}-host-keys`);
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
   const file = path.join(dir, host);
-  if (!fs.existsSync(file)) execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", `${stack}-${host}`, "-f", file]);
+  if (!fs.existsSync(file) && !adoptHostKey(`${PROJECT}-${stack}-${host}`, file)) {
+    execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", `${stack}-${host}`, "-f", file]);
+  }
   return { privateKey: fs.readFileSync(file, "utf8"), publicKey: fs.readFileSync(`${file}.pub`, "utf8").trim().split(/\s+/).slice(0, 2).join(" ") };
+}
+
+/**
+ * A host container made before its key was recorded here (by an older version
+ * of this script) keeps its own key: read it through docker, a channel we
+ * trust, rather than give the host a key it does not have.
+ */
+function adoptHostKey(container: string, file: string): boolean {
+  const r = spawnSync("docker", ["exec", container, "cat", "/etc/ssh/ssh_host_ed25519_key"], { encoding: "utf8" });
+  if (r.status !== 0 || !r.stdout.includes("PRIVATE KEY")) return false;
+  fs.writeFileSync(file, r.stdout, { mode: 0o600 });
+  fs.writeFileSync(`${file}.pub`, execFileSync("ssh-keygen", ["-y", "-f", file], { encoding: "utf8" }));
+  return true;
 }
 
 /** localHostKeys for a stack: each host's public key, by host name. */

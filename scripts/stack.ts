@@ -9,6 +9,8 @@
  *   ts-node scripts/stack.ts preview [--stack dev]  what up would change
  *   ts-node scripts/stack.ts down [--stack dev]     pulumi destroy, then remove the local hosts
  *   ts-node scripts/stack.ts outputs [--stack dev]  the stack's URLs
+ *   ts-node scripts/stack.ts migrate [--stack dev]  move a stack made with the former dynamic resources to the
+ *                                                  provider plugin, without touching the hosts' files
  *   ts-node scripts/stack.ts cleanup [--stack s]    remove the local hosts and the state of one stack, or of every
  *                                                  stack that left hosts on this machine (by label)
  *
@@ -30,6 +32,8 @@ import { hostsUp, labelledStacks, localHostKeys, removeByLabel, stackKey } from 
 import { checkPayloads } from "./validate-payload";
 import { TOOLS_BIN } from "./toolchain";
 import { DriftReport } from "./drift-report";
+import { markSteps, migrateDeployment } from "./migrate-state";
+import { PROVIDER_PACKAGE, PROVIDER_VERSION } from "../infra/targets/ssh/plugin";
 import { engineEnv } from "./engine-env";
 import { secretAdvice } from "../infra/config/advice";
 
@@ -226,6 +230,20 @@ export async function down(stackName: string, opts: StackOptions = {}): Promise<
 }
 
 /**
+ * Moves a stack made with the former dynamic resources to the provider plugin
+ * (scripts/migrate-state.ts): markers on the hosts first, then the state, so a
+ * failure halfway leaves a state that still works as it was.
+ */
+export async function migrate(stackName: string, opts: StackOptions = {}): Promise<string> {
+  const { stack, model } = await openStack(stackName, { ...opts, skipPayloadCheck: true });
+  const m = migrateDeployment(await stack.exportStack(), stackName, PROJECT);
+  if (m === null) return `stack ${stackName} holds no dynamic resources: nothing to migrate`;
+  if (m.steps.length > 0) await markSteps(model, (await stack.getConfig(`${PROJECT}:sshPrivateKey`)).value, m.steps);
+  await stack.importStack(m.deployment);
+  return `stack ${stackName}: ${m.migrated} resources moved to the ${PROVIDER_PACKAGE} provider v${PROVIDER_VERSION}, ${m.steps.length} applied steps marked on their hosts; next: npm run up`;
+}
+
+/**
  * Removes a stack's local hosts and its state, for a stack that cannot be
  * destroyed normally (its hosts are gone, or the run that made it crashed).
  */
@@ -275,6 +293,9 @@ async function main(argv: string[]): Promise<void> {
       print(await stack.outputs());
       return;
     }
+    case "migrate":
+      console.log(`migrate: ${await migrate(stackName)}`);
+      return;
     case "cleanup": {
       // One stack, or every stack that left anything on this machine.
       const stacks = argv.includes("--stack") ? [stackName] : labelledStacks();

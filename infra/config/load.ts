@@ -53,7 +53,7 @@ export function loadStack(): LoadedStack {
     if (plain === undefined) {
       throw new ConfigError(`${project}:${key}`, `secret is missing for stack ${pulumi.getStack()}; set it with: ${secretAdvice(pulumi.getStack(), key)}`);
     }
-    checkSecret(project, key, plain);
+    checkSecret(project, pulumi.getStack(), key, plain);
     secrets[key] = config.requireSecret(key);
   }
   if (model.target !== "ssh") secrets.sshPrivateKey = pulumi.secret("");

@@ -3,6 +3,7 @@
  * the stack config is read, so a secret its consumer would refuse stops the
  * program before the first host is touched. Messages never show the value.
  */
+import { secretAdvice } from "./advice";
 import { ConfigError } from "./errors";
 import type { SecretKey } from "./validate";
 
@@ -20,9 +21,9 @@ const RULES: Partial<Record<SecretKey, SecretRule>> = {
   hashSalt: { ok: (v) => v.length > 0, accepted: "a non-empty value" },
 };
 
-export function checkSecret(project: string, key: SecretKey, value: string): void {
+export function checkSecret(project: string, stack: string, key: SecretKey, value: string): void {
   const rule = RULES[key];
   if (rule && !rule.ok(value)) {
-    throw new ConfigError(`${project}:${key}`, `the secret is not accepted (its value is not shown); use ${rule.accepted}: \`pulumi config set --secret ${key} <value>\``);
+    throw new ConfigError(`${project}:${key}`, `the secret is not accepted (its value is not shown); use ${rule.accepted}, for example: ${secretAdvice(stack, key)}`);
   }
 }

@@ -130,14 +130,16 @@ export function shellQuote(s: string): string {
 }
 
 /**
- * Writes a file atomically (temp file + rename). The first time we replace a file
- * that was not ours (a package's ports.conf), a copy is kept to restore on destroy.
+ * Writes a file atomically (temp file + rename). When we first create a file
+ * that was there before us (a package's ports.conf), a copy is kept to restore
+ * on destroy; an update replaces what we wrote ourselves, which is never kept
+ * (our compiled JavaScript carries no "drupal-cluster" mark to tell it by).
  */
-export async function writeRemoteFile(conn: SshConnection, path: string, content: string, mode: string, owner: string): Promise<void> {
+export async function writeRemoteFile(conn: SshConnection, path: string, content: string, mode: string, owner: string, keepOriginal: boolean): Promise<void> {
   const p = shellQuote(path);
   const script = [
     `d=$(dirname ${p}); mkdir -p "$d"`,
-    `if [ -e ${p} ] && [ ! -e ${p}.drupal-cluster-orig ] && ! grep -q 'drupal-cluster' ${p} 2>/dev/null; then cp -p ${p} ${p}.drupal-cluster-orig; fi`,
+    keepOriginal ? `if [ -e ${p} ] && [ ! -e ${p}.drupal-cluster-orig ] && ! grep -q 'drupal-cluster' ${p} 2>/dev/null; then cp -p ${p} ${p}.drupal-cluster-orig; fi` : "",
     `t=$(mktemp "$d/.drupal-cluster.XXXXXX")`,
     `cat > "$t"`,
     `chmod ${shellQuote(mode)} "$t"; chown ${shellQuote(owner)} "$t"`,

@@ -1,26 +1,24 @@
 /**
  * A shell step on a host (an install, a configuration step, a service). Each
- * applied step leaves a marker on the host holding the resource's id, so read
+ * applied step leaves a marker on the host (markers.ts), so read
  * can tell whether the step's effect is still there: a rebuilt host has no
  * markers, and a service whose `check` fails (stopped, crashed) is not in place.
  * Such a step is applied again from scratch (`create`), not merely updated.
  */
 import type { CreateResult, DiffResult, ReadResult, UpdateResult } from "@pulumi/pulumi/provider";
 import { execRemote, runRemote, shellQuote } from "../remote-exec";
+import { MARKER_DIR, markerFile } from "../markers";
 import { CommandProps, commandProps, endpoint } from "./inputs";
 import { reveal, secret } from "./secret-values";
 
-const MARKERS = "/var/lib/drupal-cluster/applied";
-
-/** The marker's path: one per resource name, which names its host too ("lb1-install"). */
+/** The marker of the resource with this URN. */
 function markerPath(urn: string): string {
-  const name = urn.slice(urn.lastIndexOf("::") + 2).replace(/[^A-Za-z0-9._-]/g, "_");
-  return `${MARKERS}/${name}`;
+  return markerFile(urn.slice(urn.lastIndexOf("::") + 2));
 }
 
 /** Runs `script`, then records that the step is applied (only if it succeeded: bash -e). */
 function withMarker(script: string, urn: string, id: string): string {
-  return `${script}\nmkdir -p ${MARKERS}\nprintf '%s' ${shellQuote(id)} > ${shellQuote(markerPath(urn))}`;
+  return `${script}\nmkdir -p ${MARKER_DIR}\nprintf '%s' ${shellQuote(id)} > ${shellQuote(markerPath(urn))}`;
 }
 
 /** The resource's inputs as the program declares them (state keeps the secret ones secret). */

@@ -57,7 +57,7 @@ export const fileResource = {
 
   async create(raw: unknown, what: string): Promise<CreateResult> {
     const p = fileProps(reveal(raw), what);
-    await writeRemoteFile(p.connection, p.path, p.content, p.mode, p.owner);
+    await writeRemoteFile(p.connection, p.path, p.content, p.mode, p.owner, true);
     return { id: `${p.connection.host}:${p.connection.port}:${p.path}`, outs: outputs(p, contentHash(p.content), "") };
   },
 
@@ -82,7 +82,7 @@ export const fileResource = {
     const hash = contentHash(p.content);
     // Only the credentials changed (a new key, a recorded host key): the file is as it should be.
     const same = olds.hash === hash && sameMode(olds.mode, p.mode) && olds.owner === p.owner;
-    if (!same) await writeRemoteFile(p.connection, p.path, p.content, p.mode, p.owner);
+    if (!same) await writeRemoteFile(p.connection, p.path, p.content, p.mode, p.owner, false);
     return { outs: outputs(p, hash, "") };
   },
 
