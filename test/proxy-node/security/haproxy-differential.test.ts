@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import { startProxy, baseConfig, closeAll, freePort, sleep } from '../helpers';
 import { RawClient, destroyRawClients, closeRawMembers, show } from '../raw-http';
 import { loggingMember, LoggingMember, MemberConnLog, parseAll, ReferenceParse, answerBody, WireRequest } from '../strict-member';
+import { prng } from '../prng';
 
 const SEED = 0x14d1ff;
 const GENERATED = 480;
@@ -204,18 +205,6 @@ function handWritten(): Case[] {
   add('HEAD with a body', withCL('HEAD /h HTTP/1.1\r\nHost: a', SMUGGLED));
   add('GET with a body', withCL('GET /g HTTP/1.1\r\nHost: a', SMUGGLED));
   return c;
-}
-
-/** mulberry32: small and the same sequence everywhere. */
-function prng(seed: number): (n: number) => number {
-  let a = seed >>> 0;
-  return (n) => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return Math.floor((((t ^ (t >>> 14)) >>> 0) / 4294967296) * n);
-  };
 }
 
 const ALPHABET = [' ', '\t', '\r', '\n', ':', ',', '\0', '\x0b', '\x7f', '\xff', 'a', '0', ';', '"'];

@@ -8,6 +8,7 @@ import {
   Framing,
 } from '../../../proxy-node/src/proxy/request-parser';
 import { refuseStatus } from '../../../proxy-node/src/proxy/incoming';
+import { prng } from '../prng';
 
 const MAX_HEADERS = 100;
 
@@ -478,18 +479,6 @@ function llhttpParse(b: LlhttpBinding, bytes: Buffer): NodeView | ParseErrorCode
   const v = view as NodeView | null;
   if (v === null) return Object.assign(new Error('headers not complete'), { code: 'NO_HEADERS' });
   return { ...v, body, completed };
-}
-
-/** mulberry32: small, fast, and the same sequence everywhere. */
-function prng(seed: number): (n: number) => number {
-  let a = seed >>> 0;
-  return (n) => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return Math.floor((((t ^ (t >>> 14)) >>> 0) / 4294967296) * n);
-  };
 }
 
 const SEED = 0x5eed1e55;
