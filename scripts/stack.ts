@@ -205,7 +205,8 @@ export async function up(stackName: string, opts: StackOptions = {}): Promise<Ou
 export async function preview(stackName: string, opts: StackOptions = {}): Promise<Record<string, number>> {
   const { stack, model } = await openStack(stackName, opts);
   checkPayloadBeforeChange(model, opts);
-  const r = await stack.preview({ onOutput: opts.onOutput ?? ((s) => process.stdout.write(s)) });
+  // Reads the hosts back first, as up does, so the preview shows the repairs up would make.
+  const r = await stack.preview({ refresh: opts.refresh ?? true, onOutput: opts.onOutput ?? ((s) => process.stdout.write(s)) });
   return r.changeSummary as Record<string, number>;
 }
 

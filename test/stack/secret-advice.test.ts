@@ -62,4 +62,14 @@ describe("advice for a missing secret, run as printed", function () {
     // Stored encrypted in the stack file, never in plaintext.
     assert.ok(!fs.readFileSync(STACK_FILE, "utf8").includes(key.split("\n")[1]));
   });
+
+  it("cleanup --stack removes the stack's state from the backend, as the down advice says", async () => {
+    const listed = (): string[] =>
+      (JSON.parse(execFileSync("npm", ["run", "-s", "pulumi", "--", "stack", "ls", "--json"], { cwd: REPO_ROOT, encoding: "utf8" })) as Array<{ name: string }>).map((s) => s.name);
+    assert.ok(listed().includes(STACK), "the stack is not in the backend to begin with");
+    const r = spawnSync("npx", ["ts-node", "scripts/stack.ts", "cleanup", "--stack", STACK], { cwd: REPO_ROOT, encoding: "utf8" });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, new RegExp(`cleanup: stack ${STACK}: removed its state`));
+    assert.ok(!listed().includes(STACK), "the stack's state is still in the backend");
+  });
 });

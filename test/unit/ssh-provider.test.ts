@@ -1,0 +1,136 @@
+/**
+ * The ssh target's provider plugin, without a host: what its diff decides,
+ * how secrets keep their wrappers, how a stack of the former dynamic resources
+ * is rewritten, and the host key rules of the config.
+ */
+import * as assert from "node:assert/strict";
+import { fileResource, contentHash } from "../../infra/targets/ssh/provider/file-resource";
+import { commandResource } from "../../infra/targets/ssh/provider/command-resource";
+import { DeliveryProvider } from "../../infra/targets/ssh/provider/provider";
+import { reveal, secret } from "../../infra/targets/ssh/provider/secret-values";
+import { fingerprint, parseHostKey } from "../../infra/targets/ssh/remote-exec";
+import { migrateDeployment } from "../../scripts/migrate-state";
+import { validateConfig } from "../../infra/config/validate";
+import { exampleHostKey, PROJECT, sshValues } from "../support/cluster-configs";
+
+const conn = { host: "203.0.113.11", port: 22, user: "root", privateKey: "KEY", hostKey: exampleHostKey(11) };
+const file = { connection: conn, path: "/etc/x.conf", content: "a = 1\n", mode: "0644", owner: "root:root" };
+const state = { ...file, hash: contentHash(file.content), found: "" };
+const step = { connection: conn, create: "apt-get install -y x", update: "service x reload", delete: "", check: "service x status", triggers: ["t1"], applied: true, found: "" };
+
+describe("ssh provider plugin: decisions without a host", () => {
+  it("a file whose content, mode and owner match its state is unchanged; each one changing is a change", () => {
+    assert.equal(fileResource.diff(state, file, "f").changes, false);
+    assert.equal(fileResource.diff(state, { ...file, content: "a = 2\n" }, "f").changes, true);
+    assert.equal(fileResource.diff(state, { ...file, mode: "644" }, "f").changes, false, "0644 and 644 are one mode");
+    assert.equal(fileResource.diff(state, { ...file, mode: "0600" }, "f").changes, true);
+    assert.equal(fileResource.diff(state, { ...file, owner: "root:www-data" }, "f").changes, true);
+  });
+
+  it("a file edited on the host (read gave another hash) is a change, repaired by the update", () => {
+    assert.equal(fileResource.diff({ ...state, hash: contentHash("edited by hand") }, file, "f").changes, true);
+  });
+
+  it("another endpoint (host, port or user) replaces the file and the step; another path replaces the file", () => {
+    for (const c of [{ ...conn, host: "203.0.113.99" }, { ...conn, port: 2222 }, { ...conn, user: "admin" }]) {
+      assert.deepEqual(fileResource.diff(state, { ...file, connection: c }, "f").replaces, ["connection"]);
+      assert.deepEqual(commandResource.diff(step, { ...step, connection: c }, "s").replaces, ["connection"]);
+    }
+    assert.deepEqual(fileResource.diff(state, { ...file, path: "/etc/y.conf" }, "f").replaces, ["path"]);
+  });
+
+  it("a step read as not applied (rebuilt host, stopped service) is a change; an applied one with the same scripts is not", () => {
+    assert.equal(commandResource.diff(step, step, "s").changes, false);
+    assert.equal(commandResource.diff({ ...step, applied: false, found: "not applied on this host" }, step, "s").changes, true);
+    assert.equal(commandResource.diff(step, { ...step, triggers: ["t2"] }, "s").changes, true);
+  });
+
+  it("a new host key is a change (so state gets it), not a replacement", () => {
+    const d = fileResource.diff(state, { ...file, connection: { ...conn, hostKey: exampleHostKey(12) } }, "f");
+    assert.equal(d.changes, true);
+    assert.deepEqual(d.replaces, []);
+  });
+
+  it("secret values arrive wrapped and are unwrapped for use; the provider's type dispatch refuses unknown types", async () => {
+    assert.deepEqual(reveal({ a: secret("x"), b: [secret(1), 2] }), { a: "x", b: [1, 2] });
+    const p = new DeliveryProvider("0.0.0");
+    await assert.rejects(p.create("urn:pulumi:s::p::drupal-cluster:ssh:Nope::n", {}), /unknown resource type drupal-cluster:ssh:Nope/);
+    const d = await p.diff("id", "urn:pulumi:s::p::drupal-cluster:ssh:WebServer$drupal-cluster:ssh:RemoteFile::lb1:/etc/x.conf", { ...state, content: secret(file.content) }, file);
+    assert.equal(d.changes, false);
+  });
+
+  it("host key fingerprints are OpenSSH's (SHA256, base64 without padding)", () => {
+    const { type, blob } = parseHostKey(exampleHostKey(11));
+    assert.equal(type, "ssh-ed25519");
+    assert.match(fingerprint(blob), /^SHA256:[A-Za-z0-9+/]{43}$/);
+  });
+});
+
+describe("ssh host keys in the stack config", () => {
+  const stack = { project: PROJECT, stack: "unit" };
+  it("an ssh host without ssh.hostKey is refused, naming the host and the ssh-keyscan command", () => {
+    const v = sshValues();
+    delete ((v.web as Array<{ ssh: Record<string, unknown> }>)[1].ssh as Record<string, unknown>).hostKey;
+    assert.throws(() => validateConfig(stack, v), /drupal-cluster:web\[1\]\.ssh\.hostKey: host lb2 \(root@203\.0\.113\.12:22\) has no host key.*ssh-keyscan -p 22 -t ed25519 203\.0\.113\.12/);
+  });
+  it("a host key that is not an OpenSSH public key line is refused, naming its key", () => {
+    const v = sshValues();
+    ((v.data as { ssh: Record<string, unknown> }).ssh).hostKey = "ssh-ed25519 not-base64!";
+    assert.throws(() => validateConfig(stack, v), /drupal-cluster:data\.ssh\.hostKey: host data: not an SSH public key line/);
+    ((v.data as { ssh: Record<string, unknown> }).ssh).hostKey = `ssh-rsa ${exampleHostKey(10).split(" ")[1]}`;
+    assert.throws(() => validateConfig(stack, v), /drupal-cluster:data\.ssh\.hostKey/, "a key whose blob is of another type than its line says");
+  });
+  it("a trailing comment on the key line is dropped", () => {
+    const v = sshValues();
+    ((v.data as { ssh: Record<string, unknown> }).ssh).hostKey = `${exampleHostKey(10)} root@data`;
+    assert.equal(validateConfig(stack, v).data.host.ssh?.hostKey, exampleHostKey(10));
+  });
+});
+
+describe("migrate: a deployment of the former dynamic resources", () => {
+  const old = "pulumi-nodejs:dynamic/drupal-cluster:RemoteCommand";
+  const stackUrn = "urn:pulumi:s::drupal-cluster::pulumi:pulumi:Stack::drupal-cluster-s";
+  const hostUrn = "urn:pulumi:s::drupal-cluster::drupal-cluster:ssh:WebServer::lb1";
+  const stepUrn = `urn:pulumi:s::drupal-cluster::drupal-cluster:ssh:WebServer$${old}::lb1-install`;
+  const deployment = {
+    version: 3,
+    deployment: {
+      resources: [
+        { urn: stackUrn, type: "pulumi:pulumi:Stack", custom: false },
+        { urn: "urn:pulumi:s::drupal-cluster::pulumi:providers:pulumi-nodejs::default", type: "pulumi:providers:pulumi-nodejs", custom: true, id: "u1" },
+        { urn: hostUrn, type: "drupal-cluster:ssh:WebServer", custom: false, parent: stackUrn },
+        {
+          urn: stepUrn,
+          type: old,
+          custom: true,
+          id: "127.0.0.1:2211:1",
+          parent: hostUrn,
+          provider: "urn:pulumi:s::drupal-cluster::pulumi:providers:pulumi-nodejs::default::u1",
+          inputs: { __provider: "exports.handler = require('/home/someone/checkout/infra/...')", create: "x" },
+          outputs: { __provider: "exports.handler = ...", create: "x", connection: { host: "127.0.0.1", port: 2211, user: "root" } },
+        },
+        { urn: "urn:pulumi:s::drupal-cluster::drupal-cluster:ssh:WebServer$x::after", type: "x", dependencies: [stepUrn] },
+      ],
+    },
+  };
+
+  it("moves every dynamic resource to the drupal-cluster provider, drops the stored code and the old provider, and lists the steps to mark", () => {
+    const m = migrateDeployment(deployment, "s", "drupal-cluster");
+    assert.ok(m);
+    const res = (m.deployment.deployment as { resources: Array<Record<string, unknown>> }).resources;
+    const text = JSON.stringify(res);
+    assert.ok(!text.includes("pulumi-nodejs"), text);
+    assert.ok(!text.includes("__provider") && !text.includes("/home/someone/checkout"));
+    const prov = res.findIndex((r) => r.type === "pulumi:providers:drupal-cluster");
+    const stepIdx = res.findIndex((r) => r.type === "drupal-cluster:ssh:RemoteCommand");
+    assert.ok(prov >= 0 && prov < stepIdx, "the provider comes before the resources that use it");
+    assert.equal(res[stepIdx].urn, "urn:pulumi:s::drupal-cluster::drupal-cluster:ssh:WebServer$drupal-cluster:ssh:RemoteCommand::lb1-install");
+    assert.ok(String(res[stepIdx].provider).startsWith(`${String(res[prov].urn)}::`));
+    assert.deepEqual(res[res.length - 1].dependencies, [res[stepIdx].urn], "dependencies follow the new URNs");
+    assert.deepEqual(m.steps, [{ name: "lb1-install", id: "127.0.0.1:2211:1", host: "127.0.0.1", port: 2211 }]);
+  });
+
+  it("a deployment with nothing of the former resources is left alone", () => {
+    assert.equal(migrateDeployment({ version: 3, deployment: { resources: [{ urn: stackUrn, type: "pulumi:pulumi:Stack" }] } }, "s", "drupal-cluster"), null);
+  });
+});
