@@ -9,7 +9,7 @@ const PROXY_NODE_HOME = "/opt/proxy-node";
 
 /** Apache modules mod_proxy_balancer needs on Debian, beyond what is enabled by default. */
 export function apacheBalancerModules(model: ClusterModel): string[] {
-  return ["proxy", "proxy_http", "proxy_balancer", "slotmem_shm", `lbmethod_${model.balancer.lbmethod}`, "status", "rewrite"];
+  return ["proxy", "proxy_http", "proxy_balancer", "slotmem_shm", `lbmethod_${model.balancer.lbmethod}`, "status", "rewrite", "headers"];
 }
 
 export function balancerPayload(model: ClusterModel, secrets: PayloadSecrets, artifacts: ProxyNodeArtifacts): HostPayload {

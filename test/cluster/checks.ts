@@ -191,6 +191,23 @@ function rawRequest(host: string, port: number, text: string): Promise<string> {
   });
 }
 
+/**
+ * A client cannot choose the address, host or scheme the web servers are told
+ * about: its own X-Forwarded-* and Forwarded headers never reach them (Drupal
+ * behind a trusted proxy builds links from the first X-Forwarded-Host).
+ */
+export async function checkForwardedHeadersNotForged(c: RunningCluster): Promise<void> {
+  const page = probePage(
+    await request(`${c.balancerUrl}/`, {
+      headers: { "X-Forwarded-For": "6.6.6.6", "X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "https", Forwarded: "for=6.6.6.6;host=evil.example;proto=https" },
+    }),
+  );
+  assert.ok(!page.clientIp.includes("6.6.6.6"), `a client's X-Forwarded-For reached the web server: ${page.clientIp}`);
+  assert.ok(!String(page.forwardedHost).includes("evil.example"), `a client's X-Forwarded-Host reached the web server: ${page.forwardedHost}`);
+  assert.equal(page.forwarded, null, `a client's Forwarded reached the web server: ${page.forwarded}`);
+  assert.equal(page.forwardedHost, new URL(c.balancerUrl).host, "the web server was not told the host the client asked for");
+}
+
 /** Each web server answers on its own direct URL. */
 export async function checkDirect(c: RunningCluster): Promise<void> {
   for (const w of c.model.web) {

@@ -58,9 +58,11 @@ describe(`migration: a stack made by the dynamic resources of ${LEGACY} moves to
     // Fails loudly on a clone without history: the old code is what this test is about.
     sh("git", ["worktree", "add", "--detach", "--force", worktree, LEGACY], REPO_ROOT);
     const t0 = Date.now();
+    // Its own host image tag: the old recipe must not replace the image this checkout's hosts use.
+    const legacyEnv = { ...process.env, DRUPAL_CLUSTER_HOST_IMAGE: "drupal-cluster/host:legacy" };
     sh("npm", ["ci", "--prefer-offline", "--no-audit", "--no-fund"], worktree);
-    sh("scripts/bootstrap", [], worktree);
-    sh("npx", ["ts-node", "-T", "-e", `require("./test/support/local-cluster").bringUp(${JSON.stringify(V)})`], worktree);
+    sh("scripts/bootstrap", [], worktree, legacyEnv);
+    sh("npx", ["ts-node", "-T", "-e", `require("./test/support/local-cluster").bringUp(${JSON.stringify(V)})`], worktree, legacyEnv);
     recordFigure(`${V.stack}: the ${LEGACY} worktree (npm ci, bootstrap) and its pulumi up, s`, (Date.now() - t0) / 1000);
     // A teammate's view of that stack: its backend, passphrase, config and SSH key.
     process.env.PULUMI_BACKEND_URL = `file://${path.join(worktree, ".pulumi-state")}`;

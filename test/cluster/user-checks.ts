@@ -1,5 +1,5 @@
 import { RunningCluster } from "../support/local-cluster";
-import { checkDirect, checkManager, checkNotOpenProxy, checkSessionsInDatabase, checkSpread, checkSticky, ManagerOps } from "./checks";
+import { checkDirect, checkForwardedHeadersNotForged, checkManager, checkNotOpenProxy, checkSessionsInDatabase, checkSpread, checkSticky, ManagerOps } from "./checks";
 
 /** Checks 1 to 6 of the cluster issue, the same for every engine. Spread runs first: byrequests counts sticky requests. */
 export function registerUserChecks(get: () => RunningCluster, manager: () => Promise<ManagerOps>): void {
@@ -20,6 +20,9 @@ export function registerUserChecks(get: () => RunningCluster, manager: () => Pro
   });
   it("is not an open proxy: absolute-URI and CONNECT refused, the named host sees nothing", async () => {
     await checkNotOpenProxy(get());
+  });
+  it("a client's own X-Forwarded-For, -Host, -Proto and Forwarded never reach the web servers", async () => {
+    await checkForwardedHeadersNotForged(get());
   });
 }
 

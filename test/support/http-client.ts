@@ -63,6 +63,10 @@ export interface ProbePage {
   visits: number;
   user: string | null;
   session: string;
+  /** X-Forwarded-For as the web server received it (else the peer's address). */
+  clientIp: string;
+  forwardedHost: string | null;
+  forwarded: string | null;
 }
 
 export function probePage(r: Reply): ProbePage {
