@@ -7,12 +7,19 @@ import type { Member } from './members';
 
 export type HealthChange = (m: Member, healthy: boolean, reason: string) => void;
 
+/**
+ * One check, answered within `cfg.timeoutMs` whatever happens: the deadline
+ * covers the connect too. (A request's own setTimeout is armed only once the
+ * socket is connected, so a vanished host would hold a probe for the kernel's
+ * SYN retries, about two minutes, and the member would never be failed.)
+ */
 export function probe(m: Member, cfg: HealthCheckConfig): Promise<{ ok: boolean; reason: string }> {
   return new Promise((resolve) => {
     let settled = false;
     const done = (ok: boolean, reason: string): void => {
       if (!settled) {
         settled = true;
+        clearTimeout(deadline);
         resolve({ ok, reason });
       }
     };
@@ -24,10 +31,10 @@ export function probe(m: Member, cfg: HealthCheckConfig): Promise<{ ok: boolean;
       agent: false,
       headers: { Host: m.authority, 'User-Agent': 'proxy-node-hcheck', Connection: 'close' },
     });
-    req.setTimeout(cfg.timeoutMs, () => {
+    const deadline = setTimeout(() => {
+      done(false, `no answer within ${cfg.timeoutMs} ms${req.socket?.connecting !== false ? ' (not even connected)' : ''}`);
       req.destroy();
-      done(false, `timeout after ${cfg.timeoutMs} ms`);
-    });
+    }, cfg.timeoutMs);
     req.on('error', (e) => done(false, e.message));
     req.on('response', (res) => {
       res.resume();
