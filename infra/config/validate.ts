@@ -331,6 +331,8 @@ function readBalancer(b: ConfigReader, target: Target, docker?: DockerModel): Ba
     "name",
     "lbmethod",
     "retry",
+    "connectTimeout",
+    "timeout",
     "logLevel",
     "managerAllow",
     "stickysession",
@@ -373,6 +375,10 @@ function readBalancer(b: ConfigReader, target: Target, docker?: DockerModel): Ba
     name,
     lbmethod: b.oneOf("lbmethod", LBMETHODS, "byrequests"),
     retry: b.integer("retry", { min: 0, max: 3600 }, 60),
+    // A member on the cluster's LAN accepts in well under a millisecond; every
+    // second beyond that is a second a client waits on a host that is gone.
+    connectTimeout: b.integer("connectTimeout", { min: 1, max: 60 }, 2),
+    timeout: b.integer("timeout", { min: 1, max: 3600 }, 60),
     logLevel: b.oneOf("logLevel", LOG_LEVELS, "warn"),
     managerAllow,
     httpPort,

@@ -69,6 +69,15 @@ export interface BalancerModel {
   name: string;
   lbmethod: LbMethod;
   retry: number;
+  /**
+   * Seconds to wait for a member to accept a connection: Apache's
+   * `connectiontimeout`, proxy-node's connect deadline, and the whole deadline
+   * of a health probe (connect and answer). The longest any request or probe
+   * waits on a host that is gone or cut off.
+   */
+  connectTimeout: number;
+  /** Seconds a member may take to answer once connected (Apache's `timeout`, proxy-node's headersMs). */
+  timeout: number;
   logLevel: LogLevel;
   /** Networks allowed to reach the balancer-manager, as Apache `Require ip` accepts them. */
   managerAllow: string[];

@@ -40,6 +40,8 @@ export function balancerPayload(model: ClusterModel, secrets: PayloadSecrets, ar
       separator: model.sticky.separator,
       members,
       retry: b.retry,
+      connectMs: b.connectTimeout * 1000,
+      answerMs: b.timeout * 1000,
       healthPath: model.app.kind === "probe" ? "/health.php" : "/user/login",
       apacheManagerUrl: `http://127.0.0.1:${b.httpPort}/balancer-manager`,
       logRequests: b.logLevel === "debug" || b.logLevel === "info",
@@ -91,6 +93,8 @@ export function balancerPayload(model: ClusterModel, secrets: PayloadSecrets, ar
     name: setting(model, "balancer.name", b.name),
     members,
     retry: b.retry,
+    connectTimeout: b.connectTimeout,
+    timeout: b.timeout,
     lbmethod: setting(model, "balancer.lbmethod", b.lbmethod),
     stickysession: setting(model, "balancer.stickysession", model.sticky.stickysession),
     // Apache reads the route after its default "." unless told otherwise; without

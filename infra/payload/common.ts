@@ -67,3 +67,22 @@ export function baseView(model: ClusterModel, host: HostModel): { stack: string;
   const i = model.web.findIndex((w) => w.host === host);
   return { stack: `${model.project}/${model.stack}`, hostName: setting(model, i >= 0 ? `web[${i}].name` : `${host.role} (host name)`, host.name) };
 }
+
+/** Where a host without an init system finds what to start when it boots. */
+export const BOOT_DIR = "/etc/drupal-cluster/boot.d";
+
+/**
+ * One start script per service, in the order the services start. A host with
+ * systemd starts its enabled services itself and never reads these; the local
+ * dev hosts' containers run them when they start again (scripts/host-image),
+ * so a host that was killed and started comes back whole.
+ */
+export function bootFiles(services: readonly ServiceSpec[]): PayloadFile[] {
+  return services.map((svc, i) =>
+    file(
+      `${BOOT_DIR}/${String(10 * (i + 1)).padStart(2, "0")}-${svc.name}`,
+      `#!/bin/sh\n# Managed by drupal-cluster: starts ${svc.name} when this host boots without an init system.\n${svc.start}\n`,
+      { mode: "0755" },
+    ),
+  );
+}

@@ -1,6 +1,7 @@
 import { ClusterModel } from "../model/types";
 import { balancerPayload, ProxyNodeArtifacts } from "./balancer";
 import { dataPayload } from "./data";
+import { bootFiles } from "./common";
 import { HostPayload, PayloadSecrets } from "./types";
 import { webPayload } from "./web";
 
@@ -13,5 +14,5 @@ export function buildPayloads(model: ClusterModel, secrets: PayloadSecrets, arti
     dataPayload(model, secrets),
     ...model.web.map((w) => webPayload(model, w, secrets)),
     balancerPayload(model, secrets, artifacts),
-  ];
+  ].map((p) => ({ ...p, files: [...p.files, ...bootFiles(p.services)] }));
 }

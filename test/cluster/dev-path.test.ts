@@ -14,6 +14,7 @@ import { openStack, upWithSummary } from "../../scripts/stack";
 import { pulumiVersion } from "../../scripts/toolchain";
 import { checkFailover, checkSessionsInDatabase, checkSpread, checkSticky, ManagerOps, newClient } from "./checks";
 import { driftAndRepair, inSecondClone, replaceHostKey, restoreHostKey } from "./delivery";
+import { assertFaultBounds, Fault, faultUnderLoad } from "./faults";
 import { registerUserChecks } from "./user-checks";
 import { apacheManager, proxyNodeManager } from "./managers";
 import { recordFigure } from "../support/figures";
@@ -38,6 +39,24 @@ function stateFiles(stack: string): string[] {
   };
   walk(root);
   return out;
+}
+
+/** Abrupt losses of lb1 under load, each followed by its return (issue 13). */
+function registerFaultChecks(v: Variant, get: () => RunningCluster): void {
+  for (const fault of ["kill", "pause", "disconnect"] as Fault[]) {
+    it(`loses lb1 abruptly (docker ${fault === "disconnect" ? "network disconnect" : fault}) under load: bounded waits, no failed request it could avoid, lb1 back by itself`, async () => {
+      const { stack } = await openStack(v.stack, { baseStack: "dev", overrides: variantOverrides(v), skipPayloadCheck: true });
+      const token = (await stack.getConfig("drupal-cluster:managerToken")).value;
+      const r = await faultUnderLoad(get(), token, fault);
+      const name = `${v.stack}: ${fault}`;
+      recordFigure(`${name}: requests sent`, r.sent);
+      recordFigure(`${name}: requests failed`, r.failed);
+      recordFigure(`${name}: longest request, s`, r.longestMs / 1000);
+      recordFigure(`${name}: detected after, s`, r.detectedAfterS);
+      recordFigure(`${name}: serves its own clients again after, s`, r.readmittedAfterS);
+      assertFaultBounds(get(), r);
+    });
+  }
 }
 
 function requireToolchain(): void {
@@ -90,7 +109,8 @@ function clusterSuite(title: string, v: Variant, body: (get: () => RunningCluste
 }
 
 describe("cluster on the dev path: real pulumi up over SSH to local Debian hosts", function () {
-  const APACHE: Variant = { stack: "ci-apache", portOffset: 1000, subnet: 61 };
+  // A short answer timeout: the fault checks wait it out for requests a hung host holds.
+  const APACHE: Variant = { stack: "ci-apache", portOffset: 1000, subnet: 61, balancer: { timeout: 5 } };
   clusterSuite("apache engine, 2 web servers", APACHE, (get, manager) => {
     registerUserChecks(get, manager);
     it("keeps every secret out of the state, the outputs and the engine's log", async () => {
@@ -150,6 +170,7 @@ describe("cluster on the dev path: real pulumi up over SSH to local Debian hosts
       recordFigure("ci-apache: failover, requests in the stream", report.requests);
       recordFigure("ci-apache: failover, stopped server back in rotation after, s", report.backAfterSeconds);
     });
+    registerFaultChecks(APACHE, get);
     it("drift: a host made again empty, a deleted vhost and a stopped apache2 are each found and repaired by the next up", async () => {
       const t0 = Date.now();
       const found = await driftAndRepair(get(), APACHE, log);
@@ -228,11 +249,13 @@ describe("cluster on the dev path: real pulumi up over SSH to local Debian hosts
     });
   });
 
-  clusterSuite("proxy-node engine, 2 web servers", { stack: "ci-proxynode", portOffset: 1200, subnet: 63, engine: "proxy-node" }, (get, manager) => {
+  const PROXYNODE: Variant = { stack: "ci-proxynode", portOffset: 1200, subnet: 63, engine: "proxy-node", balancer: { timeout: 5 } };
+  clusterSuite("proxy-node engine, 2 web servers", PROXYNODE, (get, manager) => {
     registerUserChecks(get, manager);
     it("fails over when the pinned web server stops, and takes it back after retry", async () => {
       const report = await checkFailover(get());
       recordFigure("ci-proxynode: failover, failed requests", report.failed);
     });
+    registerFaultChecks(PROXYNODE, get);
   });
 });

@@ -328,6 +328,35 @@ describe("handlebars strict mode", () => {
     });
   }
 
+  it("balancer.connectTimeout and timeout bound every wait on a member: Apache's BalancerMember, proxy-node's connect, answer and health probe deadlines", () => {
+    for (const [settings, connect, answer] of [[{}, 2, 60], [{ connectTimeout: 5, timeout: 20 }, 5, 20]] as const) {
+      for (const engine of ["apache", "proxy-node"] as const) {
+        const v = sshValues({ engine });
+        Object.assign(v.balancer as Values, settings);
+        const balancer = buildPayloads(model(v), SECRETS, ARTIFACTS).find((p) => p.host.role === "balancer") as HostPayload;
+        const cfg = validateProxyNodeConfig(JSON.parse(fileOf(balancer, PROXY_NODE_CONFIG).content));
+        assert.equal(cfg.timeouts.connectMs, connect * 1000);
+        assert.equal(cfg.timeouts.headersMs, answer * 1000);
+        assert.equal(cfg.balancer.healthCheck?.timeoutMs, connect * 1000, "the probe's deadline (connect and answer) is the connect deadline");
+        if (engine === "apache") {
+          const members = directives(fileOf(balancer, BALANCER_VHOST).content).filter((l) => l.startsWith("BalancerMember"));
+          for (const m of members) assert.match(m, new RegExp(` connectiontimeout=${connect} timeout=${answer}$`));
+        }
+      }
+    }
+  });
+
+  it("every service of every host has a boot script that starts it, for hosts without an init system", () => {
+    for (const p of buildPayloads(model(sshValues({ engine: "apache" })), SECRETS, ARTIFACTS)) {
+      const boot = p.files.filter((f) => f.path.startsWith("/etc/drupal-cluster/boot.d/"));
+      assert.deepEqual(boot.map((f) => f.path.replace(/^.*\/\d+-/, "")), p.services.map((s) => s.name), p.host.name);
+      boot.forEach((f, i) => {
+        assert.equal(f.mode, "0755");
+        assert.ok(f.content.startsWith("#!/bin/sh\n") && f.content.includes(p.services[i].start), f.content);
+      });
+    }
+  });
+
   it("a template that does not exist fails with its name", () => {
     assert.throws(() => render("nope/missing.hbs", {}), /template nope\/missing\.hbs/);
   });
