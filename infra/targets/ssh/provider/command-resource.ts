@@ -53,11 +53,8 @@ export const commandResource = {
     const changes =
       replaces.length > 0 ||
       !olds.applied ||
-      olds.create !== news.create ||
-      olds.update !== news.update ||
-      olds.delete !== news.delete ||
+      !sameWork(olds, news) ||
       olds.check !== news.check ||
-      JSON.stringify(olds.triggers) !== JSON.stringify(news.triggers) ||
       olds.connection.privateKey !== news.connection.privateKey ||
       olds.connection.hostKey !== news.connection.hostKey;
     return { changes, replaces, deleteBeforeReplace: false };
