@@ -162,7 +162,15 @@ describe("docker target, replayed from the program's recorded docker resources w
     docker(["rm", "-f", data.name]);
     createContainer(data);
     await waitHealthy(data);
-    const after = probePage(await browser.get("/"));
+    // While the database was gone the web servers failed their health checks, and the
+    // balancer's agent took them out; they come back once their checks pass again.
+    const t0 = Date.now();
+    let r = await browser.get("/");
+    while (r.status !== 200 && Date.now() - t0 < 30000) {
+      await new Promise((res) => setTimeout(res, 500));
+      r = await browser.get("/");
+    }
+    const after = probePage(r);
     assert.equal(after.session, before.session);
     assert.equal(after.visits, before.visits + 1, "the session's visit counter was lost with the data server's container");
   });
