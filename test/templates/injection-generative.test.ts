@@ -65,7 +65,7 @@ const BASES: Base[] = [
       "balancer.cookieDomain", "balancer.name", "balancer.managerAllow[0]", "balancer.address", "balancer.url", "balancer.managerUrl",
       "balancer.logLevel", "balancer.lbmethod", "balancer.engine", "balancer.ssh.host", "balancer.ssh.user", "web[0].name", "web[0].route",
       "web[0].address", "web[0].url", "web[0].ssh.host", "web[0].ssh.user", "data.address", "data.database", "data.user", "data.ssh.host",
-      "data.ssh.user", "files.publicPath", "files.share", "app",
+      "data.ssh.user", "data.ssh.hostKey", "web[0].ssh.hostKey", "files.publicPath", "files.share", "app",
     ],
   },
   { label: "ssh, drupal tarball", values: sshValues({ app: "drupal" }), keys: ["drupal.url", "serverName", "trustedHostPatterns[0]", "balancer.cookieDomain"] },
