@@ -50,7 +50,13 @@ const renamed = (s: string): string => s.split(OLD_TYPE).join(NEW_TYPE);
  * and the steps whose markers must be written; null when there is nothing
  * to migrate. Pure: the caller imports the result.
  */
-export function migrateDeployment(deployment: Deployment, stack: string, project: string): { deployment: Deployment; migrated: number; steps: StepMark[] } | null {
+export function migrateDeployment(
+  deployment: Deployment,
+  stack: string,
+  project: string,
+  /** Each host's key by "host:port", from the stack config: the former resources had none. */
+  hostKeys: ReadonlyMap<string, string>,
+): { deployment: Deployment; migrated: number; steps: StepMark[] } | null {
   const d = deployment.deployment as { resources?: StateResource[] };
   const resources = d.resources ?? [];
   if (!resources.some((r) => r.type.startsWith(OLD_TYPE))) return null;
@@ -76,6 +82,14 @@ export function migrateDeployment(deployment: Deployment, stack: string, project
       migrated++;
       const { __provider: _in, ...inputs } = r.inputs ?? {};
       const { __provider: _out, ...outputs } = r.outputs ?? {};
+      // The provider refuses a connection without a host key, and reads and deletes use the state's.
+      for (const props of [inputs, outputs]) {
+        const c = props.connection as { host?: unknown; port?: unknown } | undefined;
+        const key = c ? hostKeys.get(`${String(c.host)}:${String(c.port)}`) : undefined;
+        if (c === undefined) continue;
+        if (key === undefined) throw new Error(`${next.urn}: no host key in the stack's config for ${String(c.host)}:${String(c.port)}; set ssh.hostKey for that host first`);
+        props.connection = { ...c, hostKey: key };
+      }
       next.provider = providerRef;
       next.inputs = inputs;
       next.outputs = next.type.endsWith("RemoteCommand") ? { check: "", ...outputs, applied: true, found: "" } : { ...outputs, found: "" };

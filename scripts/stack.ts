@@ -28,7 +28,7 @@ import { clusterProgram } from "../infra/program";
 import { modelFromStackFile, PROJECT, REPO_ROOT } from "../infra/config/stack-file";
 import { allHosts, ClusterModel } from "../infra/model/types";
 import { buildPayloads } from "../infra/payload/index";
-import { hostsUp, labelledStacks, localHostKeys, removeByLabel, stackKey } from "./local-hosts";
+import { hostsUp, labelledStacks, localHostKeys, removeByLabel, stackKey, startStoppedHosts } from "./local-hosts";
 import { checkPayloads } from "./validate-payload";
 import { TOOLS_BIN } from "./toolchain";
 import { DriftReport } from "./drift-report";
@@ -216,7 +216,8 @@ export async function preview(stackName: string, opts: StackOptions = {}): Promi
  * no later run can finish. Running down again carries on where it stopped.
  */
 export async function down(stackName: string, opts: StackOptions = {}): Promise<string[]> {
-  const { stack } = await openStack(stackName, opts);
+  const { stack, model } = await openStack(stackName, opts);
+  if (model.localHosts) startStoppedHosts(model);
   try {
     await stack.destroy({ onOutput: opts.onOutput ?? ((s) => process.stdout.write(s)) });
   } catch (e) {
@@ -237,7 +238,8 @@ export async function down(stackName: string, opts: StackOptions = {}): Promise<
  */
 export async function migrate(stackName: string, opts: StackOptions = {}): Promise<string> {
   const { stack, model } = await openStack(stackName, { ...opts, skipPayloadCheck: true });
-  const m = migrateDeployment(await stack.exportStack(), stackName, PROJECT);
+  const hostKeys = new Map(allHosts(model).flatMap((h) => (h.ssh?.hostKey ? [[`${h.ssh.host}:${h.ssh.port}`, h.ssh.hostKey] as const] : [])));
+  const m = migrateDeployment(await stack.exportStack(), stackName, PROJECT, hostKeys);
   if (m === null) return `stack ${stackName} holds no dynamic resources: nothing to migrate`;
   if (m.steps.length > 0) await markSteps(model, (await stack.getConfig(`${PROJECT}:sshPrivateKey`)).value, m.steps);
   await stack.importStack(m.deployment);

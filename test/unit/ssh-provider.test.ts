@@ -5,7 +5,10 @@
  */
 import * as assert from "node:assert/strict";
 import { fileResource, contentHash } from "../../infra/targets/ssh/provider/file-resource";
-import { commandResource } from "../../infra/targets/ssh/provider/command-resource";
+import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import { commandResource, withMarker } from "../../infra/targets/ssh/provider/command-resource";
+import { markerFile } from "../../infra/targets/ssh/markers";
 import { DeliveryProvider } from "../../infra/targets/ssh/provider/provider";
 import { reveal, secret } from "../../infra/targets/ssh/provider/secret-values";
 import { fingerprint, parseHostKey } from "../../infra/targets/ssh/remote-exec";
@@ -43,6 +46,24 @@ describe("ssh provider plugin: decisions without a host", () => {
     assert.equal(commandResource.diff(step, step, "s").changes, false);
     assert.equal(commandResource.diff({ ...step, applied: false, found: "not applied on this host" }, step, "s").changes, true);
     assert.equal(commandResource.diff(step, { ...step, triggers: ["t2"] }, "s").changes, true);
+  });
+
+  it("a step whose script fails in an && chain is not marked applied (the marker lines never run)", () => {
+    const name = `unit-${process.pid}-${Date.now()}`;
+    const r = spawnSync("bash", ["-ec", withMarker("false && true", `urn:pulumi:s::p::drupal-cluster:ssh:RemoteCommand::${name}`, "id-1")], { encoding: "utf8" });
+    assert.notEqual(r.status, 0, "the step's failure did not fail the script");
+    assert.ok(!fs.existsSync(markerFile(name)), "the failed step was marked applied");
+  });
+
+  it("another endpoint is removed from the old one first: it may be the same machine under another name", () => {
+    assert.equal(fileResource.diff(state, { ...file, connection: { ...conn, host: "web1.example.org" } }, "f").deleteBeforeReplace, true);
+    assert.equal(commandResource.diff(step, { ...step, connection: { ...conn, port: 2222 } }, "s").deleteBeforeReplace, true);
+    assert.equal(fileResource.diff(state, { ...file, path: "/etc/y.conf" }, "f").deleteBeforeReplace, false);
+  });
+
+  it("a connection without a host key is refused before any host is contacted", async () => {
+    const { hostKey: _none, ...bare } = conn;
+    await assert.rejects(fileResource.create({ ...file, connection: bare }, "f"), /no host key for root@203\.0\.113\.11:22/);
   });
 
   it("a new host key is a change (so state gets it), not a replacement", () => {
@@ -115,7 +136,7 @@ describe("migrate: a deployment of the former dynamic resources", () => {
   };
 
   it("moves every dynamic resource to the drupal-cluster provider, drops the stored code and the old provider, and lists the steps to mark", () => {
-    const m = migrateDeployment(deployment, "s", "drupal-cluster");
+    const m = migrateDeployment(deployment, "s", "drupal-cluster", new Map([["127.0.0.1:2211", exampleHostKey(11)]]));
     assert.ok(m);
     const res = (m.deployment.deployment as { resources: Array<Record<string, unknown>> }).resources;
     const text = JSON.stringify(res);
@@ -128,9 +149,10 @@ describe("migrate: a deployment of the former dynamic resources", () => {
     assert.ok(String(res[stepIdx].provider).startsWith(`${String(res[prov].urn)}::`));
     assert.deepEqual(res[res.length - 1].dependencies, [res[stepIdx].urn], "dependencies follow the new URNs");
     assert.deepEqual(m.steps, [{ name: "lb1-install", id: "127.0.0.1:2211:1", host: "127.0.0.1", port: 2211 }]);
+    assert.equal((res[stepIdx].outputs as { connection: { hostKey: string } }).connection.hostKey, exampleHostKey(11), "the host's key from the config joins the migrated connection");
   });
 
   it("a deployment with nothing of the former resources is left alone", () => {
-    assert.equal(migrateDeployment({ version: 3, deployment: { resources: [{ urn: stackUrn, type: "pulumi:pulumi:Stack" }] } }, "s", "drupal-cluster"), null);
+    assert.equal(migrateDeployment({ version: 3, deployment: { resources: [{ urn: stackUrn, type: "pulumi:pulumi:Stack" }] } }, "s", "drupal-cluster", new Map()), null);
   });
 });

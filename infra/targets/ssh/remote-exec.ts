@@ -4,7 +4,7 @@
  * plugin (infra/targets/ssh/provider), so it imports nothing of the program.
  */
 import { createHash } from "node:crypto";
-import { Client } from "ssh2";
+import { Client, ServerHostKeyAlgorithm } from "ssh2";
 
 export interface SshConnection {
   host: string;
@@ -22,6 +22,9 @@ export interface SshConnection {
 /** A host key that is not the recorded one: never retried. */
 export class HostKeyMismatch extends Error {}
 
+/** A host that did not let us in for a minute: gone, off, or cut off. */
+export class HostUnreachable extends Error {}
+
 /** OpenSSH's fingerprint of a public key blob: SHA256:<base64 without padding>. */
 export function fingerprint(blob: Buffer): string {
   return `SHA256:${createHash("sha256").update(blob).digest("base64").replace(/=+$/, "")}`;
@@ -31,6 +34,15 @@ export function fingerprint(blob: Buffer): string {
 function keyscanType(type: string): string {
   if (type.startsWith("ecdsa-")) return "ecdsa";
   return type === "ssh-rsa" ? "rsa" : type.replace(/^ssh-/, "");
+}
+
+/**
+ * The signature algorithms that prove the recorded key: an RSA key signs with
+ * SHA-2 on OpenSSH 8.8 and later, which no longer offers ssh-rsa (SHA-1).
+ */
+function hostKeyAlgorithms(type: string): ServerHostKeyAlgorithm[] {
+  // The type was checked against these names when the stack config was read (infra/config/host-keys.ts).
+  return type === "ssh-rsa" ? ["rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"] : [type as ServerHostKeyAlgorithm];
 }
 
 /** The key type and blob of an OpenSSH public key line. */
@@ -61,7 +73,7 @@ function connect(conn: SshConnection): Promise<Client> {
       privateKey: conn.privateKey,
       readyTimeout: 20000,
       // Ask for the recorded key's type, so a host with several keys shows that one.
-      ...(expected ? { algorithms: { serverHostKey: [expected.type as "ssh-ed25519"] } } : {}),
+      ...(expected ? { algorithms: { serverHostKey: hostKeyAlgorithms(expected.type) } } : {}),
       hostVerifier: (key: Buffer): boolean => {
         if (expected === null || key.equals(expected.blob)) return true;
         mismatch = new HostKeyMismatch(
@@ -86,9 +98,8 @@ async function connectWithRetry(conn: SshConnection): Promise<Client> {
     } catch (e) {
       if (e instanceof HostKeyMismatch) throw e;
       const msg = e instanceof Error ? e.message : String(e);
-      if (/authentication|All configured authentication methods failed/i.test(msg) || Date.now() > deadline) {
-        throw new Error(`ssh ${conn.user}@${conn.host}:${conn.port}: ${msg}`);
-      }
+      if (/authentication|All configured authentication methods failed/i.test(msg)) throw new Error(`ssh ${conn.user}@${conn.host}:${conn.port}: ${msg}`);
+      if (Date.now() > deadline) throw new HostUnreachable(`ssh ${conn.user}@${conn.host}:${conn.port}: no answer for a minute (${msg})`);
       await new Promise((r) => setTimeout(r, 1000));
     }
   }

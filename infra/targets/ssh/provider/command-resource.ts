@@ -16,9 +16,14 @@ function markerPath(urn: string): string {
   return markerFile(urn.slice(urn.lastIndexOf("::") + 2));
 }
 
-/** Runs `script`, then records that the step is applied (only if it succeeded: bash -e). */
-function withMarker(script: string, urn: string, id: string): string {
-  return `${script}\nmkdir -p ${MARKER_DIR}\nprintf '%s' ${shellQuote(id)} > ${shellQuote(markerPath(urn))}`;
+/**
+ * Runs `script`, then records that the step is applied. The script runs in a
+ * subshell so its exit status is its own: bash -e does not stop on a failed
+ * command inside an && chain, so a script ending in one would otherwise fail
+ * and still be marked applied by the lines after it.
+ */
+export function withMarker(script: string, urn: string, id: string): string {
+  return `(\n${script}\n)\nmkdir -p ${MARKER_DIR}\nprintf '%s' ${shellQuote(id)} > ${shellQuote(markerPath(urn))}`;
 }
 
 /** The resource's inputs as the program declares them (state keeps the secret ones secret). */
@@ -33,7 +38,8 @@ function outputs(p: CommandProps, stdout: string): Record<string, unknown> {
     triggers: secret(p.triggers),
     applied: p.applied,
     found: p.found,
-    stdout: stdout.slice(-4000),
+    // A step may print what it read from a secret file: kept, but encrypted like the secrets.
+    stdout: secret(stdout.slice(-4000)),
   };
 }
 
@@ -57,7 +63,9 @@ export const commandResource = {
       olds.check !== news.check ||
       olds.connection.privateKey !== news.connection.privateKey ||
       olds.connection.hostKey !== news.connection.hostKey;
-    return { changes, replaces, deleteBeforeReplace: false };
+    // The new endpoint may reach the same machine (a name for an address, a new
+    // port): removing what the old one had after creating it would undo the create.
+    return { changes, replaces, deleteBeforeReplace: replaces.length > 0 };
   },
 
   async create(urn: string, raw: unknown, what: string): Promise<CreateResult> {
@@ -72,7 +80,7 @@ export const commandResource = {
     const marker = shellQuote(markerPath(urn));
     const script = [
       `if [ "$(cat ${marker} 2>/dev/null)" != ${shellQuote(id)} ]; then echo "not applied on this host (no marker: a new or rebuilt host)"; exit 0; fi`,
-      p.check ? `if ! ( ${p.check} ) >/dev/null 2>&1; then echo "applied, but its check fails now: ${p.check.replace(/[^ -~]/g, "")}"; exit 0; fi` : "",
+      p.check ? `if ! ( ${p.check} ) >/dev/null 2>&1; then echo "applied, but its check fails now: "${shellQuote(p.check.replace(/[^ -~]/g, ""))}; exit 0; fi` : "",
       "echo ok",
     ].join("\n");
     const r = await execRemote(p.connection, script);

@@ -52,7 +52,9 @@ export const fileResource = {
       olds.owner !== news.owner ||
       olds.connection.privateKey !== news.connection.privateKey ||
       olds.connection.hostKey !== news.connection.hostKey;
-    return { changes, replaces, deleteBeforeReplace: false };
+    // The new endpoint may reach the same machine (a name for an address, a new
+    // port): removing the old file after writing the new one would undo the write.
+    return { changes, replaces, deleteBeforeReplace: replaces.includes("connection") };
   },
 
   async create(raw: unknown, what: string): Promise<CreateResult> {

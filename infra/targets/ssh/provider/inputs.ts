@@ -44,8 +44,11 @@ export function connectionOf(v: unknown, what: string): SshConnection {
   const port = o.port;
   if (typeof port !== "number" || !Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`${what}: connection.port must be a port number`);
   const hostKey = o.hostKey;
-  if (hostKey !== undefined && typeof hostKey !== "string") throw new Error(`${what}: connection.hostKey must be a string`);
-  return { host: str(o, "host", what), port, user: str(o, "user", what), privateKey: str(o, "privateKey", what), ...(hostKey ? { hostKey } : {}) };
+  // Without it any host at the address would do: never talk to one we cannot tell from an impostor.
+  if (typeof hostKey !== "string" || hostKey === "") {
+    throw new Error(`${what}: no host key for ${String(o.user)}@${String(o.host)}:${String(port)} (ssh.hostKey in the stack config; npm run migrate records it in a migrated stack)`);
+  }
+  return { host: str(o, "host", what), port, user: str(o, "user", what), privateKey: str(o, "privateKey", what), hostKey };
 }
 
 export function fileProps(v: unknown, what: string): FileProps {

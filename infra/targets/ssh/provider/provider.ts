@@ -9,6 +9,7 @@ import type { CheckResult, CreateResult, DiffResult, Provider, ReadResult, Updat
 import { commandResource } from "./command-resource";
 import { fileResource } from "./file-resource";
 import { reveal } from "./secret-values";
+import { HostUnreachable } from "../remote-exec";
 
 export const PACKAGE = "drupal-cluster";
 export const FILE_TYPE = `${PACKAGE}:ssh:RemoteFile`;
@@ -67,8 +68,17 @@ export class DeliveryProvider implements Provider {
 
   async delete(_id: string, urn: string, props: unknown): Promise<void> {
     const t = typeOf(urn);
-    if (t === FILE_TYPE) return fileResource.delete(reveal(props), nameOf(urn));
-    if (t === COMMAND_TYPE) return commandResource.delete(urn, reveal(props), nameOf(urn));
+    try {
+      if (t === FILE_TYPE) return await fileResource.delete(reveal(props), nameOf(urn));
+      if (t === COMMAND_TYPE) return await commandResource.delete(urn, reveal(props), nameOf(urn));
+    } catch (e) {
+      // Nothing can be removed from a host that is gone; only the operator knows it is gone for good.
+      if (e instanceof HostUnreachable) {
+        const stack = urn.split("::")[0].replace(/^urn:pulumi:/, "");
+        throw new Error(`${e.message}. If that host is gone for good, drop this resource from the stack's state instead: npm run pulumi -- state delete --stack ${stack} --yes '${urn}'`);
+      }
+      throw e;
+    }
     throw unknownType(urn);
   }
 }
