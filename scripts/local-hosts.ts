@@ -12,8 +12,8 @@ import { PROJECT } from "../infra/config/stack-file";
 export const HOST_IMAGE = process.env.DRUPAL_CLUSTER_HOST_IMAGE ?? "drupal-cluster/host:bookworm";
 const LABEL = "drupal-cluster.stack";
 
-function docker(args: string[], input?: string): string {
-  const r = spawnSync("docker", args, { encoding: "utf8", input });
+function docker(args: string[], input?: string, env?: NodeJS.ProcessEnv): string {
+  const r = spawnSync("docker", args, { encoding: "utf8", input, env: env ?? process.env });
   if (r.status !== 0) throw new Error(`docker ${args.slice(0, 3).join(" ")}: ${(r.stderr || r.stdout).trim()}`);
   return r.stdout.trim();
 }
@@ -101,12 +101,31 @@ export function hostsUp(model: ClusterModel, publicKey: string, root: string): v
     }
     const args = ["run", "-d", "--name", name, "--hostname", h.name, ...labels, "--label", `drupal-cluster.host=${h.name}`];
     args.push("--network", lh.network, "--ip", h.clusterAddress, "-e", `AUTHORIZED_KEY=${publicKey}`);
-    args.push("-e", `HOST_KEY_ED25519=${Buffer.from(hostKeyPair(root, model.stack, h.name).privateKey).toString("base64")}`);
+    // The private key reaches docker through its environment, not its arguments (which ps shows).
+    args.push("-e", "HOST_KEY_ED25519");
+    const env = { ...process.env, HOST_KEY_ED25519: Buffer.from(hostKeyPair(root, model.stack, h.name).privateKey).toString("base64") };
     for (const p of publishes(model, h)) args.push("-p", p);
     if (h.role === "web" && model.files.share === "external") args.push("-v", `${lh.filesVolume}:${model.files.publicPath}`);
     args.push(HOST_IMAGE);
-    docker(args);
+    docker(args, undefined, env);
   }
+}
+
+/**
+ * Starts the stack's host containers that exist but are stopped (after a
+ * reboot of this machine): what lives on them can only be removed while they run.
+ */
+export function startStoppedHosts(model: ClusterModel): string[] {
+  const started: string[] = [];
+  for (const h of allHosts(model)) {
+    const name = containerName(model, h);
+    const state = spawnSync("docker", ["inspect", "-f", "{{.State.Running}}", name], { encoding: "utf8" }).stdout.trim();
+    if (state === "false") {
+      docker(["start", name]);
+      started.push(name);
+    }
+  }
+  return started;
 }
 
 /** Removes every container, network and volume carrying the stack's label. */

@@ -17,7 +17,7 @@ import { REPO_ROOT } from "../infra/config/stack-file";
 import { engineEnv } from "./engine-env";
 import { TOOLS_BIN } from "./toolchain";
 
-function run(args: string[], stdio: "inherit" | "pipe"): { status: number; out: string } {
+function run(args: string[], stdio: "inherit" | "pipe"): { status: number; out: string; err: string } {
   const r = spawnSync(path.join(TOOLS_BIN, "pulumi"), args, {
     cwd: REPO_ROOT,
     env: { ...process.env, ...engineEnv(), PATH: `${TOOLS_BIN}:${process.env.PATH ?? ""}` },
@@ -25,7 +25,7 @@ function run(args: string[], stdio: "inherit" | "pipe"): { status: number; out: 
     encoding: "utf8",
   });
   if (r.error) throw new Error(`${path.join(TOOLS_BIN, "pulumi")}: ${r.error.message} (run scripts/bootstrap)`);
-  return { status: r.status ?? 1, out: `${r.stdout ?? ""}${r.stderr ?? ""}` };
+  return { status: r.status ?? 1, out: r.stdout ?? "", err: r.stderr ?? "" };
 }
 
 function stackOf(args: string[]): string | undefined {
@@ -38,11 +38,15 @@ function main(args: string[]): number {
   const stack = stackOf(args);
   if (args[0] === "config" && stack !== undefined) {
     const known = run(["stack", "ls", "--json"], "pipe");
-    const names = known.status === 0 ? (JSON.parse(known.out) as Array<{ name: string }>).map((s) => s.name) : [];
+    if (known.status !== 0) {
+      process.stderr.write(known.err);
+      return known.status;
+    }
+    const names = (JSON.parse(known.out) as Array<{ name: string }>).map((s) => s.name);
     if (!names.includes(stack)) {
       const init = run(["stack", "init", stack, "--non-interactive"], "pipe");
       if (init.status !== 0) {
-        process.stderr.write(init.out);
+        process.stderr.write(`${init.out}${init.err}`);
         return init.status;
       }
       process.stderr.write(`created stack ${stack} in the project's backend\n`);
