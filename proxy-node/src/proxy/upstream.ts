@@ -219,10 +219,6 @@ export class Pool {
     public queueCounters: QueueCounters | null = null,
   ) {}
 
-  /** Requests waiting for a connection now. */
-  get queued(): number {
-    return this.waiting.length;
-  }
 
   /** Gets a connection for `user`; user.ready() is called when it can write. */
   acquire(user: UpstreamUser, headRequest: boolean): void {
