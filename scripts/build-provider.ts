@@ -13,15 +13,9 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { buildSync } from "esbuild";
 import { PROVIDER_PACKAGE, PROVIDER_VERSION } from "../infra/targets/ssh/plugin";
-import { ROOT, TOOLS_BIN } from "./toolchain";
+import { installedPluginDir, PULUMI_HOME, ROOT, TOOLS_BIN } from "./toolchain";
 
-export const PULUMI_HOME = path.join(ROOT, ".tools", "pulumi-home");
 const OUT = path.join(ROOT, ".tools", "provider", `pulumi-resource-${PROVIDER_PACKAGE}`);
-
-/** Where the engine looks for the installed plugin. */
-export function installedPluginDir(): string {
-  return path.join(PULUMI_HOME, "plugins", `resource-${PROVIDER_PACKAGE}-v${PROVIDER_VERSION}`);
-}
 
 export function buildProvider(): string {
   fs.mkdirSync(OUT, { recursive: true });

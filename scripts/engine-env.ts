@@ -6,11 +6,12 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { REPO_ROOT } from "../infra/config/stack-file";
+import { PULUMI_HOME } from "./toolchain";
 
 export function engineEnv(): Record<string, string> {
   const env: Record<string, string> = {
     PULUMI_SKIP_UPDATE_CHECK: "true",
-    PULUMI_HOME: path.join(REPO_ROOT, ".tools", "pulumi-home"),
+    PULUMI_HOME,
     PULUMI_BACKEND_URL: process.env.PULUMI_BACKEND_URL ?? `file://${path.join(REPO_ROOT, ".pulumi-state")}`,
   };
   const passFile = path.join(REPO_ROOT, ".secrets", "passphrase");

@@ -6,9 +6,17 @@
 import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { PROVIDER_PACKAGE, PROVIDER_VERSION } from "../infra/targets/ssh/plugin";
 
 export const ROOT = path.resolve(__dirname, "..");
 export const TOOLS_BIN = path.join(ROOT, ".tools", "bin");
+/** This checkout's Pulumi home: its plugin cache holds our provider plugin. */
+export const PULUMI_HOME = path.join(ROOT, ".tools", "pulumi-home");
+
+/** Where the engine finds the installed drupal-cluster plugin (scripts/build-provider.ts puts it there). */
+export function installedPluginDir(): string {
+  return path.join(PULUMI_HOME, "plugins", `resource-${PROVIDER_PACKAGE}-v${PROVIDER_VERSION}`);
+}
 
 export interface Unobtainable {
   component: string;
@@ -55,17 +63,13 @@ export function dockerVersion(): string | undefined {
   }
 }
 
-function projectVersion(): string {
-  return (JSON.parse(fs.readFileSync(path.join(ROOT, "package.json"), "utf8")) as { version: string }).version;
-}
-
 export function statusLines(): string[] {
   const cli = pulumiVersion();
   const engine = dockerVersion();
   return [
     `  docker engine            ${engine ? `available (${engine})` : "MISSING: run scripts/bootstrap"}`,
     `  pulumi CLI               ${cli ? `available (${cli}, built from Go modules)` : "MISSING: run scripts/bootstrap"}`,
-    `  drupal-cluster plugin    ${fs.existsSync(path.join(ROOT, ".tools", "pulumi-home", "plugins", "resource-drupal-cluster-v" + projectVersion(), "pulumi-resource-drupal-cluster")) ? `installed (v${projectVersion()}, built from infra/targets/ssh/provider)` : "MISSING: run scripts/bootstrap"}`,
+    `  drupal-cluster plugin    ${fs.existsSync(path.join(installedPluginDir(), `pulumi-resource-${PROVIDER_PACKAGE}`)) ? `installed (v${PROVIDER_VERSION}, built from infra/targets/ssh/provider)` : "MISSING: run scripts/bootstrap"}`,
     ...UNOBTAINABLE.map((u) => `  ${u.component.padEnd(24)} NOT AVAILABLE HERE: ${u.error}\n  ${"".padEnd(24)} so ${u.consequence}`),
   ];
 }
