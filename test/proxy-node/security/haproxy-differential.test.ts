@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { startProxy, baseConfig, closeAll, freePort, sleep } from '../helpers';
 import { RawClient, destroyRawClients, closeRawMembers, show } from '../raw-http';
 import { loggingMember, LoggingMember, MemberConnLog, parseAll, ReferenceParse, answerBody, WireRequest } from '../strict-member';
-import { prng } from '../prng';
+import { damage, prng } from '../fuzz';
 
 const SEED = 0x14d1ff;
 const GENERATED = 480;
@@ -287,16 +287,7 @@ function generateCase(rnd: (n: number) => number, n: number): Case {
   }
   let head = [`${method} ${target} ${version}`, ...fields].join('\r\n');
   // Byte-level damage in a fifth of the cases.
-  if (rnd(5) === 0) {
-    const edits = 1 + rnd(2);
-    for (let e = 0; e < edits; e++) {
-      const i = rnd(head.length + 1);
-      const op = rnd(3);
-      if (op === 0) head = head.slice(0, i) + pick(ALPHABET) + head.slice(i);
-      else if (op === 1) head = head.slice(0, i) + head.slice(i + 1);
-      else head = head.slice(0, i) + pick(ALPHABET) + head.slice(i + 1);
-    }
-  }
+  if (rnd(5) === 0) head = damage(head, 1 + rnd(2), rnd, ALPHABET);
   let bytes = `${head}\r\n\r\n${body}`;
   if (rnd(4) === 0) bytes += `GET /g${n}-next HTTP/1.1\r\nHost: example.com\r\n\r\n`;
   return { name: `generated #${n}`, bytes };

@@ -8,7 +8,7 @@ import {
   Framing,
 } from '../../../proxy-node/src/proxy/request-parser';
 import { refuseStatus } from '../../../proxy-node/src/proxy/incoming';
-import { prng } from '../prng';
+import { damage, prng } from '../fuzz';
 
 const MAX_HEADERS = 100;
 
@@ -546,17 +546,9 @@ function generateHead(rnd: (n: number) => number): string {
         fields.push([pick(['Expect', 'Upgrade', 'Cookie', 'Host', 'X-Empty']), pick(['100-continue', 'websocket', 'c=3', 'other.example', ''])]);
     }
   }
-  let text = `${method} ${url} ${version}` + fields.map(([n, v]) => `\r\n${n}: ${v}`).join('');
+  const text = `${method} ${url} ${version}` + fields.map(([n, v]) => `\r\n${n}: ${v}`).join('');
   // Byte-level damage, most cases: insert, delete or replace one byte at a time.
-  const edits = rnd(4);
-  for (let e = 0; e < edits; e++) {
-    const at = rnd(text.length + 1);
-    const op = rnd(3);
-    if (op === 0) text = text.slice(0, at) + pick(ALPHABET) + text.slice(at);
-    else if (op === 1) text = text.slice(0, at) + text.slice(at + 1);
-    else text = text.slice(0, at) + pick(ALPHABET) + text.slice(at + 1);
-  }
-  return text;
+  return damage(text, rnd(4), rnd, ALPHABET);
 }
 
 /**
