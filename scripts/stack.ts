@@ -83,7 +83,6 @@ export function checkPayloadBeforeChange(model: ClusterModel, opts: StackOptions
 
 const WORK_ROOT = path.join(REPO_ROOT, ".pulumi-work");
 
-
 /**
  * The stack file the engine sees lives in .pulumi-work/, so secrets generated for
  * a dev stack on this machine never end up in the committed Pulumi.<stack>.yaml.
