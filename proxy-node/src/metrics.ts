@@ -58,6 +58,7 @@ export class Metrics {
     const per: Array<[string, string, string, (m: Balancer['members'][number]) => number]> = [
       ['proxy_node_member_requests_total', 'counter', 'Requests sent to the member.', (m) => m.requests],
       ['proxy_node_member_errors_total', 'counter', 'Failed requests to the member.', (m) => m.errors],
+      ['proxy_node_member_unreachable_total', 'counter', 'Requests failed (and resent when idempotent) because the member stopped accepting connections while they waited.', (m) => m.pool.unreachableFailures],
       ['proxy_node_member_bytes_in_total', 'counter', 'Bytes received from the member.', (m) => m.bytesIn],
       ['proxy_node_member_bytes_out_total', 'counter', 'Bytes sent to the member.', (m) => m.bytesOut],
       ['proxy_node_member_busy', 'gauge', 'Requests in flight to the member.', (m) => m.busy],

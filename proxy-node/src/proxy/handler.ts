@@ -148,7 +148,7 @@ class Exchange implements UpstreamUser, ClientUser {
       // A pooled connection the member closed while we sent is not the member's
       // fault; anything else marks it in error until `retry` passes (passive check).
       // A malformed answer is the answer's fault, not the member's health (like Apache).
-      if (err.code !== 'BAD_RESPONSE' && (err.connectFailed || !err.reused || timeout)) m.markError(Date.now());
+      if (err.code !== 'BAD_RESPONSE' && (err.connectFailed || !err.reused || timeout || err.code === 'UNREACHABLE')) m.markError(Date.now());
     }
     this.releaseMember();
     if (this.responded) {

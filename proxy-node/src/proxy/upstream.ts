@@ -3,6 +3,14 @@
 // connections, upgraded ones included; requests beyond that wait in FIFO
 // order, at most `maxQueue` of them and each at most `queueMs` (then 503, as
 // HAProxy's `timeout queue`). Listeners are set once per socket, never per request.
+//
+// A member cut off from the network sends no reset: a request written on a
+// kept-alive connection would wait for the answer timeout. So when a request
+// has waited `STALL_MS` for its first byte, the pool checks that the member
+// still accepts connections; if it does not within the connect deadline, every
+// request waiting on it without an answer byte fails as UNREACHABLE, which the
+// handler resends elsewhere when idempotent. A hung host still accepts (its
+// kernel does the handshake), so its requests keep waiting for their timeout.
 import * as net from 'node:net';
 import { ResponseParser, ResponseHead, ResponseSink, ParseError } from './parse';
 
@@ -52,6 +60,8 @@ export class Conn implements ResponseSink {
   connected = false;
   reused = false;
   gotResponseBytes = false;
+  /** When the current request was handed its connection (0: none yet). */
+  sentAt = 0;
   dead = false;
   /** Closed to make room for an upgrade, which took over its slot in the pool's count. */
   slotHandedOver = false;
@@ -64,10 +74,13 @@ export class Conn implements ResponseSink {
   assign(user: UpstreamUser, headRequest: boolean): void {
     this.user = user;
     this.gotResponseBytes = false;
+    this.sentAt = 0;
     this.parser.start(this, headRequest);
+    this.pool.busy.add(this);
     user.attached(this);
     if (this.connected) {
       this.socket.ref();
+      this.sentAt = Date.now();
       user.ready(this);
     }
   }
@@ -94,12 +107,14 @@ export class Conn implements ResponseSink {
   complete(): void {
     const u = this.user;
     this.user = null;
+    this.pool.busy.delete(this);
     if (u) u.complete(this);
   }
 
   /** Return to the pool (keepAlive) or close. Called by the user after complete(). */
   release(keepAlive: boolean): void {
     this.user = null;
+    this.pool.busy.delete(this);
     // Paused for a slow client whose response then completed: the next user must get data.
     if (this.socket.isPaused()) this.socket.resume();
     if (keepAlive && !this.dead && this.parser.idle) this.pool.recycle(this);
@@ -108,7 +123,13 @@ export class Conn implements ResponseSink {
 
   destroy(): void {
     this.user = null;
+    this.pool.busy.delete(this);
     if (!this.dead) this.socket.destroy();
+  }
+
+  /** Waiting for the first byte of an answer since at or before `t`. */
+  stalledSince(t: number): boolean {
+    return this.user !== null && this.sentAt !== 0 && this.sentAt <= t && !this.gotResponseBytes;
   }
 
   onData(d: Buffer): void {
@@ -135,6 +156,7 @@ export class Conn implements ResponseSink {
 
   onClose(): void {
     this.dead = true;
+    this.pool.busy.delete(this);
     this.pool.forget(this);
     if (this.user === null) return;
     if (this.parser.readsUntilClose && this.parser.closed()) return;
@@ -144,7 +166,10 @@ export class Conn implements ResponseSink {
 
   onConnect(): void {
     this.connected = true;
-    if (this.user) this.user.ready(this);
+    if (this.user) {
+      this.sentAt = Date.now();
+      this.user.ready(this);
+    }
   }
 
   onTimeout(): void {
@@ -157,9 +182,10 @@ export class Conn implements ResponseSink {
     this.fail(new UpstreamError(this.connected ? 'member timed out' : 'connect timeout', phase, !this.gotResponseBytes, !this.connected, this.reused));
   }
 
-  private fail(err: UpstreamError): void {
+  fail(err: UpstreamError): void {
     const u = this.user;
     this.user = null;
+    this.pool.busy.delete(this);
     this.socket.destroy();
     if (u) u.failed(err);
   }
@@ -200,11 +226,27 @@ export interface QueueCounters {
   queueRefused: Record<QueueRefusal, number>;
 }
 
+/** A request that has waited this long for its first answer byte makes the pool check that its member still accepts connections. */
+export const STALL_MS = 500;
+const SWEEP_MS = 250;
+
+function onSweep(pool: Pool): void {
+  pool.sweep(Date.now());
+}
+
 export class Pool {
   private free: Conn[] = [];
   private waiting: Waiter[] = [];
+  /** Connections handed to a request and not yet given back. */
+  readonly busy = new Set<Conn>();
   total = 0;
   private closed = false;
+  private sweeper: NodeJS.Timeout | null = null;
+  /** Start of the last reachability check; a request sent after it is not covered by its result. */
+  private checkStartedAt = 0;
+  private checking = false;
+  /** Requests failed because their member stopped accepting connections. */
+  unreachableFailures = 0;
 
   constructor(
     readonly host: string,
@@ -222,6 +264,10 @@ export class Pool {
 
   /** Gets a connection for `user`; user.ready() is called when it can write. */
   acquire(user: UpstreamUser, headRequest: boolean): void {
+    if (this.sweeper === null && !this.closed) {
+      this.sweeper = setInterval(onSweep, SWEEP_MS, this);
+      this.sweeper.unref();
+    }
     // Most recently used first: keeps few sockets warm, lets the rest age out.
     const conn = this.free.pop();
     if (conn !== undefined) {
@@ -336,13 +382,73 @@ export class Pool {
     return conn;
   }
 
+  /**
+   * Starts a reachability check when a request has waited STALL_MS for its
+   * first answer byte and no check started since it was sent. One check at a
+   * time per member: a plain TCP connect, closed at once.
+   */
+  sweep(now: number): void {
+    if (this.checking) return;
+    const limit = now - STALL_MS;
+    let stalled = false;
+    for (const c of this.busy) {
+      if (c.stalledSince(limit) && c.sentAt > this.checkStartedAt) {
+        stalled = true;
+        break;
+      }
+    }
+    if (!stalled) return;
+    this.checking = true;
+    this.checkStartedAt = now;
+    checkAccepts(this.host, this.port, this.connectMs, (reachable, why) => {
+      this.checking = false;
+      if (!reachable && !this.closed) this.unreachable(now, why);
+    });
+  }
+
+  /** The member did not accept a connection: what waits on it will not be answered. */
+  private unreachable(checkStart: number, why: string): void {
+    for (const c of this.free.splice(0)) c.destroy();
+    for (const c of [...this.busy]) {
+      if (!c.stalledSince(checkStart)) continue;
+      this.unreachableFailures++;
+      c.fail(new UpstreamError(`member unreachable: ${why}`, 'UNREACHABLE', true, false, c.reused));
+    }
+  }
+
   /** Closes idle connections now; busy ones close when their request ends. */
   destroy(): void {
     this.closed = true;
+    if (this.sweeper !== null) clearInterval(this.sweeper);
+    this.sweeper = null;
     for (const c of this.free.splice(0)) c.destroy();
     for (const w of this.waiting.splice(0)) {
       clearTimeout(w.timer);
       w.user.failed(new UpstreamError('pool closed', 'POOL_CLOSED', true, true, false));
     }
   }
+}
+
+/**
+ * Whether host:port accepts a TCP connection within `deadlineMs`. A refused
+ * connection counts as reachable: the host answered, and connections it still
+ * holds get their own reset if its server died.
+ */
+function checkAccepts(host: string, port: number, deadlineMs: number, done: (reachable: boolean, why: string) => void): void {
+  const s = net.connect({ host, port });
+  let settled = false;
+  const finish = (reachable: boolean, why: string): void => {
+    if (settled) return;
+    settled = true;
+    clearTimeout(timer);
+    s.destroy();
+    done(reachable, why);
+  };
+  const timer = setTimeout(finish, deadlineMs, false, `no connection accepted within ${deadlineMs} ms`);
+  timer.unref();
+  s.once('connect', () => finish(true, 'accepted'));
+  s.once('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'ECONNREFUSED') finish(true, 'refused');
+    else finish(false, e.code ?? e.message);
+  });
 }
