@@ -1,11 +1,12 @@
 // Client connections on plain net sockets: reads requests with
 // request-parser.ts, hands each to the proxy (one at a time; pipelined
 // requests wait their turn), and writes the response framing. Timeouts are
-// deadlines checked by one sweep per server rather than a timer per socket,
-// because re-arming a timer on every read and write is measurable per request.
+// deadlines checked by one sweep per server (server.ts) rather than a timer per
+// socket, because re-arming a timer on every read and write is measurable per request.
 import * as net from 'node:net';
 import { parseRequestHead, RequestHead, RequestError, BodyDecoder, BodySink, Framing, STATUS_TEXT } from './request-parser';
-import { ResBody } from './parse';
+import { ResBody } from './response-parser';
+import type { ProxyServer } from './server';
 
 export interface ClientLimits {
   maxHeaderSize: number;
@@ -58,7 +59,7 @@ const enum Deadline {
 const CRLFCRLF = Buffer.from('\r\n\r\n');
 const CONTINUE = 'HTTP/1.1 100 Continue\r\n\r\n';
 /** After our FIN, how long a client may take to close before we cut the connection. */
-const LINGER_MS = 2000;
+export const LINGER_MS = 2000;
 /** Bytes of pipelined input held while a response is in flight before reading pauses. */
 const MAX_PENDING = 256 * 1024;
 
@@ -502,76 +503,4 @@ function onDrain(this: TaggedSocket): void {
 }
 function nextPipelined(c: ClientConn): void {
   c.nextPipelined();
-}
-
-/** The client-facing listener: a net.Server plus the connections it has open. */
-export class ProxyServer {
-  readonly server: net.Server;
-  private readonly conns = new Set<ClientConn>();
-  private readonly tunnels = new Set<net.Socket>();
-  private sweeper: NodeJS.Timeout | null = null;
-  closing = false;
-
-  constructor(public limits: ClientLimits, readonly handlers: ServerHandlers) {
-    // allowHalfOpen: a client that shuts down its sending side still gets its answer.
-    this.server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => {
-      this.conns.add(new ClientConn(socket, this));
-    });
-    this.startSweep();
-  }
-
-  /** Timeouts can change on reload; the sweep follows the shortest. */
-  setLimits(limits: ClientLimits): void {
-    this.limits = limits;
-    this.startSweep();
-  }
-
-  private startSweep(): void {
-    if (this.sweeper !== null) clearInterval(this.sweeper);
-    const l = this.limits;
-    const shortest = Math.min(l.headersMs, l.keepAliveMs, l.requestMs > 0 ? l.requestMs : Infinity, LINGER_MS);
-    const every = Math.max(25, Math.min(1000, Math.floor(shortest / 4)));
-    this.sweeper = setInterval(() => this.sweep(), every);
-    this.sweeper.unref();
-  }
-
-  private sweep(): void {
-    const now = Date.now();
-    for (const c of this.conns) if (c.deadline !== 0 && now >= c.deadline) c.timedOut();
-  }
-
-  forget(c: ClientConn): void {
-    this.conns.delete(c);
-  }
-
-  /** Upgraded sockets (WebSockets) are no longer ours to read, but still ours to close at stop. */
-  adoptTunnel(socket: net.Socket): void {
-    this.tunnels.add(socket);
-    socket.once('close', () => this.tunnels.delete(socket));
-  }
-
-  /** Stops accepting; resolves when every connection has closed. Requests in flight finish with Connection: close. */
-  close(): Promise<void> {
-    this.closing = true;
-    const done = new Promise<void>((resolve) => this.server.close(() => resolve()));
-    this.closeIdle();
-    // A WebSocket has no end to wait for: its client reconnects to the next instance.
-    for (const t of this.tunnels) t.destroy();
-    return done;
-  }
-
-  closeIdle(): void {
-    for (const c of this.conns) if (c.idle) c.socket.destroy();
-  }
-
-  closeAll(): void {
-    for (const c of this.conns) c.socket.destroy();
-    for (const t of this.tunnels) t.destroy();
-    if (this.sweeper !== null) clearInterval(this.sweeper);
-    this.sweeper = null;
-  }
-
-  get connections(): number {
-    return this.conns.size;
-  }
 }

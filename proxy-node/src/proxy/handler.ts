@@ -10,7 +10,7 @@ import { refuseStatus } from './incoming';
 import { outgoingHead, OutgoingOptions } from './outgoing';
 import { responseHeaders, ReverseRewriter } from './response';
 import type { Conn, UpstreamError, UpstreamUser } from './upstream';
-import type { ResponseHead } from './parse';
+import type { ResponseHead } from './response-parser';
 import type { ClientConn, ClientUser, ServerHandlers } from './client';
 import { Framing, RequestError, RequestHead, STATUS_TEXT } from './request-parser';
 import { handleUpgrade } from './websocket';

@@ -12,7 +12,7 @@
 // handler resends elsewhere when idempotent. A hung host still accepts (its
 // kernel does the handshake), so its requests keep waiting for their timeout.
 import * as net from 'node:net';
-import { ResponseParser, ResponseHead, ResponseSink, ParseError } from './parse';
+import { ResponseParser, ResponseHead, ResponseSink, ParseError } from './response-parser';
 
 /** What a pool connection reports to the request using it. */
 export interface UpstreamUser {
