@@ -12,7 +12,8 @@ interface Page {
   workers: string[];
 }
 
-function get(url: string, headers: Record<string, string>, body?: string): Promise<{ status: number; text: string }> {
+/** One request to the balancer-manager: a GET without a body, a POST with one. */
+function managerRequest(url: string, headers: Record<string, string>, body?: string): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {
     const req = http.request(url, { method: body === undefined ? 'GET' : 'POST', headers, agent: false }, (res) => {
       const chunks: Buffer[] = [];
@@ -68,7 +69,7 @@ export class ApacheAgent {
   async setFlags(memberUrl: string, flags: Partial<Record<WorkerFlag, 0 | 1>>): Promise<boolean> {
     try {
       // Referer on the read too: Apache logs AH10187 for manager requests without one.
-      const pageRes = await get(this.cfg.managerUrl, { Accept: 'text/html', Referer: this.cfg.managerUrl });
+      const pageRes = await managerRequest(this.cfg.managerUrl, { Accept: 'text/html', Referer: this.cfg.managerUrl });
       if (pageRes.status !== 200) throw new Error(`GET ${this.cfg.managerUrl} answered ${pageRes.status}`);
       const page = parseManagerPage(pageRes.text, this.cfg.balancer);
       if (!page) throw new Error(`no balancer ${this.cfg.balancer} with a nonce on ${this.cfg.managerUrl}`);
@@ -77,7 +78,7 @@ export class ApacheAgent {
       const form = new URLSearchParams({ b: this.cfg.balancer, w: worker, nonce: page.nonce });
       for (const [flag, v] of Object.entries(flags)) form.set(`w_status_${flag}`, String(v));
       const body = form.toString();
-      const res = await get(this.cfg.managerUrl, {
+      const res = await managerRequest(this.cfg.managerUrl, {
         'Content-Type': 'application/x-www-form-urlencoded',
         'Content-Length': String(Buffer.byteLength(body)),
         Referer: this.cfg.managerUrl,
