@@ -1,7 +1,8 @@
 /**
  * The validated cluster model: the only thing payload builders and targets read.
  * Built once from stack config by infra/config/validate.ts. Secrets are not part of
- * the model (they stay Pulumi secrets); see infra/model/secrets.ts.
+ * the model (they stay Pulumi secrets): infra/config/load.ts reads them, checked
+ * against their consumers' rules in infra/config/secrets.ts.
  */
 
 export type Target = "ssh" | "docker";
@@ -49,7 +50,12 @@ export interface StickyModel {
   /** Text before the route in the cookie value, ending in the separator: `balancer.` */
   valuePrefix: string;
   separator: string;
-  /** Domain attribute of the cookie; empty means host-only. */
+  /**
+   * balancer.cookieDomain as set; empty when it is not. The web servers' sticky
+   * cookie (mod_rewrite's CO flag, infra/payload/web.ts) then gets serverName as
+   * its Domain, never host-only; Drupal's $cookie_domain gets the value as is
+   * (empty: Drupal's own default).
+   */
   cookieDomain: string;
 }
 
@@ -129,8 +135,8 @@ export interface DockerModel {
 }
 
 /**
- * Local Debian hosts for the ssh target (the dev stack): scripts/hosts creates one
- * container per host with its cluster address on this network.
+ * Local Debian hosts for the ssh target (the dev stack): `npm run up` creates one
+ * container per host with its cluster address on this network (scripts/local-hosts.ts).
  */
 export interface LocalHostsModel {
   image: string;
