@@ -103,7 +103,7 @@ export class ProxyNode {
       await listen(mgr, c.manager.port, c.manager.host);
       this.manager = mgr;
     }
-    if (c.mode === 'agent' && c.apache) this.agent = new ApacheAgent(c.apache, this.logger);
+    this.agent = apacheAgent(c, this.logger);
     this.startHealth();
     this.logger.event('info', 'proxy-node started', {
       mode: c.mode,
@@ -150,7 +150,7 @@ export class ProxyNode {
     this.balancer = new Balancer(next.balancer, this.balancer);
     this.ctx = this.buildContext();
     this.server?.setLimits(clientLimits(next));
-    if (next.apache) this.agent = new ApacheAgent(next.apache, this.logger);
+    this.agent = apacheAgent(next, this.logger);
     this.startHealth();
     this.metrics.reloads++;
     this.logger.event('info', 'config reloaded', { members: this.balancer.members.map((m) => `${m.route}=${m.url}`) });
@@ -182,6 +182,15 @@ export class ProxyNode {
     this.balancer.destroy();
     this.logger.event('info', 'proxy-node stopped');
   }
+}
+
+/**
+ * Only in agent mode does proxy-node stand beside Apache. In serve mode the
+ * apache block is read but unused: an agent there would post health changes
+ * to a balancer-manager that is not Apache's (or to proxy-node's own listener).
+ */
+function apacheAgent(c: Config, logger: Logger): ApacheAgent | null {
+  return c.mode === 'agent' && c.apache ? new ApacheAgent(c.apache, logger) : null;
 }
 
 function listen(server: net.Server, port: number, host: string): Promise<void> {
