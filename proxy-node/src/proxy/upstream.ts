@@ -127,9 +127,9 @@ export class Conn implements ResponseSink {
     if (!this.dead) this.socket.destroy();
   }
 
-  /** Waiting for the first byte of an answer since at or before `t`. */
-  stalledSince(t: number): boolean {
-    return this.user !== null && this.sentAt !== 0 && this.sentAt <= t && !this.gotResponseBytes;
+  /** The request has its connection and no byte of an answer yet. */
+  waitingForAnswer(): boolean {
+    return this.user !== null && this.sentAt !== 0 && !this.gotResponseBytes;
   }
 
   onData(d: Buffer): void {
@@ -392,7 +392,7 @@ export class Pool {
     const limit = now - STALL_MS;
     let stalled = false;
     for (const c of this.busy) {
-      if (c.stalledSince(limit) && c.sentAt > this.checkStartedAt) {
+      if (c.waitingForAnswer() && c.sentAt <= limit && c.sentAt > this.checkStartedAt) {
         stalled = true;
         break;
       }
@@ -402,15 +402,19 @@ export class Pool {
     this.checkStartedAt = now;
     checkAccepts(this.host, this.port, this.connectMs, (reachable, why) => {
       this.checking = false;
-      if (!reachable && !this.closed) this.unreachable(now, why);
+      if (!reachable && !this.closed) this.unreachable(why);
     });
   }
 
-  /** The member did not accept a connection: what waits on it will not be answered. */
-  private unreachable(checkStart: number, why: string): void {
+  /**
+   * The member did not accept a connection: what waits on it will not be
+   * answered, including requests sent while the check ran (waiting for a check
+   * of their own would double their wait).
+   */
+  private unreachable(why: string): void {
     for (const c of this.free.splice(0)) c.destroy();
     for (const c of [...this.busy]) {
-      if (!c.stalledSince(checkStart)) continue;
+      if (!c.waitingForAnswer()) continue;
       this.unreachableFailures++;
       c.fail(new UpstreamError(`member unreachable: ${why}`, 'UNREACHABLE', true, false, c.reused));
     }

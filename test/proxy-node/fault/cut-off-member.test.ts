@@ -9,16 +9,18 @@ import { spawn, ChildProcess } from 'node:child_process';
 import * as net from 'node:net';
 import { startMember, startProxy, baseConfig, request, closeAll, sleep } from '../helpers';
 
-// Serves one request on its first connection and keeps that connection open,
+// Serves one request on each of its first two connections and keeps them open,
 // then reads and answers nothing more and accepts nothing more (listen(0)).
 const PY = [
   'import socket, time',
   's = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)',
   's.bind(("127.0.0.1", 0)); s.listen(0)',
   'print(s.getsockname()[1], flush=True)',
-  'c, _ = s.accept(); buf = b""',
-  'while b"\\r\\n\\r\\n" not in buf: buf += c.recv(65536)',
-  'c.sendall(b"HTTP/1.1 200 OK\\r\\nContent-Length: 3\\r\\n\\r\\nlb1")',
+  'kept = []',
+  'for _ in range(2):',
+  '    c, _ = s.accept(); buf = b""; kept.append(c)',
+  '    while b"\\r\\n\\r\\n" not in buf: buf += c.recv(65536)',
+  '    c.sendall(b"HTTP/1.1 200 OK\\r\\nContent-Length: 3\\r\\n\\r\\nlb1")',
   'time.sleep(600)',
 ].join('\n');
 
@@ -65,9 +67,9 @@ describe('fault: a member cut off while a kept-alive connection to it is pooled'
     member = await memberToBeCutOff();
     const lb2 = await startMember('lb2');
     const app = await startProxy(baseConfig([{ url: member.url, route: 'lb1' }, { url: lb2.url, route: 'lb2' }], { timeouts: { connectMs: CONNECT_MS, headersMs: HEADERS_MS } }));
-    // The first request opens the connection that stays in the pool.
-    const first = await request(app.port, { path: '/', headers: { Cookie: 'BALANCEID=balancer.lb1' } });
-    assert.equal(first.body, 'lb1');
+    // Two requests at once open the two connections that stay in the pool.
+    const first = await Promise.all([0, 1].map(() => request(app.port, { path: '/', headers: { Cookie: 'BALANCEID=balancer.lb1' } })));
+    assert.deepEqual(first.map((r) => r.body), ['lb1', 'lb1']);
     await member.cut();
     return { port: app.port, lb2Seen: () => lb2.seen.length };
   }
@@ -82,6 +84,21 @@ describe('fault: a member cut off while a kept-alive connection to it is pooled'
     assert.equal(lb2Seen(), 1);
     // Stall check 500 ms + its sweep (250 ms) + the connect deadline, with slack; the answer timeout is 10 s.
     assert.ok(took < 500 + 250 + CONNECT_MS + 700, `the request took ${took} ms`);
+  });
+
+  it('a GET sent while that check runs is resent when the check fails, without a check of its own', async () => {
+    const { port } = await setUp();
+    const t0 = Date.now();
+    const first = request(port, { path: '/a', headers: { Cookie: 'BALANCEID=balancer.lb1' } });
+    // The check starts 500-750 ms after the first request and fails 500 ms later: 800 ms is inside it.
+    await sleep(800);
+    const t1 = Date.now();
+    const second = await request(port, { path: '/b', headers: { Cookie: 'BALANCEID=balancer.lb1' } });
+    const tookSecond = Date.now() - t1;
+    assert.equal((await first).body, 'lb2');
+    assert.equal(second.body, 'lb2');
+    // Its own check would take at least 500 + 500 ms.
+    assert.ok(tookSecond < 900, `the second request took ${tookSecond} ms (the first ${Date.now() - t0} ms in all)`);
   });
 
   it('a POST on the dead connection is not resent (it may have reached the member): 502 in the same time', async () => {
