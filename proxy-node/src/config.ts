@@ -1,6 +1,8 @@
-// Config file contract shared with the cluster program, which renders this JSON
-// from the same model as the Apache config. Validation reports exactly one
-// error, naming the key, so a bad render is obvious in the journal.
+// Config file contract shared with the cluster program: ConfigFile is what the
+// file holds, and the cluster program builds one (infra/payload/proxy-node-config.ts)
+// from the same model as the Apache config, then runs validateConfig on it before
+// anything ships. Validation reports exactly one error, naming the key, so a bad
+// render is obvious at render time, and a hand-edited file in the journal.
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { parseCidr, Cidr } from './cidr';
@@ -89,9 +91,111 @@ export interface Config {
   log: { requests: boolean };
 }
 
+// ---- the file --------------------------------------------------------------------
+// What a config file may hold, as JSON. Every key the validator reads is here and
+// every key here is read (the key lists below are built from these types), so a
+// program that writes a ConfigFile writes what proxy-node reads. Omitted keys take
+// the defaults validateConfig documents.
+
+export interface MemberFile {
+  url: string;
+  route: string;
+  lbfactor?: number;
+  retry?: number;
+  status?: MemberStatus;
+  maxSockets?: number;
+  maxQueue?: number;
+}
+
+export interface SetCookieFile {
+  name?: string;
+  valuePrefix?: string;
+  path?: string;
+  domain?: string;
+}
+
+export interface HealthCheckFile {
+  path?: string;
+  intervalMs?: number;
+  expect?: number;
+  rise?: number;
+  fall?: number;
+  timeoutMs?: number;
+}
+
+export interface BalancerFile {
+  name?: string;
+  lbmethod?: LbMethod;
+  stickysession?: string;
+  stickysessionsep?: string;
+  scolonpathdelim?: boolean;
+  nofailover?: boolean;
+  trustCookieOnly?: boolean;
+  preserveHost?: boolean;
+  setCookie?: SetCookieFile | null;
+  members: MemberFile[];
+  healthCheck?: HealthCheckFile | null;
+  maxRetries?: number;
+}
+
+export interface ManagerFile {
+  host?: string;
+  port: number;
+  /** CIDR ranges, e.g. "127.0.0.1/32". */
+  allow: string[];
+  token: string;
+}
+
+export interface ApacheFile {
+  managerUrl: string;
+  balancer?: string;
+}
+
+export interface ConfigFile {
+  mode?: Mode;
+  listen?: { host?: string; port?: number };
+  publicUrl?: string;
+  manager?: ManagerFile | null;
+  balancer: BalancerFile;
+  /** Read in agent mode only (required there); serve mode ignores it. */
+  apache?: ApacheFile | null;
+  trustForwardedFrom?: string[] | null;
+  timeouts?: Partial<Config['timeouts']>;
+  limits?: Partial<Config['limits']>;
+  via?: boolean;
+  workers?: number | 'auto';
+  log?: { requests?: boolean };
+}
+
+/** A type's keys as a list, in the order given; the compiler refuses a missing or an extra one. */
+function keysOf<T>(keys: { [K in keyof Required<T>]: true }): readonly string[] {
+  return Object.keys(keys);
+}
+
+const ROOT_KEYS = keysOf<ConfigFile>({ mode: true, listen: true, publicUrl: true, manager: true, balancer: true, apache: true, trustForwardedFrom: true, timeouts: true, limits: true, via: true, workers: true, log: true });
+const LISTEN_KEYS = keysOf<NonNullable<ConfigFile['listen']>>({ host: true, port: true });
+const MEMBER_KEYS = keysOf<MemberFile>({ url: true, route: true, lbfactor: true, retry: true, status: true, maxSockets: true, maxQueue: true });
+const HEALTH_KEYS = keysOf<HealthCheckFile>({ path: true, intervalMs: true, expect: true, rise: true, fall: true, timeoutMs: true });
+const SET_COOKIE_KEYS = keysOf<SetCookieFile>({ name: true, valuePrefix: true, path: true, domain: true });
+const MANAGER_KEYS = keysOf<ManagerFile>({ host: true, port: true, allow: true, token: true });
+const BALANCER_KEYS = keysOf<BalancerFile>({
+  name: true, lbmethod: true, stickysession: true, stickysessionsep: true, scolonpathdelim: true, nofailover: true,
+  trustCookieOnly: true, preserveHost: true, setCookie: true, members: true, healthCheck: true, maxRetries: true,
+});
+const APACHE_KEYS = keysOf<ApacheFile>({ managerUrl: true, balancer: true });
+const TIMEOUT_KEYS = keysOf<Config['timeouts']>({
+  connectMs: true, queueMs: true, headersMs: true, idleMs: true, clientHeadersMs: true, clientRequestMs: true, keepAliveMs: true, memberKeepAliveMs: true, shutdownMs: true,
+});
+const LIMIT_KEYS = keysOf<Config['limits']>({ maxHeaderSize: true, maxHeadersCount: true });
+const LOG_KEYS = keysOf<NonNullable<ConfigFile['log']>>({ requests: true });
+
 export class ConfigError extends Error {
-  constructor(key: string, message: string) {
-    super(`config: ${key}: ${message}`);
+  constructor(
+    /** The key as the file writes it: `balancer.members[1].route`, `workers`, `(root)`. */
+    readonly key: string,
+    readonly problem: string,
+  ) {
+    super(`config: ${key}: ${problem}`);
     this.name = 'ConfigError';
   }
 }
@@ -188,7 +292,7 @@ export function parseOrigin(v: unknown, key: string): { host: string; port: numb
 
 function member(v: unknown, key: string, sep: string): MemberConfig {
   const o = obj(v, key);
-  noUnknown(o, ['url', 'route', 'lbfactor', 'retry', 'status', 'maxSockets', 'maxQueue'], key);
+  noUnknown(o, MEMBER_KEYS, key);
   const { host, port } = parseOrigin(o.url, `${key}.url`);
   const route = str(o, 'route', key);
   if (!ROUTE.test(route)) throw new ConfigError(`${key}.route`, `expected letters, digits, '.', '_', '~' or '-', got ${show(route)}`);
@@ -213,7 +317,7 @@ function member(v: unknown, key: string, sep: string): MemberConfig {
 function healthCheck(v: unknown, key: string): HealthCheckConfig | null {
   if (v === undefined || v === null) return null;
   const o = obj(v, key);
-  noUnknown(o, ['path', 'intervalMs', 'expect', 'rise', 'fall', 'timeoutMs'], key);
+  noUnknown(o, HEALTH_KEYS, key);
   const path = str(o, 'path', key, '/');
   if (!path.startsWith('/') || /[\s\x00-\x1f\x7f]/.test(path)) throw new ConfigError(`${key}.path`, `expected a path starting with /, got ${show(path)}`);
   return {
@@ -229,7 +333,7 @@ function healthCheck(v: unknown, key: string): HealthCheckConfig | null {
 function setCookie(v: unknown, key: string, stickyCookie: string, sep: string): SetCookieConfig | null {
   if (v === undefined || v === null) return null;
   const o = obj(v, key);
-  noUnknown(o, ['name', 'valuePrefix', 'path', 'domain'], key);
+  noUnknown(o, SET_COOKIE_KEYS, key);
   const name = str(o, 'name', key, stickyCookie);
   if (!TOKEN.test(name)) throw new ConfigError(`${key}.name`, `expected a cookie name, got ${show(name)}`);
   const valuePrefix = str(o, 'valuePrefix', key, `balancer${sep}`);
@@ -262,7 +366,7 @@ function trustForwardedFrom(v: unknown): { list: Cidr[]; text: string[] } {
 function manager(v: unknown, key: string): ManagerConfig | null {
   if (v === undefined || v === null) return null;
   const o = obj(v, key);
-  noUnknown(o, ['host', 'port', 'allow', 'token'], key);
+  noUnknown(o, MANAGER_KEYS, key);
   const allowRaw = o.allow;
   if (!Array.isArray(allowRaw) || allowRaw.length === 0) {
     throw new ConfigError(`${key}.allow`, `expected a non-empty list of CIDR ranges, got ${show(allowRaw)}`);
@@ -281,13 +385,14 @@ function manager(v: unknown, key: string): ManagerConfig | null {
   };
 }
 
+/** Checks a config file's content (a parsed JSON value, or a ConfigFile built by a program) and fills in the defaults. */
 export function validateConfig(raw: unknown): Config {
   const root = obj(raw, '(root)');
-  noUnknown(root, ['mode', 'listen', 'publicUrl', 'manager', 'balancer', 'apache', 'trustForwardedFrom', 'timeouts', 'limits', 'via', 'workers', 'log'], '');
+  noUnknown(root, ROOT_KEYS, '');
   const mode = oneOf<Mode>(root, 'mode', '', 'serve', ['serve', 'agent']);
 
   const listenO = optObj(root, 'listen', 'listen');
-  noUnknown(listenO, ['host', 'port'], 'listen');
+  noUnknown(listenO, LISTEN_KEYS, 'listen');
   const listen = { host: str(listenO, 'host', 'listen', '0.0.0.0'), port: int(listenO, 'port', 'listen', 80, 0, 65535) };
 
   let publicUrl = `http://${listen.host === '0.0.0.0' ? '127.0.0.1' : listen.host}:${listen.port}`;
@@ -300,11 +405,7 @@ export function validateConfig(raw: unknown): Config {
   }
 
   const b = obj(root.balancer, 'balancer');
-  noUnknown(
-    b,
-    ['name', 'lbmethod', 'stickysession', 'stickysessionsep', 'scolonpathdelim', 'nofailover', 'trustCookieOnly', 'preserveHost', 'setCookie', 'members', 'healthCheck', 'maxRetries'],
-    'balancer',
-  );
+  noUnknown(b, BALANCER_KEYS, 'balancer');
   const stickysession = str(b, 'stickysession', 'balancer', 'BALANCEID');
   const parts = stickysession.split('|');
   if (parts.length > 2 || parts.some((p) => !TOKEN.test(p))) {
@@ -341,7 +442,7 @@ export function validateConfig(raw: unknown): Config {
   let apache: Config['apache'] = null;
   if (root.apache !== undefined && root.apache !== null) {
     const a = obj(root.apache, 'apache');
-    noUnknown(a, ['managerUrl', 'balancer'], 'apache');
+    noUnknown(a, APACHE_KEYS, 'apache');
     const managerUrl = str(a, 'managerUrl', 'apache');
     if (!/^http:\/\/[^\s/?#]+\/[^\s?#]*$/.test(managerUrl)) {
       throw new ConfigError('apache.managerUrl', `expected http://host:port/balancer-manager, got ${show(managerUrl)}`);
@@ -352,7 +453,7 @@ export function validateConfig(raw: unknown): Config {
   if (mode === 'agent' && !balancer.healthCheck) throw new ConfigError('balancer.healthCheck', 'required when mode is "agent"');
 
   const t = optObj(root, 'timeouts', 'timeouts');
-  noUnknown(t, ['connectMs', 'queueMs', 'headersMs', 'idleMs', 'clientHeadersMs', 'clientRequestMs', 'keepAliveMs', 'memberKeepAliveMs', 'shutdownMs'], 'timeouts');
+  noUnknown(t, TIMEOUT_KEYS, 'timeouts');
   const timeouts = {
     connectMs: int(t, 'connectMs', 'timeouts', 3000, 1, 600_000),
     // HAProxy's `timeout queue`: a saturated member answers 503 instead of holding clients.
@@ -367,14 +468,14 @@ export function validateConfig(raw: unknown): Config {
     shutdownMs: int(t, 'shutdownMs', 'timeouts', 30_000, 0, 3_600_000),
   };
   const l = optObj(root, 'limits', 'limits');
-  noUnknown(l, ['maxHeaderSize', 'maxHeadersCount'], 'limits');
+  noUnknown(l, LIMIT_KEYS, 'limits');
   const limits = {
     maxHeaderSize: int(l, 'maxHeaderSize', 'limits', 16384, 1024, 1_048_576),
     maxHeadersCount: int(l, 'maxHeadersCount', 'limits', 100, 4, 2000),
   };
   const trust = trustForwardedFrom(root.trustForwardedFrom);
   const logO = optObj(root, 'log', 'log');
-  noUnknown(logO, ['requests'], 'log');
+  noUnknown(logO, LOG_KEYS, 'log');
 
   return {
     mode,
