@@ -10,6 +10,8 @@ import { allHosts, ClusterModel, HostModel } from "../infra/model/types";
 import { PROJECT } from "../infra/config/stack-file";
 
 export const HOST_IMAGE = process.env.DRUPAL_CLUSTER_HOST_IMAGE ?? "drupal-cluster/host:bookworm";
+/** The same host with systemd as its first process (localHosts.init: systemd). */
+export const SYSTEMD_HOST_IMAGE = process.env.DRUPAL_CLUSTER_SYSTEMD_HOST_IMAGE ?? "drupal-cluster/host:bookworm-systemd";
 const LABEL = "drupal-cluster.stack";
 
 function docker(args: string[], input?: string, env?: NodeJS.ProcessEnv): string {
@@ -106,9 +108,22 @@ export function hostsUp(model: ClusterModel, publicKey: string, root: string): v
     const env = { ...process.env, HOST_KEY_ED25519: Buffer.from(hostKeyPair(root, model.stack, h.name).privateKey).toString("base64") };
     for (const p of publishes(model, h)) args.push("-p", p);
     if (h.role === "web" && model.files.share === "external") args.push("-v", `${lh.filesVolume}:${model.files.publicPath}`);
-    args.push(HOST_IMAGE);
+    if (lh.init === "systemd") args.push(...systemdRunArgs(), SYSTEMD_HOST_IMAGE);
+    else args.push(HOST_IMAGE);
     docker(args, undefined, env);
   }
+}
+
+/**
+ * What systemd needs to run as a container's first process, unprivileged: its
+ * own /run, and the cgroup tree. A cgroup v1 host shares its hierarchy read-only
+ * (systemd then uses the container's own slice); with cgroup v2 docker gives the
+ * container a private cgroup namespace, which is all systemd needs.
+ */
+function systemdRunArgs(): string[] {
+  const args = ["--tmpfs", "/run", "--tmpfs", "/run/lock"];
+  const v2 = fs.existsSync("/sys/fs/cgroup/cgroup.controllers");
+  return v2 ? [...args, "--cgroupns", "private"] : [...args, "-v", "/sys/fs/cgroup:/sys/fs/cgroup:ro"];
 }
 
 /**

@@ -408,11 +408,12 @@ function readDocker(d: ConfigReader, id: StackIdentity): DockerModel {
 
 function readLocalHosts(r: ConfigReader, id: StackIdentity, target: Target): LocalHostsModel {
   if (target !== "ssh") throw new ConfigError(r.key, "is only used with target ssh (local hosts for the ssh target)");
-  r.onlyKeys(["image", "network", "subnet", "filesVolume"]);
+  r.onlyKeys(["image", "init", "network", "subnet", "filesVolume"]);
   const subnet = r.string("subnet");
   checkIPv4Block(`${r.key}.subnet`, subnet, 28);
   return {
     image: dockerName(r, "image", "drupal-cluster/debian:bookworm", DOCKER_IMAGE, "a docker image such as drupal-cluster/debian:bookworm"),
+    init: r.oneOf("init", ["script", "systemd"] as const, "script"),
     network: dockerName(r, "network", `${id.project}-${id.stack}`, DOCKER_NAME, "a docker network name of letters, digits, _ . and -"),
     subnet,
     filesVolume: dockerName(r, "filesVolume", `${id.project}-${id.stack}-files`, DOCKER_NAME, "a docker volume name of letters, digits, _ . and -"),

@@ -138,8 +138,16 @@ export interface DockerModel {
  * Local Debian hosts for the ssh target (the dev stack): `npm run up` creates one
  * container per host with its cluster address on this network (scripts/local-hosts.ts).
  */
+/**
+ * What runs as a local host's first process: `script` starts the services from
+ * the payload's boot scripts; `systemd` boots systemd, which starts what is
+ * enabled, as on a real server.
+ */
+export type LocalHostsInit = "script" | "systemd";
+
 export interface LocalHostsModel {
   image: string;
+  init: LocalHostsInit;
   network: string;
   subnet: string;
   /** Docker volume mounted at files.publicPath on every web server (share "external"). */

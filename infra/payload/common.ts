@@ -47,17 +47,25 @@ export function step(name: string, run: string, watch: PayloadFile[] = []): Prov
 
 /**
  * Debian's init scripts work both with systemd (prod) and without it (containers),
- * so `service` serves every target.
+ * so `service` serves every target. On a host with systemd the unit is also
+ * enabled, so the host comes back whole after a reboot; a unit someone disabled
+ * reads as stopped, and the next `up` enables it again. `unit` is the systemd
+ * name where the init script's is only an alias (systemctl refuses to enable
+ * an alias).
  */
-export function sysvService(name: string, watch: PayloadFile[], reload: "reload" | "restart" = "reload"): ServiceSpec {
+export function sysvService(name: string, watch: PayloadFile[], reload: "reload" | "restart" = "reload", unit = name): ServiceSpec {
+  const onSystemd = "[ -d /run/systemd/system ]";
   return {
     name,
     // Debian's packages start their service on install with default settings, so
     // the first start must be a restart to pick up our files.
-    start: sh`if service ${name} status >/dev/null 2>&1; then service ${name} restart; else service ${name} start; fi`,
+    start:
+      `if ${onSystemd}; then ` +
+      sh`systemctl enable --quiet ${unit}; fi; ` +
+      sh`if service ${name} status >/dev/null 2>&1; then service ${name} restart; else service ${name} start; fi`,
     reload: sh`service ${name} ${reload}`,
     stop: sh`service ${name} stop || true`,
-    status: sh`service ${name} status`,
+    status: `{ ! ${onSystemd} || ` + sh`systemctl is-enabled --quiet ${unit}; } && service ${name} status`,
     watch: watch.map((f) => f.path),
   };
 }

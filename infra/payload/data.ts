@@ -45,7 +45,7 @@ export function dataPayload(model: ClusterModel, secrets: PayloadSecrets): HostP
     payload.packages.push("nfs-kernel-server");
     payload.prepare.push(step("export-folder", sh`mkdir -p /etc/exports.d ${publicPath} && chown 33:33 ${publicPath}`));
     payload.files.push(exportsFile);
-    payload.services.push({ ...sysvService("nfs-kernel-server", [exportsFile]), reload: "exportfs -ra" });
+    payload.services.push({ ...sysvService("nfs-kernel-server", [exportsFile], "reload", "nfs-server"), reload: "exportfs -ra" });
   }
   return payload;
 }

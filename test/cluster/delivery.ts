@@ -13,17 +13,21 @@ import { containerName } from "../../scripts/local-hosts";
 import { DriftReport } from "../../scripts/drift-report";
 import { upWithSummary } from "../../scripts/stack";
 import { onHost, RunningCluster, Variant, variantOverrides } from "../support/local-cluster";
+import { pinnedClientReaches } from "./checks";
+
+/** sshd rereads its keys on SIGHUP: it is PID 1 of a plain local host, a unit under systemd. */
+const RELOAD_SSHD = "if [ -d /run/systemd/system ]; then systemctl reload ssh; else kill -HUP 1; fi";
 
 /** Gives a host a new ed25519 key, as an impostor at its address would have. */
 export function replaceHostKey(c: RunningCluster, host: string): void {
-  const r = onHost(c.model, host, "rm -f /etc/ssh/ssh_host_ed25519_key*; ssh-keygen -q -t ed25519 -N '' -f /etc/ssh/ssh_host_ed25519_key && kill -HUP 1");
+  const r = onHost(c.model, host, `rm -f /etc/ssh/ssh_host_ed25519_key*; ssh-keygen -q -t ed25519 -N '' -f /etc/ssh/ssh_host_ed25519_key && ${RELOAD_SSHD}`);
   assert.equal(r.code, 0, r.out);
 }
 
 /** Puts the host's own key (the one its stack recorded) back. */
 export function restoreHostKey(c: RunningCluster, v: Variant, host: string): void {
   const key = fs.readFileSync(path.join(REPO_ROOT, ".secrets", `${v.stack}-host-keys`, host), "utf8");
-  const r = spawnSync("docker", ["exec", "-i", containerName(c.model, hostModel(c, host)), "sh", "-c", "umask 077; cat >/etc/ssh/ssh_host_ed25519_key; ssh-keygen -y -f /etc/ssh/ssh_host_ed25519_key >/etc/ssh/ssh_host_ed25519_key.pub; kill -HUP 1"], { input: key, encoding: "utf8" });
+  const r = spawnSync("docker", ["exec", "-i", containerName(c.model, hostModel(c, host)), "sh", "-c", `umask 077; cat >/etc/ssh/ssh_host_ed25519_key; ssh-keygen -y -f /etc/ssh/ssh_host_ed25519_key >/etc/ssh/ssh_host_ed25519_key.pub; ${RELOAD_SSHD}`], { input: key, encoding: "utf8" });
   assert.equal(r.status, 0, r.stderr);
 }
 
@@ -77,4 +81,39 @@ export function inSecondClone(v: Variant, script: string, log: (s: string) => vo
   } finally {
     fs.rmSync(clone, { recursive: true, force: true });
   }
+}
+
+/**
+ * Hosts with systemd as init (issue 13): every service the payload starts is
+ * enabled; one disabled by hand is found by the next up and enabled again; and
+ * after the whole cluster reboots (each container restarted: systemd boots, our
+ * scripts do not run) the balancer serves every web server's pinned clients again.
+ */
+export async function rebootWithSystemd(c: RunningCluster, v: Variant, log: (s: string) => void): Promise<{ found: string[]; backAfterS: number }> {
+  const units: Array<[string, string]> = [
+    [c.model.data.host.name, "mariadb"],
+    [c.model.balancer.host.name, "apache2"],
+    [c.model.balancer.host.name, "proxy-node"],
+    ...c.model.web.map((w): [string, string] => [w.host.name, "apache2"]),
+  ];
+  const enabled = (host: string, unit: string): boolean => onHost(c.model, host, `systemctl is-enabled --quiet ${unit}`).code === 0;
+  for (const [host, unit] of units) assert.ok(enabled(host, unit), `${unit} is not enabled on ${host}`);
+  const lb2 = c.model.web[1].host.name;
+  assert.equal(onHost(c.model, lb2, "systemctl disable --quiet apache2").code, 0);
+  const drift = new DriftReport();
+  await upWithSummary(v.stack, { baseStack: "dev", overrides: variantOverrides(v), onOutput: log, onEvent: drift.onEvent, skipPayloadCheck: true });
+  assert.ok(enabled(lb2, "apache2"), `the up did not enable apache2 on ${lb2} again: ${drift.found.join("; ")}`);
+
+  const hosts = [c.model.data.host, c.model.balancer.host, ...c.model.web.map((w) => w.host)];
+  const t0 = Date.now();
+  execFileSync("docker", ["restart", "--time", "20", ...hosts.map((h) => containerName(c.model, h))], { stdio: ["ignore", "ignore", "pipe"] });
+  const pending = new Set(c.model.web.map((w) => w.route));
+  while (pending.size > 0 && Date.now() - t0 < 120_000) {
+    for (const w of c.model.web) if (pending.has(w.route) && (await pinnedClientReaches(c, w.route)) === w.host.name) pending.delete(w.route);
+    if (pending.size > 0) await new Promise((r) => setTimeout(r, 500));
+  }
+  assert.deepEqual([...pending], [], `after a reboot of every host, pinned clients of these routes were not served by their web server within 120 s`);
+  const backAfterS = (Date.now() - t0) / 1000;
+  for (const [host, unit] of units) assert.equal(onHost(c.model, host, `systemctl is-active ${unit}`).out, "active", `${unit} on ${host} after the reboot`);
+  return { found: drift.found, backAfterS };
 }

@@ -13,7 +13,7 @@ import { bringUp, leftovers, onHost, RunningCluster, tearDown, Variant, variantO
 import { openStack, upWithSummary } from "../../scripts/stack";
 import { pulumiVersion } from "../../scripts/toolchain";
 import { checkFailover, checkSessionsInDatabase, checkSpread, checkSticky, ManagerOps, newClient } from "./checks";
-import { driftAndRepair, inSecondClone, replaceHostKey, restoreHostKey } from "./delivery";
+import { driftAndRepair, inSecondClone, rebootWithSystemd, replaceHostKey, restoreHostKey } from "./delivery";
 import { assertFaultBounds, Fault, faultUnderLoad } from "./faults";
 import { registerUserChecks } from "./user-checks";
 import { apacheManager, proxyNodeManager } from "./managers";
@@ -222,8 +222,8 @@ describe("cluster on the dev path: real pulumi up over SSH to local Debian hosts
 
   // Also the one cluster with a sticky separator other than Apache's default ".":
   // the balancer is told stickysessionsep=_ (issue 15), or these checks fail.
-  const THREE: Variant = { stack: "ci-three", portOffset: 1100, subnet: 62, webCount: 3, balancer: { stickysessionsep: "_" } };
-  clusterSuite("apache engine, 3 web servers (a stack setting), stickysessionsep _", THREE, (get) => {
+  const THREE: Variant = { stack: "ci-three", portOffset: 1100, subnet: 62, webCount: 3, init: "systemd", balancer: { stickysessionsep: "_" } };
+  clusterSuite("apache engine, 3 web servers (a stack setting), stickysessionsep _, hosts with systemd as init", THREE, (get) => {
     it("stamps cookies balancer_<route> (the stack's separator is _)", async () => {
       assert.equal(get().model.sticky.separator, "_");
       assert.equal((await newClient(get())).browser.cookie(get().model.sticky.cookieName)?.startsWith("balancer_lb"), true);
@@ -237,6 +237,12 @@ describe("cluster on the dev path: real pulumi up over SSH to local Debian hosts
     it("fails over when the pinned web server stops", async () => {
       const report = await checkFailover(get());
       recordFigure("ci-three: failover, failed requests", report.failed);
+    });
+    it("with systemd as init: every service is enabled, one disabled by hand is enabled again by up, and after every host reboots the cluster serves without a manual step", async () => {
+      const r = await rebootWithSystemd(get(), THREE, log);
+      recordFigure("ci-three: reboot of every host (systemd) to every pinned client served by its web server, s", r.backAfterS);
+      await checkSticky(get(), 20);
+      await checkSessionsInDatabase(get());
     });
     it("a destroy that fails halfway keeps the hosts, says how to finish, and a second down finishes", async () => {
       replaceHostKey(get(), "lb3");

@@ -1,6 +1,6 @@
 import { spawnSync } from "node:child_process";
 import { modelFromStackFile, readStackFile } from "../../infra/config/stack-file";
-import { ClusterModel } from "../../infra/model/types";
+import { ClusterModel, LocalHostsInit } from "../../infra/model/types";
 import { containerName } from "../../scripts/local-hosts";
 import { down, up } from "../../scripts/stack";
 
@@ -16,6 +16,8 @@ export interface Variant {
   subnet: number;
   webCount?: number;
   engine?: "apache" | "proxy-node";
+  /** localHosts.init: what runs as each host container's first process. */
+  init?: LocalHostsInit;
   /** Balancer settings on top of the dev stack's (extra would replace the whole balancer). */
   balancer?: Record<string, unknown>;
   extra?: Record<string, unknown>;
@@ -62,7 +64,7 @@ export function variantOverrides(v: Variant): Raw {
     balancer,
     data: shiftHost(dev.data as Raw, v),
     web: web.slice(0, v.webCount ?? web.length),
-    localHosts: { ...lh, network: `drupal-cluster-${v.stack}`, subnet: `172.30.${v.subnet}.0/24` },
+    localHosts: { ...lh, network: `drupal-cluster-${v.stack}`, subnet: `172.30.${v.subnet}.0/24`, ...(v.init ? { init: v.init } : {}) },
     ...(v.extra ?? {}),
   };
 }

@@ -207,6 +207,7 @@ describe("issue 15: more places a setting lands", () => {
     ["balancer.cookieDomain", "[CO=...] field syntax", (v) => (v.balancer.cookieDomain = "example.org:0:/;x")],
     ["data.user", "SQL quoting", (v) => (v.data.user = "drupal'@'%")],
     ["localHosts.network", "a regex for docker's name filter", (v) => (v.localHosts = { subnet: "172.30.70.0/24", network: "^.*" })],
+    ["localHosts.init", "an init system the host image does not have", (v) => (v.localHosts = { subnet: "172.30.70.0/24", init: "openrc" })],
   ];
   for (const [key, what, set] of cases) {
     it(`${key} with ${what}`, () => {
