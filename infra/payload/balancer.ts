@@ -1,34 +1,19 @@
 import { ClusterModel } from "../model/types";
 import { baseView, clusterAddress, file, routeKey, setting, sh, step, sysvService, template } from "./common";
+import { proxyNodeConfigFile } from "./proxy-node-config";
 import { HostPayload, PayloadFile, PayloadSecrets, ServiceSpec } from "./types";
 
-/**
- * proxy-node as shipped: the package's built bin, one self-contained script
- * (proxy-node/dist/proxy-node.js, read by readProxyNodeArtifact).
- */
-export type ProxyNodeArtifact = string;
+/** proxy-node's compiled files, keyed by their path below proxy-node/dist. */
+export type ProxyNodeArtifacts = ReadonlyMap<string, string>;
 
-/** Where the balancer keeps proxy-node's bin: one file, replaced whole when proxy-node changes. */
-export const PROXY_NODE_BIN = "/opt/proxy-node/bin/proxy-node";
-const PROXY_NODE_CONFIG = "/etc/proxy-node/config.json";
-/** How long a stop waits for in-flight requests (proxy-node's default timeouts.shutdownMs) before SIGKILL. */
-const PROXY_NODE_STOP_SECONDS = 30;
-
-/**
- * The one way the balancer starts proxy-node: the systemd unit, the container
- * supervisor and its config check all run the package's bin with this line.
- * node's flags are the bin's own (its shebang, proxy-node/scripts/build.js).
- */
-export function proxyNodeCommand(): string {
-  return sh`${PROXY_NODE_BIN} --config ${PROXY_NODE_CONFIG}`;
-}
+const PROXY_NODE_HOME = "/opt/proxy-node";
 
 /** Apache modules mod_proxy_balancer needs on Debian, beyond what is enabled by default. */
 export function apacheBalancerModules(model: ClusterModel): string[] {
   return ["proxy", "proxy_http", "proxy_balancer", "slotmem_shm", `lbmethod_${model.balancer.lbmethod}`, "status", "rewrite", "headers"];
 }
 
-export function balancerPayload(model: ClusterModel, secrets: PayloadSecrets, artifact: ProxyNodeArtifact): HostPayload {
+export function balancerPayload(model: ClusterModel, secrets: PayloadSecrets, artifacts: ProxyNodeArtifacts): HostPayload {
   const b = model.balancer;
   const base = baseView(model, b.host);
   const members = model.web.map((w) => ({
@@ -38,50 +23,21 @@ export function balancerPayload(model: ClusterModel, secrets: PayloadSecrets, ar
   }));
   const apache = b.engine === "apache";
 
-  const proxyNodeConfig = template(
-    "/etc/proxy-node/config.json",
-    "balancer/proxy-node/config.json.hbs",
-    {
-      ...base,
-      mode: apache ? "agent" : "serve",
-      // In agent mode proxy-node serves no clients, so it keeps off the HTTP port.
-      listenPort: apache ? b.managerPort + 1 : b.httpPort,
-      publicUrl: b.host.url ?? `http://${model.serverName}`,
-      managerPort: b.managerPort,
-      managerAllow: ["127.0.0.1/32", ...b.managerAllow],
-      managerToken: secrets.managerToken,
-      name: b.name,
-      lbmethod: b.lbmethod,
-      stickysession: model.sticky.stickysession,
-      separator: model.sticky.separator,
-      members,
-      retry: b.retry,
-      connectMs: b.connectTimeout * 1000,
-      answerMs: b.timeout * 1000,
-      healthPath: model.app.kind === "probe" ? "/health.php" : "/user/login",
-      apacheManagerUrl: `http://127.0.0.1:${b.httpPort}/balancer-manager`,
-      logRequests: b.logLevel === "debug" || b.logLevel === "info",
-      // Only where proxy-node serves clients; null leaves proxy-node's own default (one process).
-      workers: apache ? null : b.proxyNodeWorkers,
-    },
-    { mode: "0600", secret: true },
-  );
+  // proxy-node's own config type, checked by proxy-node's validation as it is rendered.
+  const proxyNodeConfig = proxyNodeConfigFile(model, secrets, "/etc/proxy-node/config.json");
   const unit = template("/etc/systemd/system/proxy-node.service", "balancer/proxy-node/proxy-node.service.hbs", {
     ...base,
     mode: apache ? "agent" : "serve",
     afterApache: apache,
-    command: proxyNodeCommand(),
-    stopSeconds: PROXY_NODE_STOP_SECONDS,
   });
-  const control = template(
-    "/usr/local/sbin/proxy-node-service",
-    "balancer/proxy-node/proxy-node-service.sh.hbs",
-    { ...base, command: proxyNodeCommand(), stopSeconds: PROXY_NODE_STOP_SECONDS },
-    { mode: "0755" },
-  );
-  if (!artifact) throw new Error("proxy-node is not built: its bin (proxy-node/dist/proxy-node.js) is empty or missing (run `npm run build`)");
-  const code = file(PROXY_NODE_BIN, artifact, { mode: "0755" });
-  const proxyNodeFiles = [proxyNodeConfig, unit, control, code];
+  const control = template("/usr/local/sbin/proxy-node-service", "balancer/proxy-node/proxy-node-service.sh.hbs", base, {
+    mode: "0755",
+  });
+  const code = [...artifacts].map(([rel, content]) => file(`${PROXY_NODE_HOME}/dist/${rel}`, content));
+  if (!code.some((f) => f.path.endsWith("/dist/cli.js"))) {
+    throw new Error("proxy-node is not built: proxy-node/dist/cli.js is missing (run `npm run build`)");
+  }
+  const proxyNodeFiles = [proxyNodeConfig, unit, control, ...code];
   const proxyNode: ServiceSpec = {
     name: "proxy-node",
     start: "proxy-node-service start",

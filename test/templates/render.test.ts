@@ -299,11 +299,6 @@ describe("handlebars strict mode", () => {
   // leniently, so a missing value there still renders silently.
   const missingInHelpers: Array<[string, string, object]> = [
     [
-      "balancer/proxy-node/config.json.hbs",
-      "managerToken (json helper: renders `\"token\": ,`)",
-      { mode: "agent", listenPort: 8082, publicUrl: "http://x", managerPort: 8081, managerAllow: [], name: "drupal", lbmethod: "byrequests", stickysession: "BALANCEID", separator: ".", members: [], retry: 1, healthPath: "/", apacheManagerUrl: "http://127.0.0.1/balancer-manager", logRequests: false, workers: null },
-    ],
-    [
       "balancer/apache2/balancer-vhost.conf.hbs",
       "members (#each: renders a balancer without members)",
       { stack: "s", serverName: "x", httpPort: 80, logLevel: "warn", name: "drupal", retry: 1, lbmethod: "byrequests", stickysession: "BALANCEID", managerAllow: [] },

@@ -127,8 +127,7 @@ describe('http: proxying to a member', () => {
     const lb1 = await startMember('lb1', (req, res) => {
       if (req.method === 'HEAD') {
         res.writeHead(200, { 'Content-Length': '1234' });
-        res.end();
-        return;
+        return res.end();
       }
       res.writeHead(304, { ETag: '"x"' });
       res.end();
