@@ -89,8 +89,11 @@ function connect(conn: SshConnection): Promise<Client> {
   });
 }
 
-/** Hosts that were just created may not accept SSH yet: try for up to a minute. */
-async function connectWithRetry(conn: SshConnection): Promise<Client> {
+/**
+ * Hosts that were just created may not accept SSH yet: try for up to a minute.
+ * Exported for the backup (scripts/backup), which streams over the same checked connection.
+ */
+export async function connectWithRetry(conn: SshConnection): Promise<Client> {
   const deadline = Date.now() + 60000;
   for (;;) {
     try {
