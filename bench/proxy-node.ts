@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as net from 'node:net';
 import * as http from 'node:http';
+import { proxyNodeBinPath } from '../infra/payload/artifacts';
 
 const ROOT = join(__dirname, '..');
 const DURATION = Number(process.env.BENCH_DURATION ?? 5);
@@ -126,9 +127,9 @@ async function startProxyNode(port: number, members: number[], managerPort: numb
   };
   const file = join(dir, `proxy-node-${workers}.json`);
   writeFileSync(file, JSON.stringify(cfg));
-  // Started as deployed: the bin shim (node --max-semi-space-size=4 dist/cli.js).
+  // Started as deployed: the package's built bin (its shebang passes node --max-semi-space-size=4).
   // workers > 1 uses proxy-node's own cluster mode (config "workers").
-  const child = start(workers > 1 ? `proxy-node x${workers}` : 'proxy-node', join(ROOT, 'proxy-node', 'bin', 'proxy-node'), ['--config', file]);
+  const child = start(workers > 1 ? `proxy-node x${workers}` : 'proxy-node', proxyNodeBinPath(), ['--config', file]);
   await waitFor(port);
   return child;
 }
@@ -303,8 +304,8 @@ function served(managerPort: number): Promise<number> {
 async function main(): Promise<void> {
   const t0 = Date.now();
   ensurePackages();
-  log('compiling proxy-node (npx tsc -p proxy-node)');
-  execFileSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(ROOT, 'proxy-node')], { stdio: 'inherit' });
+  log('building proxy-node (npm run build -w proxy-node)');
+  execFileSync('npm', ['run', '--silent', 'build', '-w', 'proxy-node'], { cwd: ROOT, stdio: 'inherit' });
 
   const [m1, m2, pn, pn2, ap, hp, ng, mgr, mgr2] = await Promise.all(Array.from({ length: 9 }, freePort));
   await nginxMember('lb1', m1);

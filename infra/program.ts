@@ -2,9 +2,9 @@ import * as pulumi from "@pulumi/pulumi";
 import { SshHost } from "./components/ssh-host";
 import { loadStack } from "./config/load";
 import { ClusterModel } from "./model/types";
-import { readProxyNodeArtifacts } from "./payload/artifacts";
+import { readProxyNodeArtifact } from "./payload/artifacts";
 import { DeliverablePayload, deliverablePayloads } from "./payload/secret-payloads";
-import { ProxyNodeArtifacts } from "./payload/balancer";
+import { ProxyNodeArtifact } from "./payload/balancer";
 import { DockerHost, dockerNetwork } from "./targets/docker/cluster";
 
 export interface ClusterOutputs {
@@ -21,14 +21,14 @@ export interface ClusterOutputs {
  * The whole program: stack config -> validated model -> per-host payloads -> a
  * target that delivers them. Everything is validated before the first resource.
  */
-export function clusterProgram(artifacts?: ProxyNodeArtifacts): ClusterOutputs {
+export function clusterProgram(artifact?: ProxyNodeArtifact): ClusterOutputs {
   const { model, secrets } = loadStack();
   const payloads = deliverablePayloads(
     model,
     pulumi
       .all([secrets.dbPassword, secrets.hashSalt, secrets.managerToken])
       .apply(([dbPassword, hashSalt, managerToken]) => ({ dbPassword, hashSalt, managerToken })),
-    artifacts ?? readProxyNodeArtifacts(),
+    artifact ?? readProxyNodeArtifact(),
   );
   if (model.target === "ssh") deliverOverSsh(payloads, secrets.sshPrivateKey);
   else deliverToDocker(model, payloads);

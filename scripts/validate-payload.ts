@@ -10,7 +10,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { ClusterModel } from "../infra/model/types";
-import { apacheBalancerModules } from "../infra/payload/balancer";
+import { apacheBalancerModules, PROXY_NODE_BIN } from "../infra/payload/balancer";
 import { HostPayload, PayloadFile } from "../infra/payload/types";
 import { PROVISION_PATH, provisionScript } from "../infra/targets/docker/provision";
 
@@ -117,9 +117,9 @@ export function validateInContainer(files: PayloadFile[], script: string): Valid
   }
 }
 
-/** The files of a host that the validators read: proxy-node's shipped code is checked by its own build. */
+/** The files of a host that the validators read: proxy-node's shipped bin is checked by its own build. */
 export function checkedFiles(m: ClusterModel, p: HostPayload): PayloadFile[] {
-  const files = p.files.filter((f) => !f.path.startsWith("/opt/proxy-node/dist/"));
+  const files = p.files.filter((f) => f.path !== PROXY_NODE_BIN);
   // The docker target's entrypoint, from the same function the target uses.
   if (m.target === "docker") files.push({ path: PROVISION_PATH, content: provisionScript(m, p), mode: "0755", owner: "root:root", secret: false });
   return files;

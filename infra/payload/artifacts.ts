@@ -1,22 +1,27 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { ProxyNodeArtifacts } from "./balancer";
+import { ProxyNodeArtifact } from "./balancer";
 
-export const PROXY_NODE_DIST = path.resolve(__dirname, "..", "..", "proxy-node", "dist");
-
-/** proxy-node's compiled JavaScript, as shipped to the balancer. */
-export function readProxyNodeArtifacts(dist = PROXY_NODE_DIST): ProxyNodeArtifacts {
-  if (!fs.existsSync(path.join(dist, "cli.js"))) {
-    throw new Error(`proxy-node is not built: ${dist}/cli.js is missing (run \`npm run build\`)`);
+/** proxy-node's package folder: the npm workspace this project depends on (package.json). */
+export function proxyNodePackage(): string {
+  try {
+    return path.dirname(require.resolve("proxy-node/package.json"));
+  } catch {
+    throw new Error("proxy-node is not installed: node_modules/proxy-node is missing (run `npm ci`, or scripts/bootstrap)");
   }
-  const out = new Map<string, string>();
-  const walk = (dir: string): void => {
-    for (const e of fs.readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
-      const full = path.join(dir, e.name);
-      if (e.isDirectory()) walk(full);
-      else if (e.name.endsWith(".js")) out.set(path.relative(dist, full), fs.readFileSync(full, "utf8"));
-    }
-  };
-  walk(dist);
-  return out;
+}
+
+/** The built bin: proxy-node's one artifact, a self-contained script (proxy-node/scripts/build.js). */
+export function proxyNodeBinPath(pkgDir = proxyNodePackage()): string {
+  const pkg = JSON.parse(fs.readFileSync(path.join(pkgDir, "package.json"), "utf8")) as { bin: Record<string, string> };
+  return path.join(pkgDir, pkg.bin["proxy-node"]);
+}
+
+/** proxy-node as shipped to the balancer: its built bin, one file. */
+export function readProxyNodeArtifact(pkgDir = proxyNodePackage()): ProxyNodeArtifact {
+  const bin = proxyNodeBinPath(pkgDir);
+  if (!fs.existsSync(bin)) {
+    throw new Error(`proxy-node is not built: ${bin} is missing (run \`npm run build\`)`);
+  }
+  return fs.readFileSync(bin, "utf8");
 }

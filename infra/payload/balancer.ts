@@ -3,17 +3,33 @@ import { baseView, clusterAddress, file, routeKey, setting, sh, step, sysvServic
 import { proxyNodeConfigFile } from "./proxy-node-config";
 import { HostPayload, PayloadFile, PayloadSecrets, ServiceSpec } from "./types";
 
-/** proxy-node's compiled files, keyed by their path below proxy-node/dist. */
-export type ProxyNodeArtifacts = ReadonlyMap<string, string>;
+/**
+ * proxy-node as shipped: the package's built bin, one self-contained script
+ * (proxy-node/dist/proxy-node.js, read by readProxyNodeArtifact).
+ */
+export type ProxyNodeArtifact = string;
 
-const PROXY_NODE_HOME = "/opt/proxy-node";
+/** Where the balancer keeps proxy-node's bin: one file, replaced whole when proxy-node changes. */
+export const PROXY_NODE_BIN = "/opt/proxy-node/bin/proxy-node";
+const PROXY_NODE_CONFIG = "/etc/proxy-node/config.json";
+/** How long a stop waits for in-flight requests (proxy-node's default timeouts.shutdownMs) before SIGKILL. */
+const PROXY_NODE_STOP_SECONDS = 30;
+
+/**
+ * The one way the balancer starts proxy-node: the systemd unit, the container
+ * supervisor and its config check all run the package's bin with this line.
+ * node's flags are the bin's own (its shebang, proxy-node/scripts/build.js).
+ */
+export function proxyNodeCommand(): string {
+  return sh`${PROXY_NODE_BIN} --config ${PROXY_NODE_CONFIG}`;
+}
 
 /** Apache modules mod_proxy_balancer needs on Debian, beyond what is enabled by default. */
 export function apacheBalancerModules(model: ClusterModel): string[] {
   return ["proxy", "proxy_http", "proxy_balancer", "slotmem_shm", `lbmethod_${model.balancer.lbmethod}`, "status", "rewrite", "headers"];
 }
 
-export function balancerPayload(model: ClusterModel, secrets: PayloadSecrets, artifacts: ProxyNodeArtifacts): HostPayload {
+export function balancerPayload(model: ClusterModel, secrets: PayloadSecrets, artifact: ProxyNodeArtifact): HostPayload {
   const b = model.balancer;
   const base = baseView(model, b.host);
   const members = model.web.map((w) => ({
@@ -29,15 +45,18 @@ export function balancerPayload(model: ClusterModel, secrets: PayloadSecrets, ar
     ...base,
     mode: apache ? "agent" : "serve",
     afterApache: apache,
+    command: proxyNodeCommand(),
+    stopSeconds: PROXY_NODE_STOP_SECONDS,
   });
-  const control = template("/usr/local/sbin/proxy-node-service", "balancer/proxy-node/proxy-node-service.sh.hbs", base, {
-    mode: "0755",
-  });
-  const code = [...artifacts].map(([rel, content]) => file(`${PROXY_NODE_HOME}/dist/${rel}`, content));
-  if (!code.some((f) => f.path.endsWith("/dist/cli.js"))) {
-    throw new Error("proxy-node is not built: proxy-node/dist/cli.js is missing (run `npm run build`)");
-  }
-  const proxyNodeFiles = [proxyNodeConfig, unit, control, ...code];
+  const control = template(
+    "/usr/local/sbin/proxy-node-service",
+    "balancer/proxy-node/proxy-node-service.sh.hbs",
+    { ...base, command: proxyNodeCommand(), stopSeconds: PROXY_NODE_STOP_SECONDS },
+    { mode: "0755" },
+  );
+  if (!artifact) throw new Error("proxy-node is not built: its bin (proxy-node/dist/proxy-node.js) is empty or missing (run `npm run build`)");
+  const code = file(PROXY_NODE_BIN, artifact, { mode: "0755" });
+  const proxyNodeFiles = [proxyNodeConfig, unit, control, code];
   const proxyNode: ServiceSpec = {
     name: "proxy-node",
     start: "proxy-node-service start",

@@ -1,18 +1,18 @@
 import { ClusterModel } from "../model/types";
-import { balancerPayload, ProxyNodeArtifacts } from "./balancer";
+import { balancerPayload, ProxyNodeArtifact } from "./balancer";
 import { dataPayload } from "./data";
 import { bootFiles } from "./common";
 import { HostPayload, PayloadSecrets } from "./types";
 import { webPayload } from "./web";
 
-export { ProxyNodeArtifacts } from "./balancer";
+export { ProxyNodeArtifact } from "./balancer";
 export * from "./types";
 
 /** Every host's payload, in the order they must come up: data, web servers, balancer. */
-export function buildPayloads(model: ClusterModel, secrets: PayloadSecrets, artifacts: ProxyNodeArtifacts): HostPayload[] {
+export function buildPayloads(model: ClusterModel, secrets: PayloadSecrets, artifact: ProxyNodeArtifact): HostPayload[] {
   return [
     dataPayload(model, secrets),
     ...model.web.map((w) => webPayload(model, w, secrets)),
-    balancerPayload(model, secrets, artifacts),
+    balancerPayload(model, secrets, artifact),
   ].map((p) => ({ ...p, files: [...p.files, ...bootFiles(p.services)] }));
 }

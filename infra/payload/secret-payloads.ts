@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import { ClusterModel } from "../model/types";
-import { buildPayloads, HostPayload, PayloadSecrets, ProxyNodeArtifacts } from "./index";
+import { buildPayloads, HostPayload, PayloadSecrets, ProxyNodeArtifact } from "./index";
 import { sha256 } from "./digest";
 
 /**
@@ -21,10 +21,10 @@ const PLACEHOLDERS: PayloadSecrets = { dbPassword: "(secret)", hashSalt: "(secre
 export function deliverablePayloads(
   model: ClusterModel,
   secrets: pulumi.Output<PayloadSecrets>,
-  artifacts: ProxyNodeArtifacts,
+  artifact: ProxyNodeArtifact,
 ): DeliverablePayload[] {
-  const layouts = buildPayloads(model, PLACEHOLDERS, artifacts);
-  const real = secrets.apply((s) => buildPayloads(model, s, artifacts));
+  const layouts = buildPayloads(model, PLACEHOLDERS, artifact);
+  const real = secrets.apply((s) => buildPayloads(model, s, artifact));
   return layouts.map((layout, i) => {
     const byPath = new Map(layout.files.map((f) => [f.path, f]));
     const content = (p: string): pulumi.Input<string> => {

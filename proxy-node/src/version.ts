@@ -1,1 +1,4 @@
-export const VERSION = '0.1.0';
+// The version is package.json's: the bundle inlines it, ts-node reads it.
+import { version } from '../package.json';
+
+export const VERSION: string = version;

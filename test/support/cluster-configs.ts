@@ -1,10 +1,11 @@
 /**
  * Shared stack configs for the unit, template and validator suites: plain values
  * as they appear under `drupal-cluster:` in a stack file, plus test secrets and a
- * stand-in for proxy-node's compiled code.
+ * stand-in for proxy-node's built bin.
  */
 import { validateConfig } from "../../infra/config/validate";
 import { ClusterModel } from "../../infra/model/types";
+import { ProxyNodeArtifact } from "../../infra/payload/balancer";
 import { PayloadSecrets } from "../../infra/payload/types";
 
 export const PROJECT = "drupal-cluster";
@@ -95,11 +96,8 @@ export const OTHER_SECRETS: PayloadSecrets = {
   managerToken: "another-manager-token-93",
 };
 
-/** Stands in for proxy-node/dist, which may not be built. */
-export const ARTIFACTS: ReadonlyMap<string, string> = new Map([
-  ["cli.js", "#!/usr/bin/env node\n\"use strict\";\nconsole.log('proxy-node stand-in');\n"],
-  ["lib/config.js", "\"use strict\";\nmodule.exports = {};\n"],
-]);
+/** Stands in for proxy-node's built bin (proxy-node/dist/proxy-node.js), which may not be built. */
+export const ARTIFACTS: ProxyNodeArtifact = "#!/usr/bin/env node\n\"use strict\";\nconsole.log('proxy-node stand-in');\n";
 
 /** The render matrix of the template suites: web count x engine x cookie style x app. */
 export interface RenderCase {

@@ -9,7 +9,7 @@
  */
 import { spawnSync } from "node:child_process";
 import { readStackFile } from "../../infra/config/stack-file";
-import { readProxyNodeArtifacts } from "../../infra/payload/artifacts";
+import { readProxyNodeArtifact } from "../../infra/payload/artifacts";
 import { removeByLabel } from "../../scripts/local-hosts";
 import { Registration, runWithMocks } from "./pulumi-mocks";
 
@@ -105,8 +105,8 @@ export async function recordDockerResources(stack: string): Promise<RecordedClus
   // The program must be imported after the first setMocks (see test/unit/program.test.ts).
   await runWithMocks("import", {}, {}, () => undefined);
   const { clusterProgram } = await import("../../infra/program");
-  const artifacts = readProxyNodeArtifacts();
-  const run = await runWithMocks(stack, readStackFile(stack), REPLAY_SECRETS, () => clusterProgram(artifacts));
+  const artifact = readProxyNodeArtifact();
+  const run = await runWithMocks(stack, readStackFile(stack), REPLAY_SECRETS, () => clusterProgram(artifact));
   if (run.error) throw run.error;
   if (!run.result) throw new Error(`the program returned no outputs for stack ${stack}`);
   const docker = run.registrations.filter((r) => r.type.startsWith("docker:"));

@@ -3,6 +3,7 @@ import * as crypto from "node:crypto";
 import fc from "fast-check";
 import { ConfigError } from "../../infra/config/errors";
 import { ClusterModel } from "../../infra/model/types";
+import { PROXY_NODE_BIN } from "../../infra/payload/balancer";
 import { buildPayloads } from "../../infra/payload/index";
 import { HostPayload } from "../../infra/payload/types";
 import { ARTIFACTS, dockerValues, model, SECRETS, sshValues, Values } from "../support/cluster-configs";
@@ -278,7 +279,7 @@ function fileShape(path: string, content: string): unknown {
 
 function payloadShape(p: HostPayload): Record<string, unknown> {
   const shape: Record<string, unknown> = {};
-  for (const f of p.files) if (!f.path.startsWith("/opt/proxy-node/dist/")) shape[`file ${f.path}`] = fileShape(f.path, f.content);
+  for (const f of p.files) if (f.path !== PROXY_NODE_BIN) shape[`file ${f.path}`] = fileShape(f.path, f.content);
   for (const s of [...p.prepare, ...p.configure, ...p.afterStart]) shape[`step ${s.name}`] = shellShape(s.run);
   for (const s of p.services) shape[`service ${s.name}`] = [s.start, s.reload, s.stop].map(shellShape);
   shape.packages = p.packages;

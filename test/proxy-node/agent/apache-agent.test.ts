@@ -1,15 +1,14 @@
 import { strict as assert } from 'node:assert';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { spawn, execFileSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startMember, startProxy, baseConfig, closeAll, until } from '../helpers';
+import { builtBin } from '../bin';
 import { parseManagerPage, sameWorker } from '../../../proxy-node/src/agent';
 import { validateConfig } from '../../../proxy-node/src/config';
-
-const ROOT = join(__dirname, '..', '..', '..');
 
 interface Change { w: string; flags: Record<string, string>; referer: string | undefined }
 
@@ -95,7 +94,6 @@ describe('agent: beside Apache', function () {
     const apache = await fakeApache(['http://127.0.0.1:9001', 'http://127.0.0.1:9002']);
     const dir = mkdtempSync(join(tmpdir(), 'proxy-node-agent-'));
     try {
-      execFileSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(ROOT, 'proxy-node')]);
       const f = join(dir, 'c.json');
       writeFileSync(f, JSON.stringify({
         mode: 'agent', log: { requests: false }, apache: { managerUrl: apache.url, balancer: 'drupal' },
@@ -103,7 +101,7 @@ describe('agent: beside Apache', function () {
       }));
       // Asynchronous: a synchronous spawn would block the fake Apache in this process.
       const r = await new Promise<{ status: number | null; stderr: string }>((resolve) => {
-        const c = spawn(process.execPath, [join(ROOT, 'proxy-node', 'bin', 'proxy-node'), 'drain', 'lb2', '--config', f, '--timeout', '0.2']);
+        const c = spawn(process.execPath, [builtBin(), 'drain', 'lb2', '--config', f, '--timeout', '0.2']);
         let err = '';
         c.stderr.on('data', (d: Buffer) => (err += d));
         c.on('exit', (status) => resolve({ status, stderr: err }));
@@ -132,7 +130,7 @@ describe('agent: beside Apache', function () {
         manager: { host: '127.0.0.1', port: app.managerPort, allow: ['127.0.0.0/8'], token: 'drain-token-1' },
         balancer: { members: [{ url: lb1.url, route: 'lb1' }, { url: lb2.url, route: 'lb2' }] },
       }));
-      const c = spawn(process.execPath, [join(ROOT, 'proxy-node', 'bin', 'proxy-node'), 'drain', 'lb2', '--config', f, '--timeout', '1']);
+      const c = spawn(process.execPath, [builtBin(), 'drain', 'lb2', '--config', f, '--timeout', '1']);
       const exited = new Promise<number | null>((r) => c.on('exit', (s) => r(s)));
       await until(() => app.balancer.members[1].status === 'draining', 'lb2 draining');
       await until(() => app.balancer.members[1].status === 'disabled', 'lb2 disabled after the timeout');

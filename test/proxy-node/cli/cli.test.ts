@@ -1,14 +1,14 @@
-// The CLI as an operator runs it: the compiled bin shim, a config file, signals.
+// The CLI as an operator runs it: the package's built bin, a config file, signals.
 import { strict as assert } from 'node:assert';
-import { spawn, spawnSync, ChildProcess, execFileSync } from 'node:child_process';
+import { spawn, spawnSync, ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as http from 'node:http';
 import { startMember, request, closeAll, until, sleep } from '../helpers';
+import { builtBin } from '../bin';
 
-const ROOT = join(__dirname, '..', '..', '..');
-const BIN = join(ROOT, 'proxy-node', 'bin', 'proxy-node');
+let BIN = '';
 
 function run(args: string[]) {
   return spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 20_000 });
@@ -20,7 +20,7 @@ describe('cli: proxy-node command', function () {
   const children: ChildProcess[] = [];
 
   before(() => {
-    execFileSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(ROOT, 'proxy-node')], { stdio: 'inherit' });
+    BIN = builtBin();
   });
   beforeEach(() => {
     dir = mkdtempSync(join(tmpdir(), 'proxy-node-cli-'));

@@ -1,12 +1,12 @@
 // workers > 1: node:cluster workers proxy, the primary owns manager and health checks.
 import { strict as assert } from 'node:assert';
-import { spawn, ChildProcess, execFileSync } from 'node:child_process';
+import { spawn, ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startMember, request, closeAll, until, freePort } from '../helpers';
+import { builtBin } from '../bin';
 
-const ROOT = join(__dirname, '..', '..', '..');
 const TOKEN = 'cluster-token-1';
 
 describe('cli: cluster mode (workers: 2)', function () {
@@ -14,9 +14,6 @@ describe('cli: cluster mode (workers: 2)', function () {
   let child: ChildProcess | null = null;
   let dir = '';
 
-  before(() => {
-    execFileSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(ROOT, 'proxy-node')]);
-  });
   afterEach(async () => {
     if (child && child.exitCode === null) {
       child.kill('SIGTERM');
@@ -41,7 +38,7 @@ describe('cli: cluster mode (workers: 2)', function () {
       log: { requests: false },
       balancer: { members: [{ url: lb1.url, route: 'lb1' }, { url: lb2.url, route: 'lb2' }] },
     }));
-    const c = spawn(process.execPath, [join(ROOT, 'proxy-node', 'bin', 'proxy-node'), '--config', file], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const c = spawn(process.execPath, [builtBin(), '--config', file], { stdio: ['ignore', 'ignore', 'pipe'] });
     child = c;
     let err = '';
     c.stderr?.on('data', (d: Buffer) => (err += d.toString()));

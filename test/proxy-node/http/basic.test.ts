@@ -127,7 +127,8 @@ describe('http: proxying to a member', () => {
     const lb1 = await startMember('lb1', (req, res) => {
       if (req.method === 'HEAD') {
         res.writeHead(200, { 'Content-Length': '1234' });
-        return res.end();
+        res.end();
+        return;
       }
       res.writeHead(304, { ETag: '"x"' });
       res.end();
