@@ -1,9 +1,13 @@
 /**
  * How proxy-node reaches the balancer and starts there: one file (the package's
- * built bin), one start command for the systemd unit and the container supervisor.
+ * built bin), one start command for the systemd unit and the container
+ * supervisor, and the supervisor's stop/restart run for real, locally (sh, a
+ * stand-in for proxy-node on 127.0.0.1, no docker).
  */
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
+import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import { readProxyNodeArtifact } from "../../infra/payload/artifacts";
@@ -56,6 +60,13 @@ describe("proxy-node on the balancer: one artifact, one start command", () => {
           if (f.content.includes("/opt/proxy-node")) assert.ok([UNIT, CONTROL].includes(f.path), `${f.path} names proxy-node's bin`);
         }
       });
+
+      it("the unit's stop timeout is the supervisor's bound before SIGKILL", () => {
+        const timeout = /^TimeoutStopSec=(\d+)$/m.exec(fileOf(b, UNIT).content)?.[1];
+        const bound = /^STOP_SECONDS=(\d+)$/m.exec(fileOf(b, CONTROL).content)?.[1];
+        assert.ok(timeout && Number(timeout) > 0);
+        assert.equal(bound, timeout);
+      });
     });
   }
 
@@ -88,5 +99,233 @@ describe("readProxyNodeArtifact", () => {
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+// ---- the container supervisor, run for real --------------------------------------
+
+/** Stands in for proxy-node: holds the port until its drain after SIGTERM is over. */
+const STAND_IN = `#!/usr/bin/env node
+'use strict';
+const fs = require('node:fs');
+const net = require('node:net');
+if (process.argv.includes('--check')) { console.log('config ok (stand-in)'); process.exit(0); }
+const event = (what) => fs.appendFileSync(process.env.STAND_IN_EVENTS, process.pid + ' ' + what + '\\n');
+const server = net.createServer((s) => s.end('stand-in ' + process.pid + '\\n'));
+server.on('error', (e) => { event('error ' + e.code); process.exit(1); });
+server.listen(Number(process.env.STAND_IN_PORT), '127.0.0.1', () => event('listening'));
+process.on('SIGHUP', () => event('reload'));
+process.on('SIGTERM', () => {
+  event('draining');
+  if (process.env.STAND_IN_IGNORE_TERM === '1') return;
+  // Like proxy-node with requests in flight: the port stays taken until they are done.
+  setTimeout(() => { event('exited'); process.exit(0); }, Number(process.env.STAND_IN_DRAIN_MS));
+});
+`;
+
+interface Sandbox {
+  dir: string;
+  script: string;
+  events: string;
+  port: number;
+  env: NodeJS.ProcessEnv;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.on("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * The rendered supervisor with its host paths moved into a temporary folder, the
+ * stand-in as its command, and the systemd branch off. Every edit must match
+ * exactly once, so a reshaped script fails here rather than running unedited.
+ */
+async function sandbox(stopSeconds: number, env: Record<string, string>): Promise<Sandbox> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "proxy-node-service-"));
+  const standIn = path.join(dir, "stand-in");
+  fs.writeFileSync(standIn, STAND_IN, { mode: 0o755 });
+  let text = fileOf(balancer(sshValues({ engine: "proxy-node" })), CONTROL).content;
+  const edits: Array<[RegExp, string]> = [
+    [/^PIDFILE=.*$/m, `PIDFILE=${dir}/proxy-node.pid`],
+    [/^SUPERVISOR_PIDFILE=.*$/m, `SUPERVISOR_PIDFILE=${dir}/proxy-node-supervisor.pid`],
+    [/^LOG=.*$/m, `LOG=${dir}/proxy-node.log`],
+    [/^CMD=.*$/m, `CMD=${standIn}`],
+    [/^STOP_SECONDS=.*$/m, `STOP_SECONDS=${stopSeconds}`],
+    [/\[ -d \/run\/systemd\/system \]/, "false"],
+  ];
+  for (const [re, to] of edits) {
+    assert.equal(text.match(new RegExp(re.source, `${re.flags}g`))?.length, 1, `the supervisor script has no single ${re}`);
+    text = text.replace(re, to);
+  }
+  assert.doesNotMatch(text, /\/run\/proxy-node|\/var\/log|\/opt\/proxy-node/, "a host path is left in the sandboxed script");
+  const script = path.join(dir, "proxy-node-service");
+  fs.writeFileSync(script, text, { mode: 0o755 });
+  const events = path.join(dir, "events");
+  fs.writeFileSync(events, "");
+  const port = await freePort();
+  return {
+    dir,
+    script,
+    events,
+    port,
+    env: {
+      ...process.env,
+      PATH: `${path.dirname(process.execPath)}:${process.env.PATH ?? "/usr/bin:/bin"}`,
+      STAND_IN_EVENTS: events,
+      STAND_IN_PORT: String(port),
+      STAND_IN_DRAIN_MS: "2000",
+      ...env,
+    },
+  };
+}
+
+function run(sb: Sandbox, action: string): { status: number | null; out: string; ms: number } {
+  const t0 = Date.now();
+  const r = spawnSync(sb.script, [action], { env: sb.env, encoding: "utf8", timeout: 60_000 });
+  return { status: r.status, out: `${r.stdout}${r.stderr}`, ms: Date.now() - t0 };
+}
+
+/** Processes of this sandbox, from /proc: the supervisors and the stand-ins. */
+function processes(sb: Sandbox): { supervisors: number[]; standIns: number[] } {
+  const out = { supervisors: [] as number[], standIns: [] as number[] };
+  for (const e of fs.readdirSync("/proc")) {
+    if (!/^\d+$/.test(e)) continue;
+    let argv: string[];
+    try {
+      if (/\) Z /.test(fs.readFileSync(`/proc/${e}/stat`, "utf8"))) continue;
+      argv = fs.readFileSync(`/proc/${e}/cmdline`, "utf8").split("\0");
+    } catch {
+      continue;
+    }
+    if (argv.includes(sb.script) && argv.includes("supervise")) out.supervisors.push(Number(e));
+    if (argv.includes(path.join(sb.dir, "stand-in"))) out.standIns.push(Number(e));
+  }
+  return out;
+}
+
+function events(sb: Sandbox): string[] {
+  return fs.readFileSync(sb.events, "utf8").split("\n").filter(Boolean);
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+async function until(what: string, ok: () => boolean, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!ok()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return !/\) Z /.test(fs.readFileSync(`/proc/${pid}/stat`, "utf8"));
+  } catch {
+    return false;
+  }
+}
+
+function answer(port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect(port, "127.0.0.1");
+    let data = "";
+    s.on("data", (d) => (data += d));
+    s.on("end", () => resolve(data));
+    s.on("error", reject);
+  });
+}
+
+describe("proxy-node-service without systemd (the container supervisor)", function () {
+  this.timeout(60_000);
+  let sb: Sandbox | undefined;
+
+  afterEach(() => {
+    if (!sb) return;
+    // Whatever a failed test left running of this sandbox (our own processes, by pid).
+    const left = processes(sb);
+    for (const pid of [...left.supervisors, ...left.standIns]) {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {
+        /* gone already */
+      }
+    }
+    fs.rmSync(sb.dir, { recursive: true, force: true });
+    sb = undefined;
+  });
+
+  it("restart waits for the draining process to exit: then one supervisor, one process, the port never found taken", async () => {
+    sb = await sandbox(10, {});
+    const s = sb;
+    const start = run(s, "start");
+    assert.equal(start.status, 0, start.out);
+    await until("the first process to listen", () => events(s).some((e) => e.endsWith(" listening")));
+    const first = Number(fs.readFileSync(path.join(s.dir, "proxy-node.pid"), "utf8"));
+    assert.ok(alive(first));
+
+    const restart = run(s, "restart");
+    assert.equal(restart.status, 0, restart.out);
+    assert.ok(!alive(first), `restart returned after ${restart.ms} ms while the old process (${first}) was still draining`);
+    assert.ok(events(s).includes(`${first} exited`), events(s).join("\n"));
+
+    // Past the drain and a few of the supervisor's restart cycles.
+    await until("the new process to listen", () => events(s).filter((e) => e.endsWith(" listening")).length >= 2);
+    await sleep(3000);
+    const now = processes(s);
+    assert.equal(now.supervisors.length, 1, `supervisors: ${now.supervisors.join(", ")}\n${events(s).join("\n")}`);
+    assert.equal(now.standIns.length, 1, `processes: ${now.standIns.join(", ")}\n${events(s).join("\n")}`);
+    assert.deepEqual(events(s).filter((e) => e.includes("error")), [], "a process found the port taken");
+    assert.match(await answer(s.port), new RegExp(`^stand-in ${now.standIns[0]}\\n$`));
+    assert.equal(run(s, "status").status, 0);
+
+    const stop = run(s, "stop");
+    assert.equal(stop.status, 0, stop.out);
+    assert.deepEqual(processes(s), { supervisors: [], standIns: [] });
+    assert.notEqual(run(s, "status").status, 0);
+  });
+
+  it("stop is bounded: a process that ignores SIGTERM gets SIGKILL after STOP_SECONDS, and stop returns once it is gone", async () => {
+    sb = await sandbox(1, { STAND_IN_IGNORE_TERM: "1" });
+    const s = sb;
+    assert.equal(run(s, "start").status, 0);
+    await until("the process to listen", () => events(s).some((e) => e.endsWith(" listening")));
+    const stop = run(s, "stop");
+    assert.equal(stop.status, 0, stop.out);
+    assert.match(stop.out, /did not stop within 1 s: SIGKILL/);
+    assert.ok(stop.ms >= 1000 && stop.ms < 10_000, `stop took ${stop.ms} ms`);
+    assert.deepEqual(processes(s), { supervisors: [], standIns: [] });
+    assert.ok(events(s).some((e) => e.endsWith(" draining")), "the process was not asked to stop first");
+    // The port is free again.
+    const again = net.createServer();
+    await new Promise<void>((resolve, reject) => {
+      again.on("error", reject);
+      again.listen(s.port, "127.0.0.1", () => resolve());
+    });
+    await new Promise((r) => again.close(r));
+  });
+
+  it("a process that dies is started again by its supervisor; start while running starts nothing more", async () => {
+    sb = await sandbox(10, {});
+    const s = sb;
+    assert.equal(run(s, "start").status, 0);
+    await until("the process to listen", () => events(s).some((e) => e.endsWith(" listening")));
+    assert.equal(run(s, "start").status, 0);
+    const [first] = processes(s).standIns;
+    process.kill(first, "SIGKILL");
+    await until("a second process to listen", () => events(s).filter((e) => e.endsWith(" listening")).length === 2);
+    const now = processes(s);
+    assert.equal(now.supervisors.length, 1);
+    assert.equal(now.standIns.length, 1);
+    assert.notEqual(now.standIns[0], first);
+    assert.equal(run(s, "stop").status, 0);
+    assert.deepEqual(processes(s), { supervisors: [], standIns: [] });
   });
 });
