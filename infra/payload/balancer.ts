@@ -40,7 +40,7 @@ export function balancerPayload(model: ClusterModel, secrets: PayloadSecrets, ar
   const apache = b.engine === "apache";
 
   // proxy-node's own config type, checked by proxy-node's validation as it is rendered.
-  const proxyNodeConfig = proxyNodeConfigFile(model, secrets, "/etc/proxy-node/config.json");
+  const proxyNodeConfig = proxyNodeConfigFile(model, secrets, PROXY_NODE_CONFIG);
   const unit = template("/etc/systemd/system/proxy-node.service", "balancer/proxy-node/proxy-node.service.hbs", {
     ...base,
     mode: apache ? "agent" : "serve",
