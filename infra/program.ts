@@ -26,8 +26,8 @@ export function clusterProgram(artifact?: ProxyNodeArtifact): ClusterOutputs {
   const payloads = deliverablePayloads(
     model,
     pulumi
-      .all([secrets.dbPassword, secrets.hashSalt, secrets.managerToken])
-      .apply(([dbPassword, hashSalt, managerToken]) => ({ dbPassword, hashSalt, managerToken })),
+      .all([secrets.dbPassword, secrets.hashSalt, secrets.managerToken, secrets.cronKey])
+      .apply(([dbPassword, hashSalt, managerToken, cronKey]) => ({ dbPassword, hashSalt, managerToken, cronKey })),
     artifact ?? readProxyNodeArtifact(),
   );
   if (model.target === "ssh") deliverOverSsh(payloads, secrets.sshPrivateKey);

@@ -68,7 +68,7 @@ export function checkPayloadBeforeChange(model: ClusterModel, opts: StackOptions
     say("payload check skipped (--skip-payload-check)");
     return;
   }
-  const placeholders = { dbPassword: "(secret)", hashSalt: "(secret)", managerToken: "(secret)" };
+  const placeholders = { dbPassword: "(secret)", hashSalt: "(secret)", managerToken: "(secret)", cronKey: "(secret)" };
   // proxy-node's bin is not among the checked files, so a stand-in does for it.
   const payloads = buildPayloads(model, placeholders, "(proxy-node's bin: checked by its own build)");
   const result = checkPayloads(model, payloads, say);
@@ -161,7 +161,7 @@ export async function ensureSecrets(stack: Stack, model: ClusterModel, keyRoot =
   const have = await stack.getAllConfig();
   const missing = (k: string): boolean => !(`${PROJECT}:${k}` in have);
   const local = model.localHosts !== undefined;
-  for (const k of ["dbPassword", "hashSalt", "managerToken"]) {
+  for (const k of ["dbPassword", "hashSalt", "managerToken", "cronKey"]) {
     if (!missing(k)) continue;
     if (!local) {
       throw new Error(

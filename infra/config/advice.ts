@@ -14,6 +14,7 @@ export function secretAdvice(stack: string, key: string): string {
     dbPassword: "openssl rand -base64 24 |",
     hashSalt: "openssl rand -base64 48 |",
     managerToken: "openssl rand -hex 24 |",
+    cronKey: "openssl rand -hex 24 |",
   };
   const set = pulumiCommand(`config set --stack ${stack} --secret ${key}`);
   return source[key] === undefined ? `${set} < ~/.ssh/drupal-cluster-${stack}` : `${source[key]} ${set}`;

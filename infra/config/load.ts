@@ -43,7 +43,7 @@ export function loadStack(): LoadedStack {
   const project = pulumi.getProject();
   const model = validateConfig({ project, stack: pulumi.getStack() }, projectValues(project, pulumi.runtime.allConfig()));
   const config = new pulumi.Config(project);
-  const needed: SecretKey[] = ["dbPassword", "hashSalt", "managerToken"];
+  const needed: SecretKey[] = ["dbPassword", "hashSalt", "managerToken", "cronKey"];
   if (model.target === "ssh") needed.push("sshPrivateKey");
   const secrets = {} as StackSecrets;
   for (const key of needed) {

@@ -4,6 +4,7 @@
  * program before the first host is touched. Messages never show the value.
  */
 import { secretAdvice } from "./advice";
+import { CRON_KEY, CRON_KEY_RULE } from "./cron";
 import { ConfigError } from "./errors";
 import type { SecretKey } from "./validate";
 
@@ -19,6 +20,8 @@ const RULES: Partial<Record<SecretKey, SecretRule>> = {
   dbPassword: { ok: (v) => v.length > 0, accepted: "a non-empty password" },
   // Drupal refuses to start with an empty hash_salt.
   hashSalt: { ok: (v) => v.length > 0, accepted: "a non-empty value" },
+  // It lands in Drupal's cron URL and a curl config line (infra/config/cron.ts).
+  cronKey: { ok: (v) => CRON_KEY.test(v), accepted: CRON_KEY_RULE },
 };
 
 export function checkSecret(project: string, stack: string, key: SecretKey, value: string): void {

@@ -24,6 +24,7 @@ import {
   STICKYSESSION_MAX,
   SYSTEM_SCHEMAS,
 } from "./grammar";
+import { readCron } from "./cron";
 import { checkClusterAddress, checkIPv4Block, checkRequireIp, checkSshHost } from "./network";
 import { checkPublicPath } from "./paths";
 import { pcreProblem } from "./pcre";
@@ -54,7 +55,7 @@ export const LBMETHODS: readonly LbMethod[] = ["byrequests", "bybusyness", "bytr
 export const LOG_LEVELS: readonly LogLevel[] = ["emerg", "alert", "crit", "error", "warn", "notice", "info", "debug"];
 
 /** Secret settings: read with config.requireSecret, never part of the plain model. */
-export const SECRET_KEYS = ["dbPassword", "hashSalt", "managerToken", "sshPrivateKey"] as const;
+export const SECRET_KEYS = ["dbPassword", "hashSalt", "managerToken", "cronKey", "sshPrivateKey"] as const;
 export type SecretKey = (typeof SECRET_KEYS)[number];
 
 const TOP_LEVEL_KEYS = [
@@ -70,6 +71,7 @@ const TOP_LEVEL_KEYS = [
   "docker",
   "localHosts",
   "localHostKeys",
+  "cron",
   ...SECRET_KEYS,
 ];
 
@@ -164,6 +166,7 @@ export function validateConfig(id: StackIdentity, values: Record<string, unknown
     files: { publicPath, share },
     docker,
     localHosts: root.has("localHosts") ? readLocalHosts(root.child("localHosts"), id, target) : undefined,
+    cron: readCron(root.child("cron")),
   };
 }
 

@@ -168,6 +168,12 @@ export interface ClusterModel {
   files: FilesModel;
   docker?: DockerModel;
   localHosts?: LocalHostsModel;
+  cron: CronModel;
+}
+
+/** Drupal's cron, run once per period for the whole cluster from the balancer (infra/payload/cron.ts). */
+export interface CronModel {
+  periodSeconds: number;
 }
 
 export function allHosts(m: ClusterModel): HostModel[] {

@@ -16,7 +16,7 @@ export interface DeliverablePayload {
   digest(paths: string[]): pulumi.Input<string>;
 }
 
-const PLACEHOLDERS: PayloadSecrets = { dbPassword: "(secret)", hashSalt: "(secret)", managerToken: "(secret)" };
+const PLACEHOLDERS: PayloadSecrets = { dbPassword: "(secret)", hashSalt: "(secret)", managerToken: "(secret)", cronKey: "(secret)" };
 
 export function deliverablePayloads(
   model: ClusterModel,

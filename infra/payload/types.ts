@@ -54,4 +54,6 @@ export interface PayloadSecrets {
   dbPassword: string;
   hashSalt: string;
   managerToken: string;
+  /** What the balancer's cron timer calls the cron URL with (infra/payload/cron.ts). */
+  cronKey: string;
 }

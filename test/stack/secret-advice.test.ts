@@ -55,7 +55,7 @@ describe("advice for a missing secret, run as printed", function () {
       const r = spawnSync("bash", ["-c", command], { cwd: REPO_ROOT, encoding: "utf8" });
       assert.equal(r.status, 0, `\`${command}\` failed: ${r.stderr}`);
     }
-    assert.deepEqual(asked.sort(), ["dbPassword", "hashSalt", "managerToken", "sshPrivateKey"]);
+    assert.deepEqual(asked.sort(), ["cronKey", "dbPassword", "hashSalt", "managerToken", "sshPrivateKey"]);
     const { stack } = await openStack(STACK, { skipPayloadCheck: true });
     const key = (await stack.getConfig("drupal-cluster:sshPrivateKey")).value;
     assert.equal(key.trim(), fs.readFileSync(KEY_FILE, "utf8").trim(), "the private key arrived changed");

@@ -88,12 +88,14 @@ export const SECRETS: PayloadSecrets = {
   dbPassword: "db-Pa55'word\\with-quotes",
   hashSalt: "hash-salt-7f3a9c2e-test",
   managerToken: "manager-token-0b1d2e-test",
+  cronKey: "cron-key-5e8a1f-test",
 };
 
 export const OTHER_SECRETS: PayloadSecrets = {
   dbPassword: "another-db-password-91",
   hashSalt: "another-hash-salt-92",
   managerToken: "another-manager-token-93",
+  cronKey: "another-cron-key-94",
 };
 
 /** Stands in for proxy-node's built bin (proxy-node/dist/proxy-node.js), which may not be built. */

@@ -81,6 +81,7 @@ export const REPLAY_SECRETS = {
   dbPassword: "replay-DB-password-4e7a91c2",
   hashSalt: "replay-hash-salt-0b6d33f8",
   managerToken: "replay-manager-token-7c2e58a1",
+  cronKey: "replay-cron-key-2f9b6d07",
 };
 
 const KNOWN: Record<string, string[]> = {

@@ -35,6 +35,7 @@ export const TEST_STACK_SECRETS = {
   dbPassword: "unit-DB-password-5c1e",
   hashSalt: "unit-hash-salt-8d2f",
   managerToken: "unit-manager-token-3a7b",
+  cronKey: "unit-cron-key-9d41",
   sshPrivateKey: "-----BEGIN OPENSSH PRIVATE KEY-----\nunit-ssh-key-6e4c\n-----END OPENSSH PRIVATE KEY-----",
 };
 

@@ -67,7 +67,7 @@ describe("scripts/stack.ts: secrets never on a command line", () => {
   it("the generated secrets and the SSH private key of a local stack go to the CLI on stdin, in no process's arguments", async () => {
     await ensureSecrets(stack, modelFromStackFile("dev"), path.join(dir, "keys"));
     const sets = calls().filter((c) => c.args[0] === "config" && c.args[1] === "set");
-    const keys = ["dbPassword", "hashSalt", "managerToken", "sshPrivateKey"].map((k) => `${PROJECT}:${k}`);
+    const keys = ["dbPassword", "hashSalt", "managerToken", "cronKey", "sshPrivateKey"].map((k) => `${PROJECT}:${k}`);
     assert.deepEqual(sets.map((c) => c.args[c.args.length - 1]).sort(), [...keys].sort(), JSON.stringify(sets.map((c) => c.args)));
     const privateKey = fs.readFileSync(path.join(dir, "keys", ".secrets", "dev-ssh-key"), "utf8");
     for (const c of sets) {
