@@ -2,6 +2,7 @@ import { ClusterModel } from "../model/types";
 import { balancerPayload, ProxyNodeArtifact } from "./balancer";
 import { dataPayload } from "./data";
 import { bootFiles } from "./common";
+import { withCron } from "./cron";
 import { HostPayload, PayloadSecrets } from "./types";
 import { webPayload } from "./web";
 
@@ -14,5 +15,7 @@ export function buildPayloads(model: ClusterModel, secrets: PayloadSecrets, arti
     dataPayload(model, secrets),
     ...model.web.map((w) => webPayload(model, w, secrets)),
     balancerPayload(model, secrets, artifact),
-  ].map((p) => ({ ...p, files: [...p.files, ...bootFiles(p.services)] }));
+  ]
+    .map((p) => withCron(model, secrets, p))
+    .map((p) => ({ ...p, files: [...p.files, ...bootFiles(p.services)] }));
 }
