@@ -1,6 +1,6 @@
 import { strict as assert } from 'node:assert';
-import { parseCidr, ipAllowed } from '../../../proxy-node/src/cidr';
-import { isHopByHop, connectionTokens } from '../../../proxy-node/src/proxy/hop';
+import { parseCidr, ipAllowed } from '../../src/cidr';
+import { isHopByHop, connectionTokens } from '../../src/proxy/hop';
 
 describe('unit: CIDR allowlist', () => {
   const allow = ['127.0.0.0/8', '172.16.0.0/12', '::1/128'].map((c) => parseCidr(c)!);

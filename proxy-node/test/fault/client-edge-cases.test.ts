@@ -11,10 +11,10 @@ import * as net from 'node:net';
 import * as v8 from 'node:v8';
 import * as vm from 'node:vm';
 import type { AddressInfo } from 'node:net';
-import type { ProxyNode } from '../../../proxy-node/src/app';
+import type { ProxyNode } from '../../src/app';
 import { startMember, startProxy, baseConfig, closeAll, sleep, until, request } from '../helpers';
 import { RawClient, rawMember, closeRawMembers, destroyRawClients, header, show } from '../raw-http';
-import { recordFigure } from '../../support/figures';
+import { recordFigure } from '../../../test/support/figures';
 
 // ---------------------------------------------------------------------------
 // Wire helpers (the raw client and member are in ../raw-http; this file waits

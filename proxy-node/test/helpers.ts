@@ -3,9 +3,9 @@
 import * as http from 'node:http';
 import * as net from 'node:net';
 import type { AddressInfo } from 'node:net';
-import { validateConfig, Config } from '../../proxy-node/src/config';
-import { ProxyNode } from '../../proxy-node/src/app';
-import { silentLogger, Logger } from '../../proxy-node/src/log';
+import { validateConfig, Config } from '../src/config';
+import { ProxyNode } from '../src/app';
+import { silentLogger, Logger } from '../src/log';
 
 const closers: Array<() => Promise<void>> = [];
 

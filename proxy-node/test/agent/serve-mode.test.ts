@@ -2,7 +2,7 @@ import { strict as assert } from 'node:assert';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { startMember, startProxy, closeAll, until, sleep } from '../helpers';
-import { validateConfig } from '../../../proxy-node/src/config';
+import { validateConfig } from '../../src/config';
 
 /**
  * A balancer-manager that answers like Apache's (a nonce and the workers'

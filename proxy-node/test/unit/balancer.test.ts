@@ -1,6 +1,6 @@
 import { strict as assert } from 'node:assert';
-import { Balancer } from '../../../proxy-node/src/balancer';
-import { validateConfig, MemberStatus } from '../../../proxy-node/src/config';
+import { Balancer } from '../../src/balancer';
+import { validateConfig, MemberStatus } from '../../src/config';
 
 function balancer(statuses: MemberStatus[], extra: Record<string, unknown> = {}): Balancer {
   const cfg = validateConfig({

@@ -4,7 +4,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-export const PACKAGE = join(__dirname, '..', '..', 'proxy-node');
+export const PACKAGE = join(__dirname, '..');
 
 let built = '';
 

@@ -1,5 +1,5 @@
 import { strict as assert } from 'node:assert';
-import { ResponseParser, ResponseHead, ParseError } from '../../../proxy-node/src/proxy/response-parser';
+import { ResponseParser, ResponseHead, ParseError } from '../../src/proxy/response-parser';
 
 interface Seen { heads: ResponseHead[]; body: string; complete: number }
 

@@ -1,6 +1,6 @@
 import { strict as assert } from 'node:assert';
 import { availableParallelism } from 'node:os';
-import { autoWorkers, validateConfig } from '../../../proxy-node/src/config';
+import { autoWorkers, validateConfig } from '../../src/config';
 
 const ok = { balancer: { members: [{ url: 'http://lb1:80', route: 'lb1' }] } };
 

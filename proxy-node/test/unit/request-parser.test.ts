@@ -6,8 +6,8 @@ import {
   BodyDecoder,
   BodySink,
   Framing,
-} from '../../../proxy-node/src/proxy/request-parser';
-import { refuseStatus } from '../../../proxy-node/src/proxy/incoming';
+} from '../../src/proxy/request-parser';
+import { refuseStatus } from '../../src/proxy/incoming';
 import { damage, prng } from '../fuzz';
 
 const MAX_HEADERS = 100;

@@ -7,8 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startMember, startProxy, baseConfig, closeAll, until } from '../helpers';
 import { builtBin } from '../bin';
-import { parseManagerPage, sameWorker } from '../../../proxy-node/src/agent';
-import { validateConfig } from '../../../proxy-node/src/config';
+import { parseManagerPage, sameWorker } from '../../src/agent';
+import { validateConfig } from '../../src/config';
 
 interface Change { w: string; flags: Record<string, string>; referer: string | undefined }
 

@@ -1,7 +1,7 @@
 import { strict as assert } from 'node:assert';
-import { Member } from '../../../proxy-node/src/members';
-import { ByBusyness } from '../../../proxy-node/src/strategies/bybusyness';
-import { ByTraffic } from '../../../proxy-node/src/strategies/bytraffic';
+import { Member } from '../../src/members';
+import { ByBusyness } from '../../src/strategies/bybusyness';
+import { ByTraffic } from '../../src/strategies/bytraffic';
 
 function members(weights: number[]): Member[] {
   return weights.map((w, i) => new Member({ url: `http://127.0.0.1:${1000 + i}`, host: '127.0.0.1', port: 1000 + i, route: `lb${i + 1}`, lbfactor: w, retry: 10, status: 'enabled', maxSockets: 1, maxQueue: 0 }));

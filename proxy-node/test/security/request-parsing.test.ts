@@ -5,7 +5,7 @@
 import { strict as assert } from 'node:assert';
 import * as net from 'node:net';
 import { startMember, startProxy, baseConfig, closeAll, sleep, until, MemberServer } from '../helpers';
-import type { ProxyNode } from '../../../proxy-node/src/app';
+import type { ProxyNode } from '../../src/app';
 import { parseResponses, show } from '../raw-http';
 
 const clients = new Set<net.Socket>();

@@ -1,6 +1,6 @@
 import { strict as assert } from 'node:assert';
-import { Member } from '../../../proxy-node/src/members';
-import { ByRequests } from '../../../proxy-node/src/strategies/byrequests';
+import { Member } from '../../src/members';
+import { ByRequests } from '../../src/strategies/byrequests';
 
 function members(weights: number[]): Member[] {
   return weights.map((w, i) => new Member({ url: `http://127.0.0.1:${1000 + i}`, host: '127.0.0.1', port: 1000 + i, route: `lb${i + 1}`, lbfactor: w, retry: 10, status: 'enabled', maxSockets: 1, maxQueue: 0 }));

@@ -4,8 +4,8 @@
 import { strict as assert } from 'node:assert';
 import { startMember, startProxy, baseConfig, request, closeAll, until } from '../helpers';
 import { blackhole, Blackhole } from '../blackhole';
-import { probe } from '../../../proxy-node/src/health';
-import { Member } from '../../../proxy-node/src/members';
+import { probe } from '../../src/health';
+import { Member } from '../../src/members';
 
 describe('fault: a member that no longer completes a connect', function () {
   this.timeout(30_000);

@@ -5,8 +5,8 @@ import { mkdtempSync, writeFileSync, rmSync, chmodSync, existsSync } from 'node:
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startMember, closeAll, until, request, freePort } from '../helpers';
-import { ApacheAgent } from '../../../proxy-node/src/agent';
-import { silentLogger } from '../../../proxy-node/src/log';
+import { ApacheAgent } from '../../src/agent';
+import { silentLogger } from '../../src/log';
 
 const APACHE = '/usr/sbin/apache2';
 const MODULES = '/usr/lib/apache2/modules';

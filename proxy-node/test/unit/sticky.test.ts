@@ -1,5 +1,5 @@
 import { strict as assert } from 'node:assert';
-import { cookieValue, urlParamValue, routeFromValue, requestedRoute, parseStickyNames, StickyOptions } from '../../../proxy-node/src/sticky';
+import { cookieValue, urlParamValue, routeFromValue, requestedRoute, parseStickyNames, StickyOptions } from '../../src/sticky';
 
 const balanceid: StickyOptions = { names: parseStickyNames('BALANCEID'), separator: '.', semicolonEndsParam: true, trustCookieOnly: false };
 const jsession: StickyOptions = { names: parseStickyNames('JSESSIONID|jsessionid'), separator: '.', semicolonEndsParam: true, trustCookieOnly: false };
