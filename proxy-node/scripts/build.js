@@ -19,9 +19,29 @@ const OUT = path.join(ROOT, pkg.bin['proxy-node']);
 
 /** Bundles src/cli.ts into the bin; returns its path. */
 function build() {
-  // Nothing but the bundle in dist/: output of former builds (tsc's one file per
+  const dist = path.dirname(OUT);
+  fs.mkdirSync(dist, { recursive: true });
+  // Written beside and renamed over the bin: a process starting it meanwhile
+  // (a test, a cluster worker) finds the old one or the new one, never half.
+  const tmp = path.join(dist, `.${path.basename(OUT)}.${process.pid}.tmp`);
+  try {
+    bundle(tmp);
+  } catch (e) {
+    fs.rmSync(tmp, { force: true });
+    throw e;
+  }
+  fs.chmodSync(tmp, 0o755);
+  // Nothing but the bin in dist/: output of former builds (tsc's one file per
   // module) must not linger where it could be mistaken for the artifact.
-  fs.rmSync(path.dirname(OUT), { recursive: true, force: true });
+  for (const e of fs.readdirSync(dist)) {
+    const f = path.join(dist, e);
+    if (f !== tmp && f !== OUT && !e.startsWith('.')) fs.rmSync(f, { recursive: true, force: true });
+  }
+  fs.renameSync(tmp, OUT);
+  return OUT;
+}
+
+function bundle(outfile) {
   buildSync({
     entryPoints: [path.join(ROOT, 'src', 'cli.ts')],
     bundle: true,
@@ -29,13 +49,11 @@ function build() {
     // Debian bookworm's nodejs is 18: the balancer runs what this emits.
     target: 'node18',
     format: 'cjs',
-    outfile: OUT,
+    outfile,
     banner: { js: '#!/usr/bin/env -S node --max-semi-space-size=4' },
     legalComments: 'none',
     logLevel: 'error',
   });
-  fs.chmodSync(OUT, 0o755);
-  return OUT;
 }
 
 module.exports = { build, OUT };
