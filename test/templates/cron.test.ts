@@ -228,7 +228,7 @@ describe("cron: the loop and the endpoint, run in the validator container", func
     ensureValidatorImage((s) => console.log(`      ${s}`));
   });
 
-  it("without systemd: start runs `run` every period in a loop of its own (started once however often start is called), status follows it, stop ends it and a run under way; a failed run does not end the loop", function () {
+  it("without systemd: start runs `run` every period in a loop of its own (started once however often start is called), status follows it, stop ends it at once, asleep or not; a failed run does not end the loop", function () {
     this.timeout(120_000);
     const files = shortPeriodBalancer(model(sshValues()), 1);
     // A curl that records its arguments and fails every third call; the key must not be among the arguments.
@@ -256,12 +256,22 @@ describe("cron: the loop and the endpoint, run in the validator container", func
       'echo "calls: $(wc -l </tmp/calls)"',
       "sleep 2",
       'echo "calls after stop: $(wc -l </tmp/calls)"',
+      // A loop asleep in a long period: stop must end it at once, not when it wakes.
+      `sed -i 's/^PERIOD=1$/PERIOD=300/' ${cron}`,
+      `${cron} start && sleep 1 && ${cron} status || { echo "FAIL: start with a long period"; exit 1; }`,
+      "t0=$(date +%s%N)",
+      `${cron} stop || { echo "FAIL: stop of a sleeping loop"; exit 1; }`,
+      'echo "stop took ms: $((($(date +%s%N) - t0) / 1000000))"',
+      `echo "left after the long period: $(procs 'drupal-cluster-cron')"`,
       "echo '--- calls'; cat /tmp/calls; echo '--- log'; cat /var/log/drupal-cluster-cron.log",
     ].join("\n");
     const r = validateInContainer([...files, fakeCurl], script);
     assert.equal(r.status, 0, r.output);
     assert.match(r.output, /^loops: 1$/m, r.output);
     assert.match(r.output, /^left: 0$/m, r.output);
+    assert.match(r.output, /^left after the long period: 0$/m, r.output);
+    const stopMs = Number(/^stop took ms: (\d+)$/m.exec(r.output)?.[1]);
+    assert.ok(stopMs < 2000, `stopping a loop asleep in a 300 s period took ${stopMs} ms:\n${r.output}`);
     const calls = Number(/^calls: (\d+)$/m.exec(r.output)?.[1]);
     // The first run one period after the start, then one a period: 6 in 6.5 s (a second's slack for the start).
     assert.ok(calls >= 5 && calls <= 7, `${calls} runs in 6.5 s with a period of 1 s:\n${r.output}`);
