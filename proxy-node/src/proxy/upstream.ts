@@ -1,5 +1,5 @@
 // Keep-alive connection pool to one member, on plain net sockets with the
-// response parser in parse.ts. One pool per member; at most `maxSockets`
+// response parser in response-parser.ts. One pool per member; at most `maxSockets`
 // connections, upgraded ones included; requests beyond that wait in FIFO
 // order, at most `maxQueue` of them and each at most `queueMs` (then 503, as
 // HAProxy's `timeout queue`). Listeners are set once per socket, never per request.
@@ -247,6 +247,8 @@ export class Pool {
   private checking = false;
   /** Requests failed because their member stopped accepting connections. */
   unreachableFailures = 0;
+  /** Reachability checks started (stalled requests share one). */
+  reachabilityChecks = 0;
 
   constructor(
     readonly host: string,
@@ -382,6 +384,11 @@ export class Pool {
     return conn;
   }
 
+  /** A reachability check is running. */
+  get checkRunning(): boolean {
+    return this.checking;
+  }
+
   /**
    * Starts a reachability check when a request has waited STALL_MS for its
    * first answer byte and no check started since it was sent. One check at a
@@ -400,6 +407,7 @@ export class Pool {
     if (!stalled) return;
     this.checking = true;
     this.checkStartedAt = now;
+    this.reachabilityChecks++;
     checkAccepts(this.host, this.port, this.connectMs, (reachable, why) => {
       this.checking = false;
       if (!reachable && !this.closed) this.unreachable(why);

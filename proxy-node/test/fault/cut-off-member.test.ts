@@ -7,14 +7,17 @@
 import { strict as assert } from 'node:assert';
 import { spawn, ChildProcess } from 'node:child_process';
 import * as net from 'node:net';
-import { startMember, startProxy, baseConfig, request, closeAll, sleep } from '../helpers';
+import { startMember, startProxy, baseConfig, request, closeAll, sleep, until } from '../helpers';
+import type { Pool } from '../../src/proxy/upstream';
 
 // Serves one request on each of its first two connections and keeps them open,
-// then reads and answers nothing more and accepts nothing more (listen(0)).
+// then reads and answers nothing more and accepts nothing more. Its accept
+// queue (listen(4)) takes a reachability check's connect while the two are
+// served, however slowly; cut() then fills it, and further SYNs are dropped.
 const PY = [
   'import socket, time',
   's = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)',
-  's.bind(("127.0.0.1", 0)); s.listen(0)',
+  's.bind(("127.0.0.1", 0)); s.listen(4)',
   'print(s.getsockname()[1], flush=True)',
   'kept = []',
   'for _ in range(2):',
@@ -41,7 +44,7 @@ async function memberToBeCutOff(): Promise<CutOff> {
   return {
     url: `http://127.0.0.1:${port}`,
     cut: async () => {
-      for (let i = 0; i < 3; i++) fillers.push(net.connect(port, '127.0.0.1').on('error', () => undefined));
+      for (let i = 0; i < 8; i++) fillers.push(net.connect(port, '127.0.0.1').on('error', () => undefined));
       await sleep(200);
     },
     close: () => {
@@ -63,7 +66,7 @@ describe('fault: a member cut off while a kept-alive connection to it is pooled'
   const CONNECT_MS = 500;
   const HEADERS_MS = 10_000;
 
-  async function setUp(): Promise<{ port: number; lb2Seen: () => number }> {
+  async function setUp(): Promise<{ port: number; lb2Seen: () => number; pool: Pool }> {
     member = await memberToBeCutOff();
     const lb2 = await startMember('lb2');
     const app = await startProxy(baseConfig([{ url: member.url, route: 'lb1' }, { url: lb2.url, route: 'lb2' }], { timeouts: { connectMs: CONNECT_MS, headersMs: HEADERS_MS } }));
@@ -71,10 +74,14 @@ describe('fault: a member cut off while a kept-alive connection to it is pooled'
     const first = await Promise.all([0, 1].map(() => request(app.port, { path: '/', headers: { Cookie: 'BALANCEID=balancer.lb1' } })));
     assert.deepEqual(first.map((r) => r.body), ['lb1', 'lb1']);
     await member.cut();
-    return { port: app.port, lb2Seen: () => lb2.seen.length };
+    return { port: app.port, lb2Seen: () => lb2.seen.length, pool: app.balancer.members[0].pool };
   }
 
-  it('a pinned GET on the dead connection is answered by another member within the stall check plus the connect deadline', async () => {
+  // What the client notices is being answered instead of waiting for the answer
+  // timeout (10 s); the exact figure depends on the machine's load, so the bound is loose.
+  const WELL_BEFORE_TIMEOUT = HEADERS_MS / 2;
+
+  it('a pinned GET on the dead connection is answered by another member, well before the answer timeout', async () => {
     const { port, lb2Seen } = await setUp();
     const t0 = Date.now();
     const r = await request(port, { path: '/page', headers: { Cookie: 'BALANCEID=balancer.lb1' } });
@@ -82,33 +89,27 @@ describe('fault: a member cut off while a kept-alive connection to it is pooled'
     assert.equal(r.status, 200, `status ${r.status} after ${took} ms`);
     assert.equal(r.body, 'lb2');
     assert.equal(lb2Seen(), 1);
-    // Stall check 500 ms + its sweep (250 ms) + the connect deadline, with slack; the answer timeout is 10 s.
-    assert.ok(took < 500 + 250 + CONNECT_MS + 700, `the request took ${took} ms`);
+    assert.ok(took < WELL_BEFORE_TIMEOUT, `the request took ${took} ms`);
   });
 
   it('a GET sent while that check runs is resent when the check fails, without a check of its own', async () => {
-    const { port } = await setUp();
-    const t0 = Date.now();
+    const { port, pool } = await setUp();
     const first = request(port, { path: '/a', headers: { Cookie: 'BALANCEID=balancer.lb1' } });
-    // The check starts 500-750 ms after the first request and fails 500 ms later: 800 ms is inside it.
-    await sleep(800);
-    const t1 = Date.now();
+    await until(() => pool.checkRunning, 'the reachability check started', 5000);
     const second = await request(port, { path: '/b', headers: { Cookie: 'BALANCEID=balancer.lb1' } });
-    const tookSecond = Date.now() - t1;
     assert.equal((await first).body, 'lb2');
     assert.equal(second.body, 'lb2');
-    // Its own check would take at least 500 + 500 ms.
-    assert.ok(tookSecond < 900, `the second request took ${tookSecond} ms (the first ${Date.now() - t0} ms in all)`);
+    assert.equal(pool.reachabilityChecks, 1, 'the second request waited for a check of its own');
   });
 
-  it('a POST on the dead connection is not resent (it may have reached the member): 502 in the same time', async () => {
+  it('a POST on the dead connection is not resent (it may have reached the member): 502, well before the answer timeout', async () => {
     const { port, lb2Seen } = await setUp();
     const t0 = Date.now();
     const r = await request(port, { method: 'POST', path: '/form', headers: { Cookie: 'BALANCEID=balancer.lb1', 'Content-Length': '0' } });
     const took = Date.now() - t0;
     assert.equal(r.status, 502);
     assert.equal(lb2Seen(), 0);
-    assert.ok(took < 500 + 250 + CONNECT_MS + 700, `the request took ${took} ms`);
+    assert.ok(took < WELL_BEFORE_TIMEOUT, `the request took ${took} ms`);
   });
 
   it('a slow member that still accepts connections keeps its request: it is answered once, by that member', async () => {
