@@ -99,10 +99,13 @@ export async function rebootWithSystemd(c: RunningCluster, v: Variant, log: (s: 
   const enabled = (host: string, unit: string): boolean => onHost(c.model, host, `systemctl is-enabled --quiet ${unit}`).code === 0;
   for (const [host, unit] of units) assert.ok(enabled(host, unit), `${unit} is not enabled on ${host}`);
   const lb2 = c.model.web[1].host.name;
+  const balancer = c.model.balancer.host.name;
   assert.equal(onHost(c.model, lb2, "systemctl disable --quiet apache2").code, 0);
+  assert.equal(onHost(c.model, balancer, "systemctl disable --quiet proxy-node").code, 0);
   const drift = new DriftReport();
   await upWithSummary(v.stack, { baseStack: "dev", overrides: variantOverrides(v), onOutput: log, onEvent: drift.onEvent, skipPayloadCheck: true });
   assert.ok(enabled(lb2, "apache2"), `the up did not enable apache2 on ${lb2} again: ${drift.found.join("; ")}`);
+  assert.ok(enabled(balancer, "proxy-node"), `the up did not enable proxy-node on ${balancer} again: ${drift.found.join("; ")}`);
 
   const hosts = [c.model.data.host, c.model.balancer.host, ...c.model.web.map((w) => w.host)];
   const t0 = Date.now();
