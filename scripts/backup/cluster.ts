@@ -7,7 +7,7 @@
  */
 import { PROJECT } from "../../infra/config/stack-file";
 import { ClusterModel, HostModel } from "../../infra/model/types";
-import { SshConnection } from "../../infra/targets/ssh/remote-exec";
+import { HostKeyMismatch, SshConnection } from "../../infra/targets/ssh/remote-exec";
 import { openStack, StackOptions } from "../stack";
 import { ClusterAccess } from "./access";
 import { Remote, sshRemote } from "./remote";
@@ -19,15 +19,23 @@ function connection(h: HostModel, privateKey: string): SshConnection {
   return { host: h.ssh.host, port: h.ssh.port, user: h.ssh.user, hostKey: h.ssh.hostKey, privateKey };
 }
 
-/** The first web server that answers: with files.share external any of them sees the shared storage. */
-async function firstAnswering(hosts: Array<{ host: string; remote: Remote }>): Promise<{ host: string; remote: Remote }> {
+/**
+ * The first web server that answers: with files.share external any of them sees
+ * the shared storage. One that does not answer is passed over (said so); one
+ * that presents another host key stops everything, as it stops `up`.
+ */
+async function firstAnswering(hosts: Array<{ host: string; remote: Remote }>, say: (line: string) => void): Promise<{ host: string; remote: Remote }> {
   const problems: string[] = [];
   for (const h of hosts) {
     try {
       const r = await h.remote.run("true");
-      if (r.code === 0) return h;
+      if (r.code === 0) {
+        for (const p of problems) say(`warning: passed over ${p}`);
+        return h;
+      }
       problems.push(`${h.remote.label}: exit ${r.code}`);
     } catch (e) {
+      if (e instanceof HostKeyMismatch) throw e;
       problems.push(e instanceof Error ? e.message : String(e));
     }
   }
@@ -35,7 +43,7 @@ async function firstAnswering(hosts: Array<{ host: string; remote: Remote }>): P
 }
 
 /** The access a model and key give, without the Pulumi engine (tests use it too). */
-export async function accessFromModel(model: ClusterModel, privateKey: string): Promise<ClusterAccess> {
+export async function accessFromModel(model: ClusterModel, privateKey: string, say: (line: string) => void = () => undefined): Promise<ClusterAccess> {
   if (model.target !== "ssh") {
     throw new Error(`stack ${model.stack} uses the ${model.target} target: backup and restore work over SSH (the ssh target) only`);
   }
@@ -44,7 +52,7 @@ export async function accessFromModel(model: ClusterModel, privateKey: string): 
   const filesHost =
     model.files.share === "nfs"
       ? data
-      : await firstAnswering(model.web.map((w) => ({ host: w.host.name, remote: sshRemote(w.host.name, connection(w.host, privateKey)) })));
+      : await firstAnswering(model.web.map((w) => ({ host: w.host.name, remote: sshRemote(w.host.name, connection(w.host, privateKey)) })), say);
   return {
     project: model.project,
     stack: model.stack,
@@ -56,10 +64,10 @@ export async function accessFromModel(model: ClusterModel, privateKey: string): 
 }
 
 /** Opens the stack and checks it has a cluster (an `up` made outputs) before any host is contacted. */
-export async function stackAccess(stackName: string, opts: StackOptions = {}): Promise<ClusterAccess> {
+export async function stackAccess(stackName: string, opts: StackOptions = {}, say: (line: string) => void = () => undefined): Promise<ClusterAccess> {
   const { stack, model } = await openStack(stackName, { ...opts, skipPayloadCheck: true });
   const outputs = await stack.outputs();
   if (Object.keys(outputs).length === 0) throw new Error(`stack ${stackName} has no cluster (no outputs in its state): bring it up first (DRUPAL_CLUSTER_STACK=${stackName} npm run up)`);
   const key = (await stack.getConfig(`${PROJECT}:sshPrivateKey`)).value;
-  return accessFromModel(model, key);
+  return accessFromModel(model, key, say);
 }

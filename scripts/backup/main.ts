@@ -74,7 +74,7 @@ async function main(argv: string[]): Promise<void> {
   const args = parseArgs(argv);
   if (args.command === "backup") {
     const root = path.resolve(args.to ?? process.env.DRUPAL_CLUSTER_BACKUP_DIR ?? DEFAULT_BACKUP_ROOT);
-    const r = await takeBackup(await stackAccess(args.stack), { root, sink: say, version });
+    const r = await takeBackup(await stackAccess(args.stack, {}, say), { root, sink: say, version });
     const m = r.manifest;
     console.log(
       `backup: ${r.folder}\n  database ${humanBytes(m.database.bytes)}, files ${humanBytes(m.files.bytes)} (${m.files.fileCount} files), ${r.seconds.toFixed(1)} s\n` +
@@ -89,7 +89,7 @@ async function main(argv: string[]): Promise<void> {
     }
     const folder = path.resolve(args.folder);
     const retryCommand = `DRUPAL_CLUSTER_STACK=${args.stack} npm run restore -- ${folder}${args.allowOtherStack ? " --allow-other-stack" : ""}`;
-    const r = await restoreBackup(folder, () => stackAccess(args.stack), { sink: say, allowOtherStack: args.allowOtherStack, retryCommand });
+    const r = await restoreBackup(folder, () => stackAccess(args.stack, {}, say), { sink: say, allowOtherStack: args.allowOtherStack, retryCommand });
     console.log(`restore: stack ${args.stack} has the data of ${path.basename(folder)} (made ${r.manifest.finishedAt}); ${humanBytes(r.bytesSent)} sent, ${r.seconds.toFixed(1)} s`);
     return;
   }

@@ -8,7 +8,7 @@
  */
 import { Readable, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { ClientChannel } from "ssh2";
+import { Client, ClientChannel } from "ssh2";
 import { connectWithRetry, shellQuote, SshConnection } from "../../infra/targets/ssh/remote-exec";
 
 export interface RemoteResult {
@@ -60,44 +60,55 @@ export function sshRemote(name: string, conn: SshConnection): Remote {
 async function streamExec(conn: SshConnection, script: string, io: RemoteIo): Promise<RemoteResult> {
   const client = await connectWithRetry(conn);
   try {
-    const channel = await new Promise<ClientChannel>((resolve, reject) =>
-      client.exec(`bash -e -o pipefail -c ${shellQuote(script)}`, (err, ch) => (err ? reject(err) : resolve(ch))),
-    );
-    let stderr = "";
-    channel.stderr.on("data", (d: Buffer) => (stderr = (stderr + d.toString()).slice(-STDERR_KEEP)));
-    let stdout = "";
-    if (!io.stdout) channel.on("data", (d: Buffer) => (stdout = (stdout + d.toString()).slice(0, STDOUT_KEEP)));
-    let code = -1;
-    channel.on("exit", (c: number | null) => (code = c ?? -1));
-    // The channel closes when the command ended and its output was sent; the
-    // connection closing (the host went away) ends the wait too.
-    const closed = new Promise<void>((resolve) => {
-      channel.once("close", () => resolve());
-      client.once("close", () => resolve());
+    return await new Promise<RemoteResult>((resolve, reject) => {
+      client.exec(`bash -e -o pipefail -c ${shellQuote(script)}`, (err, channel) => {
+        if (err) return reject(err);
+        // Every listener is attached here, synchronously: a quick command's exit
+        // status can arrive in the same tick as the channel, before the
+        // continuation of an awaited promise would run, and would be missed.
+        watch(client, channel, io, `${conn.user}@${conn.host}:${conn.port}`).then(resolve, reject);
+      });
     });
-    const transfers: Array<Promise<void>> = [];
-    if (io.stdout) transfers.push(pipeline(channel, io.stdout, { end: true }));
-    if (io.stdin) transfers.push(pipeline(io.stdin, channel));
-    else channel.end();
-    // A local failure (disk full, a file that cannot be read) must not leave the
-    // remote side blocked on a full window: the connection is dropped, which ends
-    // the remote command too.
-    let localError: unknown;
-    const watched = transfers.map((t) =>
-      t.catch((e: unknown) => {
-        localError ??= e;
-        client.end();
-      }),
-    );
-    await closed;
-    await Promise.all(watched);
-    if (localError !== undefined && code === 0) throw localError;
-    if (localError !== undefined && code === -1) {
-      const why = localError instanceof Error ? localError.message : String(localError);
-      throw new Error(`transfer with ${conn.user}@${conn.host}:${conn.port} failed: ${why}${stderr.trim() ? `\n${stderr.trim()}` : ""}`);
-    }
-    return { code, stdout, stderr };
   } finally {
     client.end();
   }
+}
+
+function watch(client: Client, channel: ClientChannel, io: RemoteIo, where: string): Promise<RemoteResult> {
+  let stderr = "";
+  channel.stderr.on("data", (d: Buffer) => (stderr = (stderr + d.toString()).slice(-STDERR_KEEP)));
+  let stdout = "";
+  if (!io.stdout) channel.on("data", (d: Buffer) => (stdout = (stdout + d.toString()).slice(0, STDOUT_KEEP)));
+  let code = -1;
+  channel.on("exit", (c: number | null) => (code = c ?? -1));
+  // The channel closes when the command ended and its output was read; the
+  // connection closing (the host went away) ends the wait too.
+  const closed = new Promise<void>((resolve) => {
+    channel.once("close", () => resolve());
+    client.once("close", () => resolve());
+  });
+  const transfers: Array<Promise<void>> = [];
+  if (io.stdout) transfers.push(pipeline(channel, io.stdout));
+  if (io.stdin) transfers.push(pipeline(io.stdin, channel));
+  else channel.end();
+  // A local failure (disk full, a file that cannot be read) must not leave the
+  // remote side blocked on a full window: the connection is dropped, which ends
+  // the remote command too. A remote command that ends early (an error) makes
+  // our side of the transfer fail as well: its exit status says more, so it wins.
+  let localError: unknown;
+  const watched = transfers.map((t) =>
+    t.catch((e: unknown) => {
+      localError ??= e;
+      client.end();
+    }),
+  );
+  return (async (): Promise<RemoteResult> => {
+    await closed;
+    await Promise.all(watched);
+    if (localError !== undefined && (code === 0 || code === -1)) {
+      const why = localError instanceof Error ? localError.message : String(localError);
+      throw new Error(`transfer with ${where} failed: ${why}${stderr.trim() ? `\n${stderr.trim()}` : ""}`);
+    }
+    return { code, stdout, stderr };
+  })();
 }
