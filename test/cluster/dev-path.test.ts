@@ -18,6 +18,7 @@ import { assertFaultBounds, Fault, faultUnderLoad } from "./faults";
 import { registerUserChecks } from "./user-checks";
 import { apacheManager, proxyNodeManager } from "./managers";
 import { recordFigure } from "../support/figures";
+import { registerBackupRestore } from "./backup-restore";
 
 /** Everything the engine printed, kept to check that no secret shows up in it. */
 let engineLog = "";
@@ -199,6 +200,8 @@ describe("cluster on the dev path: real pulumi up over SSH to local Debian hosts
       await upWithSummary(APACHE.stack, { baseStack: "dev", overrides: variantOverrides(APACHE), onOutput: log, skipPayloadCheck: true });
       assert.equal(onHost(c.model, "lb1", "test -e /var/www/probe/health.php").code, 0, "the file was not written back once the host had its own key again");
     });
+    // Its down and up leave the same cluster (URLs, ports, keys), so it can run before the second clone's test.
+    registerBackupRestore(APACHE, get, log);
     it("a second clone in another folder, with the same backend and passphrase, removes a web server and destroys the stack", async function () {
       const t0 = Date.now();
       const v = JSON.stringify(APACHE);
