@@ -16,6 +16,7 @@ import { checkFailover, checkSessionsInDatabase, checkSpread, checkSticky, Manag
 import { driftAndRepair, inSecondClone, rebootWithSystemd, replaceHostKey, restoreHostKey } from "./delivery";
 import { assertFaultBounds, Fault, faultUnderLoad } from "./faults";
 import { registerUserChecks } from "./user-checks";
+import { registerCronChecks } from "./cron";
 import { apacheManager, proxyNodeManager } from "./managers";
 import { recordFigure } from "../support/figures";
 import { registerBackupRestore } from "./backup-restore";
@@ -121,7 +122,7 @@ describe("cluster on the dev path: real pulumi up over SSH to local Debian hosts
       const state = stateFiles(v.stack).map((f) => fs.readFileSync(f, "utf8")).join("\n");
       assert.ok(state.includes(`"drupal-cluster:dbPassword"`), "the stored state of the stack was not found");
       const outputs = JSON.stringify(await stack.outputs());
-      for (const key of ["dbPassword", "hashSalt", "managerToken", "sshPrivateKey"]) {
+      for (const key of ["dbPassword", "hashSalt", "managerToken", "cronKey", "sshPrivateKey"]) {
         const secret = (await stack.getConfig(`drupal-cluster:${key}`)).value;
         const probe = secret.includes("PRIVATE KEY") ? secret.split("\n")[1] : secret;
         assert.ok(probe.length >= 16, `${key} is too short to check`);
@@ -202,6 +203,8 @@ describe("cluster on the dev path: real pulumi up over SSH to local Debian hosts
     });
     // Its down and up leave the same cluster (URLs, ports, keys), so it can run before the second clone's test.
     registerBackupRestore(APACHE, get, log);
+    // Before the second clone's check, which destroys the cluster.
+    registerCronChecks(APACHE, get, log);
     it("a second clone in another folder, with the same backend and passphrase, removes a web server and destroys the stack", async function () {
       const t0 = Date.now();
       const v = JSON.stringify(APACHE);
@@ -247,6 +250,8 @@ describe("cluster on the dev path: real pulumi up over SSH to local Debian hosts
       await checkSticky(get(), 20);
       await checkSessionsInDatabase(get());
     });
+    // After the reboot (the timer must have come back by itself), before the destroy.
+    registerCronChecks(THREE, get, log);
     it("a destroy that fails halfway keeps the hosts, says how to finish, and a second down finishes", async () => {
       replaceHostKey(get(), "lb3");
       await assert.rejects(tearDown(THREE, log), /its hosts are kept.*run the same command again/s);
@@ -266,5 +271,6 @@ describe("cluster on the dev path: real pulumi up over SSH to local Debian hosts
       recordFigure("ci-proxynode: failover, failed requests", report.failed);
     });
     registerFaultChecks(PROXYNODE, get);
+    registerCronChecks(PROXYNODE, get, log);
   });
 });
