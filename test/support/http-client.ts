@@ -1,31 +1,17 @@
-import * as http from "node:http";
+/**
+ * The HTTP client of the tests. The request and the probe page's reading are
+ * `npm run verify`'s (ops/verify), one copy of each.
+ */
+import { Reply, request } from "../../ops/verify/http";
 
-export interface Reply {
-  status: number;
-  headers: http.IncomingHttpHeaders;
-  body: string;
-}
+export { Reply, request };
+export { ProbePage, probePage } from "../../ops/verify/probe";
 
-/** One HTTP request on a fresh connection, as a new browser tab would make it. */
-export function request(
-  url: string,
-  opts: { method?: string; headers?: Record<string, string>; body?: string; timeoutMs?: number } = {},
-): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const req = http.request(url, { method: opts.method ?? "GET", headers: opts.headers, agent: false }, (res) => {
-      let body = "";
-      res.setEncoding("utf8");
-      res.on("data", (d: string) => (body += d));
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
-      res.on("error", reject);
-    });
-    req.setTimeout(opts.timeoutMs ?? 10000, () => req.destroy(new Error(`timeout: ${url}`)));
-    req.on("error", reject);
-    req.end(opts.body);
-  });
-}
-
-/** A client with a cookie jar: what a browser keeps between requests. */
+/**
+ * A test client that keeps every cookie it is sent, by name, whatever its
+ * Domain or Path, so tests can copy and set cookies by hand. Not a browser:
+ * verify's Browser (ops/verify/browser.ts) keeps cookies as one does.
+ */
 export class Browser {
   readonly jar = new Map<string, string>();
 
@@ -54,22 +40,4 @@ export class Browser {
     }
     return r;
   }
-}
-
-/** The probe app's answer on `/`. */
-export interface ProbePage {
-  server: string;
-  route: string;
-  visits: number;
-  user: string | null;
-  session: string;
-  /** X-Forwarded-For as the web server received it (else the peer's address). */
-  clientIp: string;
-  forwardedHost: string | null;
-  forwarded: string | null;
-}
-
-export function probePage(r: Reply): ProbePage {
-  if (r.status !== 200) throw new Error(`expected 200 from the probe app, got ${r.status}: ${r.body.slice(0, 300)}`);
-  return JSON.parse(r.body) as ProbePage;
 }
