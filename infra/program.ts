@@ -53,7 +53,12 @@ function deliverToDocker(model: ClusterModel, payloads: DeliverablePayload[]): v
     new DockerHost({ model, docker: d, payload, network, filesVolume, databaseVolume }, { dependsOn });
   const [data] = byRole(payloads, "data").map((p) => host(p, []));
   const web = byRole(payloads, "web").map((p) => host(p, [data.container]));
-  byRole(payloads, "balancer").map((p) => host(p, web.map((w) => w.container)));
+  byRole(payloads, "balancer").map((p) =>
+    host(
+      p,
+      web.map((w) => w.container),
+    ),
+  );
 }
 
 function outputs(model: ClusterModel): ClusterOutputs {

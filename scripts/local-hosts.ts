@@ -147,17 +147,23 @@ export function startStoppedHosts(model: ClusterModel): string[] {
 export function removeByLabel(stack: string): string[] {
   const filter = ["--filter", `label=${LABEL}=${stack}`];
   const removed: string[] = [];
-  const containers = docker(["ps", "-aq", ...filter]).split("\n").filter(Boolean);
+  const containers = docker(["ps", "-aq", ...filter])
+    .split("\n")
+    .filter(Boolean);
   if (containers.length) {
     docker(["rm", "-f", ...containers]);
     removed.push(`${containers.length} container(s)`);
   }
-  const networks = docker(["network", "ls", "-q", ...filter]).split("\n").filter(Boolean);
+  const networks = docker(["network", "ls", "-q", ...filter])
+    .split("\n")
+    .filter(Boolean);
   if (networks.length) {
     docker(["network", "rm", ...networks]);
     removed.push(`${networks.length} network(s)`);
   }
-  const volumes = docker(["volume", "ls", "-q", ...filter]).split("\n").filter(Boolean);
+  const volumes = docker(["volume", "ls", "-q", ...filter])
+    .split("\n")
+    .filter(Boolean);
   if (volumes.length) {
     docker(["volume", "rm", "-f", ...volumes]);
     removed.push(`${volumes.length} volume(s)`);
@@ -168,7 +174,11 @@ export function removeByLabel(stack: string): string[] {
 /** Every stack that has anything on this machine, by label. */
 export function labelledStacks(): string[] {
   const out = new Set<string>();
-  for (const kind of [["ps", "-a"], ["network", "ls"], ["volume", "ls"]]) {
+  for (const kind of [
+    ["ps", "-a"],
+    ["network", "ls"],
+    ["volume", "ls"],
+  ]) {
     const fmt = `{{.Label "${LABEL}"}}`;
     for (const l of docker([...kind, "--filter", `label=${LABEL}`, "--format", fmt]).split("\n")) if (l) out.add(l);
   }

@@ -87,7 +87,8 @@ export function migrateDeployment(
         const c = props.connection as { host?: unknown; port?: unknown } | undefined;
         const key = c ? hostKeys.get(`${String(c.host)}:${String(c.port)}`) : undefined;
         if (c === undefined) continue;
-        if (key === undefined) throw new Error(`${next.urn}: no host key in the stack's config for ${String(c.host)}:${String(c.port)}; set ssh.hostKey for that host first`);
+        if (key === undefined)
+          throw new Error(`${next.urn}: no host key in the stack's config for ${String(c.host)}:${String(c.port)}; set ssh.hostKey for that host first`);
         props.connection = { ...c, hostKey: key };
       }
       next.provider = providerRef;
@@ -103,7 +104,14 @@ export function migrateDeployment(
     out.push(next);
     // The provider goes right after the stack, before anything that uses it.
     if (r.type === "pulumi:pulumi:Stack") {
-      out.push({ urn: providerUrn, custom: true, id: providerRef.slice(providerUrn.length + 2), type: `pulumi:providers:${PROVIDER_PACKAGE}`, inputs: { version: PROVIDER_VERSION }, outputs: { version: PROVIDER_VERSION } });
+      out.push({
+        urn: providerUrn,
+        custom: true,
+        id: providerRef.slice(providerUrn.length + 2),
+        type: `pulumi:providers:${PROVIDER_PACKAGE}`,
+        inputs: { version: PROVIDER_VERSION },
+        outputs: { version: PROVIDER_VERSION },
+      });
     }
   }
   if (!out.some((r) => r.urn === providerUrn)) throw new Error("the state has no stack resource to put the provider after");

@@ -75,7 +75,14 @@ export function checkPayloadBeforeChange(model: ClusterModel, opts: StackOptions
   say(result.summary);
   if (!result.ok) {
     const details = result.failures
-      .map((f) => `--- ${f.label}\n${f.output.split("\n").filter((l) => !/^### ok$/.test(l)).slice(-40).join("\n")}`)
+      .map(
+        (f) =>
+          `--- ${f.label}\n${f.output
+            .split("\n")
+            .filter((l) => !/^### ok$/.test(l))
+            .slice(-40)
+            .join("\n")}`,
+      )
       .join("\n");
     throw new Error(`${result.summary}; nothing was created\n${details}`);
   }
@@ -113,7 +120,14 @@ export async function openStack(stackName: string, opts: StackOptions = {}): Pro
   let model = modelFromStackFile(stackName, overrides, fileStack);
   if (model.localHosts) {
     // Local hosts get host keys made here; the engine checks them like any host's.
-    overrides = { ...overrides, localHostKeys: localHostKeys(REPO_ROOT, stackName, allHosts(model).map((h) => h.name)) };
+    overrides = {
+      ...overrides,
+      localHostKeys: localHostKeys(
+        REPO_ROOT,
+        stackName,
+        allHosts(model).map((h) => h.name),
+      ),
+    };
     model = modelFromStackFile(stackName, overrides, fileStack);
   }
   const workDir = path.join(WORK_ROOT, stackName);
@@ -149,12 +163,13 @@ export async function setSecretConfig(stack: Stack, key: string, value: string):
     let stderr = "";
     child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
     child.on("error", reject);
-    child.on("close", (code) => (code === 0 ? resolve() : reject(new Error(`pulumi config set ${key} (value on stdin) failed with exit ${code}: ${stderr.trim()}`))));
+    child.on("close", (code) =>
+      code === 0 ? resolve() : reject(new Error(`pulumi config set ${key} (value on stdin) failed with exit ${code}: ${stderr.trim()}`)),
+    );
     child.stdin.on("error", reject);
     child.stdin.end(value);
   });
 }
-
 
 /** Generates the secrets a local stack needs, once; other stacks must set theirs. */
 export async function ensureSecrets(stack: Stack, model: ClusterModel, keyRoot = REPO_ROOT): Promise<void> {
@@ -172,7 +187,9 @@ export async function ensureSecrets(stack: Stack, model: ClusterModel, keyRoot =
     await setSecretConfig(stack, `${PROJECT}:${k}`, crypto.randomBytes(k === "hashSalt" ? 48 : 24).toString("base64url"));
   }
   if (model.target === "ssh" && !local && missing("sshPrivateKey")) {
-    throw new Error(`config ${PROJECT}:sshPrivateKey: secret is missing for stack ${model.stack}; set it (the key stays encrypted in the stack's config) with\n  ${secretAdvice(model.stack, "sshPrivateKey")}`);
+    throw new Error(
+      `config ${PROJECT}:sshPrivateKey: secret is missing for stack ${model.stack}; set it (the key stays encrypted in the stack's config) with\n  ${secretAdvice(model.stack, "sshPrivateKey")}`,
+    );
   }
   if (model.target === "ssh" && local && missing("sshPrivateKey")) {
     await setSecretConfig(stack, `${PROJECT}:sshPrivateKey`, stackKey(keyRoot, model.stack).privateKey);
@@ -220,11 +237,19 @@ export async function down(stackName: string, opts: StackOptions = {}): Promise<
   try {
     await stack.destroy({ onOutput: opts.onOutput ?? ((s) => process.stdout.write(s)) });
   } catch (e) {
-    const why = e instanceof Error ? e.message.split("\n").filter((l) => /error|failed/i.test(l)).slice(-3).join("\n") || e.message : String(e);
+    const why =
+      e instanceof Error
+        ? e.message
+            .split("\n")
+            .filter((l) => /error|failed/i.test(l))
+            .slice(-3)
+            .join("\n") || e.message
+        : String(e);
     throw new Error(
       `destroy of stack ${stackName} failed, so its hosts are kept (the stack's state still lists what is on them):\n${why}\n` +
         `Fix the cause and run the same command again (DRUPAL_CLUSTER_STACK=${stackName} npm run down): it carries on where this one stopped.\n` +
         `To throw the stack away instead, hosts and state both: npx ts-node scripts/stack.ts cleanup --stack ${stackName}`,
+      { cause: e },
     );
   }
   return removeByLabel(stackName);
@@ -264,7 +289,7 @@ export async function cleanup(stackName: string): Promise<string[]> {
 
 function stackArg(argv: string[]): string {
   const i = argv.indexOf("--stack");
-  return i >= 0 && argv[i + 1] ? argv[i + 1] : process.env.DRUPAL_CLUSTER_STACK ?? "dev";
+  return i >= 0 && argv[i + 1] ? argv[i + 1] : (process.env.DRUPAL_CLUSTER_STACK ?? "dev");
 }
 
 async function main(argv: string[]): Promise<void> {
@@ -304,10 +329,16 @@ async function main(argv: string[]): Promise<void> {
       for (const s of stacks) console.log(`cleanup: stack ${s}: removed ${(await cleanup(s)).join(", ") || "nothing"}`);
       return;
     }
-    default:
+    default: {
       const header = fs.readFileSync(__filename, "utf8").split("\n");
-      console.log(header.slice(1, header.indexOf(" */")).map((l) => l.replace(/^ \*\s?/, "")).join("\n"));
+      console.log(
+        header
+          .slice(1, header.indexOf(" */"))
+          .map((l) => l.replace(/^ \*\s?/, ""))
+          .join("\n"),
+      );
       process.exit(cmd === "--help" || cmd === "-h" ? 0 : 2);
+    }
   }
 }
 

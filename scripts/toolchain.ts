@@ -37,7 +37,8 @@ export const UNOBTAINABLE: Unobtainable[] = [
     component: "pulumi-resource-docker",
     what: "@pulumi/docker's provider plugin (module github.com/pulumi/pulumi-docker/provider/v4)",
     error: "go list -m github.com/pulumi/pulumi-docker/provider/v4@v4.6.0: 403 Forbidden; it also replaces its Terraform provider with a git submodule",
-    consequence: "the docker target (sandbox stack) is covered under mocks, and by replaying its recorded docker resources with the docker CLI (test/docker-target), not by a real `pulumi up`",
+    consequence:
+      "the docker target (sandbox stack) is covered under mocks, and by replaying its recorded docker resources with the docker CLI (test/docker-target), not by a real `pulumi up`",
   },
   {
     component: "pulumi-language-nodejs",

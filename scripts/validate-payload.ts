@@ -49,7 +49,10 @@ export function requireDocker(): void {
 
 export function recipeHash(): string {
   const h = crypto.createHash("sha256");
-  for (const f of fs.readdirSync(RECIPE_DIR).sort()) h.update(f).update("\0").update(fs.readFileSync(path.join(RECIPE_DIR, f)));
+  for (const f of fs.readdirSync(RECIPE_DIR).sort())
+    h.update(f)
+      .update("\0")
+      .update(fs.readFileSync(path.join(RECIPE_DIR, f)));
   return h.digest("hex").slice(0, 16);
 }
 
@@ -137,11 +140,7 @@ export interface CheckOptions {
  * `bash -n` on every script and on every provisioning step; JSON.
  */
 export function checkScript(m: ClusterModel, p: HostPayload, files: PayloadFile[], opts: CheckOptions = {}): string {
-  const lines = [
-    "exec 2>&1",
-    "fail=0",
-    `check() { echo "### $1"; shift; if "$@"; then echo "### ok"; else echo "### FAILED (exit $?)"; fail=1; fi; }`,
-  ];
+  const lines = ["exec 2>&1", "fail=0", `check() { echo "### $1"; shift; if "$@"; then echo "### ok"; else echo "### FAILED (exit $?)"; fail=1; fi; }`];
   for (const f of files) lines.push(`chown ${q(f.owner)} ${q(f.path)} || fail=1`);
   const paths = files.map((f) => f.path);
   const apache = paths.some((x) => x.startsWith("/etc/apache2/"));

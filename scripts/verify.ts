@@ -65,7 +65,8 @@ export function targetFromOutputs(stackName: string, outputs: OutputMap, manager
   };
   const balancerUrl = str("balancerUrl");
   const sticky = str("stickyCookie");
-  if (!balancerUrl || !sticky) throw new Error(`stack ${stackName} has no balancerUrl or stickyCookie output: is it up? (DRUPAL_CLUSTER_STACK=${stackName} npm run up)`);
+  if (!balancerUrl || !sticky)
+    throw new Error(`stack ${stackName} has no balancerUrl or stickyCookie output: is it up? (DRUPAL_CLUSTER_STACK=${stackName} npm run up)`);
   const webUrls = (outputs.webUrls?.value ?? {}) as Record<string, string | undefined>;
   return {
     stack: stackName,
@@ -99,7 +100,10 @@ function argValue(argv: string[], name: string): string | undefined {
 
 function help(): string {
   const header = fs.readFileSync(__filename, "utf8").split("\n");
-  return header.slice(1, header.indexOf(" */")).map((l) => l.replace(/^ \*\s?/, "")).join("\n");
+  return header
+    .slice(1, header.indexOf(" */"))
+    .map((l) => l.replace(/^ \*\s?/, ""))
+    .join("\n");
 }
 
 async function main(argv: string[]): Promise<number> {

@@ -65,11 +65,7 @@ export class SshHost extends pulumi.ComponentResource {
       let prev = after;
       for (const s of steps) {
         prev = [
-          new RemoteCommand(
-            `${host.name}-${s.name}`,
-            { connection, create: s.run, triggers: [s.run, p.digest(s.watch)] },
-            { ...child, dependsOn: prev },
-          ),
+          new RemoteCommand(`${host.name}-${s.name}`, { connection, create: s.run, triggers: [s.run, p.digest(s.watch)] }, { ...child, dependsOn: prev }),
         ];
       }
       return prev;

@@ -22,7 +22,10 @@ export function checkDistinctPorts(listeners: readonly Listener[]): void {
     }
     const other = seen.get(l.port);
     if (other) {
-      throw new ConfigError(l.key, `gives ${l.what} port ${l.port}, which ${other.what} (${other.key}) uses already; use a port no other listener on that host uses`);
+      throw new ConfigError(
+        l.key,
+        `gives ${l.what} port ${l.port}, which ${other.what} (${other.key}) uses already; use a port no other listener on that host uses`,
+      );
     }
     seen.set(l.port, l);
   }

@@ -27,6 +27,9 @@ const RULES: Partial<Record<SecretKey, SecretRule>> = {
 export function checkSecret(project: string, stack: string, key: SecretKey, value: string): void {
   const rule = RULES[key];
   if (rule && !rule.ok(value)) {
-    throw new ConfigError(`${project}:${key}`, `the secret is not accepted (its value is not shown); use ${rule.accepted}, for example: ${secretAdvice(stack, key)}`);
+    throw new ConfigError(
+      `${project}:${key}`,
+      `the secret is not accepted (its value is not shown); use ${rule.accepted}, for example: ${secretAdvice(stack, key)}`,
+    );
   }
 }

@@ -223,7 +223,7 @@ function readSticky(b: ConfigReader): StickyModel {
   }
   const cookieDomain = b.string("cookieDomain", "");
   const domain = cookieDomain.startsWith(".") ? cookieDomain.slice(1) : cookieDomain;
-  if (cookieDomain !== "" && !isHostname(domain) && !(isIPv4(cookieDomain))) {
+  if (cookieDomain !== "" && !isHostname(domain) && !isIPv4(cookieDomain)) {
     throw new ConfigError(
       `${b.key}.cookieDomain`,
       `${quote(cookieDomain)} is not accepted; use a host name (letters, digits, - and . only), optionally with a leading ".", or an IPv4 address`,
@@ -255,7 +255,10 @@ function readUrl(r: ConfigReader, name: string): string | undefined {
   // An origin only: it is where a person reaches the service, and proxy-node takes
   // the balancer's as its publicUrl, which must be an origin.
   if (!isOrigin(url)) {
-    throw new ConfigError(`${r.key}.${name}`, `${quote(url)} is not accepted; use an http:// or https:// URL of a host and optional port, such as http://www.example.org:8080`);
+    throw new ConfigError(
+      `${r.key}.${name}`,
+      `${quote(url)} is not accepted; use an http:// or https:// URL of a host and optional port, such as http://www.example.org:8080`,
+    );
   }
   return url.replace(/\/$/, "");
 }
@@ -396,7 +399,8 @@ function readDocker(d: ConfigReader, id: StackIdentity): DockerModel {
   const subnet = d.string("subnet", "172.30.58.0/24");
   checkIPv4Block(`${d.key}.subnet`, subnet, 24);
   const bindAddress = d.string("bindAddress", "127.0.0.1");
-  if (!isIPv4(bindAddress) && !isIPv6(bindAddress)) throw new ConfigError(`${d.key}.bindAddress`, `${quote(bindAddress)} is not accepted; use an IP address such as 127.0.0.1`);
+  if (!isIPv4(bindAddress) && !isIPv6(bindAddress))
+    throw new ConfigError(`${d.key}.bindAddress`, `${quote(bindAddress)} is not accepted; use an IP address such as 127.0.0.1`);
   const webDirectPortBase = d.has("webDirectPortBase") ? d.integer("webDirectPortBase", { min: 1, max: 65000 }) : undefined;
   return {
     image: dockerName(d, "image", "drupal-cluster/debian:bookworm", DOCKER_IMAGE, "a docker image such as drupal-cluster/debian:bookworm"),

@@ -108,9 +108,7 @@ export interface DataModel {
   port: number;
 }
 
-export type AppModel =
-  | { kind: "probe" }
-  | { kind: "drupal"; source: { type: "tarball"; url: string } | { type: "composer"; version: string } };
+export type AppModel = { kind: "probe" } | { kind: "drupal"; source: { type: "tarball"; url: string } | { type: "composer"; version: string } };
 
 export interface FilesModel {
   /** Where Drupal's public files live on every web server. */

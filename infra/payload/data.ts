@@ -15,14 +15,19 @@ export function dataPayload(model: ClusterModel, secrets: PayloadSecrets): HostP
     bindAddress: clusterAddress(model, d.host),
     port: d.port,
   });
-  const sql = template("/etc/drupal-cluster/bootstrap.sql", "data/mariadb/bootstrap.sql.hbs", {
-    ...base,
-    database: setting(model, "data.database", d.database),
-    user: setting(model, "data.user", d.user),
-    dbPassword: sourced("secret dbPassword", secrets.dbPassword),
-    clients,
-    probe: model.app.kind === "probe",
-  }, { mode: "0600", secret: true });
+  const sql = template(
+    "/etc/drupal-cluster/bootstrap.sql",
+    "data/mariadb/bootstrap.sql.hbs",
+    {
+      ...base,
+      database: setting(model, "data.database", d.database),
+      user: setting(model, "data.user", d.user),
+      dbPassword: sourced("secret dbPassword", secrets.dbPassword),
+      clients,
+      probe: model.app.kind === "probe",
+    },
+    { mode: "0600", secret: true },
+  );
 
   const payload: HostPayload = {
     host: d.host,

@@ -87,7 +87,13 @@ function describeControl(s: string): string {
   const m = CONTROL.exec(s);
   if (!m) return "";
   const c = m[0];
-  return c === "\n" ? "a line break" : c === "\r" ? "a carriage return" : c === "\t" ? "a tab" : `the control character U+${c.charCodeAt(0).toString(16).padStart(4, "0")}`;
+  return c === "\n"
+    ? "a line break"
+    : c === "\r"
+      ? "a carriage return"
+      : c === "\t"
+        ? "a tab"
+        : `the control character U+${c.charCodeAt(0).toString(16).padStart(4, "0")}`;
 }
 
 // ---- shell ---------------------------------------------------------------------
@@ -105,7 +111,7 @@ export function shellArg(v: Text | readonly Text[]): string {
   const t = v as Text;
   const s = valueOf(t);
   if (NUL.test(s)) refuse(t, "into a shell command: it holds a NUL byte");
-  if (s.startsWith("-")) refuse(t, "as a shell argument: it starts with \"-\" and would be read as an option");
+  if (s.startsWith("-")) refuse(t, 'as a shell argument: it starts with "-" and would be read as an option');
   if (SHELL_PLAIN.test(s)) return s;
   return `'${s.replace(/'/g, `'\\''`)}'`;
 }
@@ -248,7 +254,7 @@ export function commentText(v: Text): string {
   const s = valueOf(v);
   const ctl = describeControl(s);
   if (ctl) refuse(v, `into a comment: it holds ${ctl}`);
-  if (s.includes("?>")) refuse(v, "into a comment: \"?>\" would end PHP mode");
+  if (s.includes("?>")) refuse(v, 'into a comment: "?>" would end PHP mode');
   if (s.endsWith("\\")) refuse(v, "into a comment: a trailing \\ continues the line");
   return s;
 }

@@ -11,11 +11,7 @@ export * from "./types";
 
 /** Every host's payload, in the order they must come up: data, web servers, balancer. */
 export function buildPayloads(model: ClusterModel, secrets: PayloadSecrets, artifact: ProxyNodeArtifact): HostPayload[] {
-  return [
-    dataPayload(model, secrets),
-    ...model.web.map((w) => webPayload(model, w, secrets)),
-    balancerPayload(model, secrets, artifact),
-  ]
+  return [dataPayload(model, secrets), ...model.web.map((w) => webPayload(model, w, secrets)), balancerPayload(model, secrets, artifact)]
     .map((p) => withCron(model, secrets, p))
     .map((p) => ({ ...p, files: [...p.files, ...bootFiles(p.services)] }));
 }

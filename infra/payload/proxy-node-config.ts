@@ -116,7 +116,7 @@ export function proxyNodeConfigJson(model: ClusterModel, built: ProxyNodeConfig,
     const setting = built.origins.get(e.key);
     // A setting our validation let through but proxy-node refuses: name the setting, as any refused one.
     if (setting !== undefined) throw new ConfigError(`${model.project}:${setting}`, `proxy-node would refuse it (${where}): ${e.problem}`);
-    throw new Error(`proxy-node would refuse the config this program built (${where}): ${e.problem}; nothing was written`);
+    throw new Error(`proxy-node would refuse the config this program built (${where}): ${e.problem}; nothing was written`, { cause: e });
   }
   return `${JSON.stringify(sortedKeys(built.config), null, 2)}\n`;
 }

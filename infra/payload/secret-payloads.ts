@@ -18,11 +18,7 @@ export interface DeliverablePayload {
 
 const PLACEHOLDERS: PayloadSecrets = { dbPassword: "(secret)", hashSalt: "(secret)", managerToken: "(secret)", cronKey: "(secret)" };
 
-export function deliverablePayloads(
-  model: ClusterModel,
-  secrets: pulumi.Output<PayloadSecrets>,
-  artifact: ProxyNodeArtifact,
-): DeliverablePayload[] {
+export function deliverablePayloads(model: ClusterModel, secrets: pulumi.Output<PayloadSecrets>, artifact: ProxyNodeArtifact): DeliverablePayload[] {
   const layouts = buildPayloads(model, PLACEHOLDERS, artifact);
   const real = secrets.apply((s) => buildPayloads(model, s, artifact));
   return layouts.map((layout, i) => {

@@ -33,11 +33,7 @@ export function webPayload(model: ClusterModel, member: WebMember, secrets: Payl
     logLevel: setting(model, "balancer.logLevel", model.balancer.logLevel),
     separator: setting(model, "balancer.stickysessionsep", model.sticky.separator),
     cookieName: setting(model, "balancer.stickysession", model.sticky.cookieName),
-    stickyValue: setting(
-      model,
-      `balancer.cookieValuePrefix (default "balancer" + balancer.stickysessionsep) + ${routeKey(model, member)}`,
-      member.stickyValue,
-    ),
+    stickyValue: setting(model, `balancer.cookieValuePrefix (default "balancer" + balancer.stickysessionsep) + ${routeKey(model, member)}`, member.stickyValue),
     cookieDomain: model.sticky.cookieDomain
       ? setting(model, "balancer.cookieDomain", model.sticky.cookieDomain)
       : setting(model, "serverName (the default of balancer.cookieDomain)", model.serverName),
@@ -45,41 +41,54 @@ export function webPayload(model: ClusterModel, member: WebMember, secrets: Payl
 
   const appFiles: PayloadFile[] = probe
     ? [
-        template(`${PROBE_ROOT}/config.php`, "web/probe/config.php.hbs", {
-          ...base,
-          ...db,
-          route,
-          dsn: setting(
-            model,
-            `${clusterAddress(model, model.data.host).origin.slice(model.project.length + 1)}, data.port, data.database (the PDO DSN)`,
-            `mysql:host=${db.dbHost};port=${db.dbPort};dbname=${db.database};charset=utf8mb4`,
-          ),
-          publicFiles,
-        }, { mode: "0640", owner: "root:www-data", secret: true }),
+        template(
+          `${PROBE_ROOT}/config.php`,
+          "web/probe/config.php.hbs",
+          {
+            ...base,
+            ...db,
+            route,
+            dsn: setting(
+              model,
+              `${clusterAddress(model, model.data.host).origin.slice(model.project.length + 1)}, data.port, data.database (the PDO DSN)`,
+              `mysql:host=${db.dbHost};port=${db.dbPort};dbname=${db.database};charset=utf8mb4`,
+            ),
+            publicFiles,
+          },
+          { mode: "0640", owner: "root:www-data", secret: true },
+        ),
         ...PROBE_PAGES.map((page) => template(`${PROBE_ROOT}/${page}`, `web/probe/${page}.hbs`, base)),
       ]
     : [
-        template(`${DRUPAL_HOME}/web/sites/default/settings.php`, "web/drupal/settings.php.hbs", {
-          ...base,
-          ...db,
-          hashSalt: secrets.hashSalt,
-          cookieDomain: setting(model, "balancer.cookieDomain", model.sticky.cookieDomain),
-          reverseProxyAddresses: [clusterAddress(model, model.balancer.host)],
-          trustedHostPatterns: model.trustedHostPatterns.map((p, i) => setting(model, `trustedHostPatterns[${i}]`, p)),
-        }, { mode: "0640", owner: "root:www-data", secret: true }),
+        template(
+          `${DRUPAL_HOME}/web/sites/default/settings.php`,
+          "web/drupal/settings.php.hbs",
+          {
+            ...base,
+            ...db,
+            hashSalt: secrets.hashSalt,
+            cookieDomain: setting(model, "balancer.cookieDomain", model.sticky.cookieDomain),
+            reverseProxyAddresses: [clusterAddress(model, model.balancer.host)],
+            trustedHostPatterns: model.trustedHostPatterns.map((p, i) => setting(model, `trustedHostPatterns[${i}]`, p)),
+          },
+          { mode: "0640", owner: "root:www-data", secret: true },
+        ),
       ];
 
   const files: PayloadFile[] = [vhost, ...appFiles];
-  const configure: ProvisionStep[] = [
-    step("enable-site", "a2enmod -q rewrite headers && a2dissite -q 000-default && a2ensite -q drupal-cluster-web"),
-  ];
+  const configure: ProvisionStep[] = [step("enable-site", "a2enmod -q rewrite headers && a2dissite -q 000-default && a2ensite -q drupal-cluster-web")];
   if (model.files.share === "nfs") {
-    const mount = template("/usr/local/sbin/drupal-cluster-mount-files", "web/nfs/mount-files.sh.hbs", {
-      ...base,
-      publicFiles,
-      exportHost: clusterAddress(model, model.data.host),
-      exportPath: setting(model, "files.publicPath", model.files.publicPath),
-    }, { mode: "0755" });
+    const mount = template(
+      "/usr/local/sbin/drupal-cluster-mount-files",
+      "web/nfs/mount-files.sh.hbs",
+      {
+        ...base,
+        publicFiles,
+        exportHost: clusterAddress(model, model.data.host),
+        exportPath: setting(model, "files.publicPath", model.files.publicPath),
+      },
+      { mode: "0755" },
+    );
     files.push(mount);
     configure.push(step("mount-shared-files", "/usr/local/sbin/drupal-cluster-mount-files", [mount]));
   }
@@ -113,6 +122,8 @@ function drupalInstallStep(model: ClusterModel): ProvisionStep {
   return step(
     "install-drupal",
     // printf, not echo: dash's echo would turn a backslash in the value into another character.
-    sh`if [ "$(cat ${marker} 2>/dev/null)" != ${want} ]; then ` + fetch + sh` && printf '%s\n' ${want} > ${marker}; fi && mkdir -p ${`${DRUPAL_HOME}/web/sites/default`}`,
+    sh`if [ "$(cat ${marker} 2>/dev/null)" != ${want} ]; then ` +
+      fetch +
+      sh` && printf '%s\n' ${want} > ${marker}; fi && mkdir -p ${`${DRUPAL_HOME}/web/sites/default`}`,
   );
 }

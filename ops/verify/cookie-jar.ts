@@ -44,7 +44,15 @@ export class CookieJar {
     if (parsed.secure && url.protocol !== "https:") {
       return { name: parsed.name, dropped: "it is Secure but came over http, so a browser drops it (RFC 6265bis)" };
     }
-    const cookie: Cookie = { name: parsed.name, value: parsed.value, domain, hostOnly, path: parsed.path ?? defaultPath(url), secure: parsed.secure, expires: parsed.expires };
+    const cookie: Cookie = {
+      name: parsed.name,
+      value: parsed.value,
+      domain,
+      hostOnly,
+      path: parsed.path ?? defaultPath(url),
+      secure: parsed.secure,
+      expires: parsed.expires,
+    };
     this.cookies = this.cookies.filter((c) => !(c.name === cookie.name && c.domain === cookie.domain && c.path === cookie.path));
     if (cookie.expires !== undefined && cookie.expires <= now) {
       return { name: parsed.name, dropped: "it expires at once (Expires in the past or Max-Age <= 0)" };

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-'use strict';
+"use strict";
 // Builds proxy-node's one artifact: dist/proxy-node.js, src/ bundled into a
 // single script that needs nothing but node (no runtime dependencies). It is
 // the package's bin and the file the cluster program ships to the balancer.
@@ -9,13 +9,13 @@
 // the bench machine, RSS then stays at 65-68 MiB; with the default (16) it
 // grows to ~88 MiB around 100k requests, and with 8 it swings between 71 and
 // 90 MiB with old-space collections. Throughput was the same within the noise.
-const fs = require('node:fs');
-const path = require('node:path');
-const { buildSync } = require('esbuild');
+const fs = require("node:fs");
+const path = require("node:path");
+const { buildSync } = require("esbuild");
 
-const ROOT = path.resolve(__dirname, '..');
-const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8'));
-const OUT = path.join(ROOT, pkg.bin['proxy-node']);
+const ROOT = path.resolve(__dirname, "..");
+const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, "package.json"), "utf8"));
+const OUT = path.join(ROOT, pkg.bin["proxy-node"]);
 
 /** Bundles src/cli.ts into the bin; returns its path. */
 function build() {
@@ -35,7 +35,7 @@ function build() {
   // module) must not linger where it could be mistaken for the artifact.
   for (const e of fs.readdirSync(dist)) {
     const f = path.join(dist, e);
-    if (f !== tmp && f !== OUT && !e.startsWith('.')) fs.rmSync(f, { recursive: true, force: true });
+    if (f !== tmp && f !== OUT && !e.startsWith(".")) fs.rmSync(f, { recursive: true, force: true });
   }
   fs.renameSync(tmp, OUT);
   return OUT;
@@ -43,16 +43,16 @@ function build() {
 
 function bundle(outfile) {
   buildSync({
-    entryPoints: [path.join(ROOT, 'src', 'cli.ts')],
+    entryPoints: [path.join(ROOT, "src", "cli.ts")],
     bundle: true,
-    platform: 'node',
+    platform: "node",
     // Debian bookworm's nodejs is 18: the balancer runs what this emits.
-    target: 'node18',
-    format: 'cjs',
+    target: "node18",
+    format: "cjs",
     outfile,
-    banner: { js: '#!/usr/bin/env -S node --max-semi-space-size=4' },
-    legalComments: 'none',
-    logLevel: 'error',
+    banner: { js: "#!/usr/bin/env -S node --max-semi-space-size=4" },
+    legalComments: "none",
+    logLevel: "error",
   });
 }
 

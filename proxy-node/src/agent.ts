@@ -2,10 +2,10 @@
 // Apache's balancer-manager the way a browser would: GET the page for the
 // nonce and worker names, then POST the change with a Referer naming the
 // manager (Apache 2.4 refuses changes without it).
-import * as http from 'node:http';
-import type { Logger } from './log';
+import * as http from "node:http";
+import type { Logger } from "./log";
 
-export type WorkerFlag = 'D' | 'N' | 'S' | 'H' | 'R' | 'I';
+export type WorkerFlag = "D" | "N" | "S" | "H" | "R" | "I";
 
 interface Page {
   nonce: string;
@@ -15,14 +15,14 @@ interface Page {
 /** One request to the balancer-manager: a GET without a body, a POST with one. */
 function managerRequest(url: string, headers: Record<string, string>, body?: string): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {
-    const req = http.request(url, { method: body === undefined ? 'GET' : 'POST', headers, agent: false }, (res) => {
+    const req = http.request(url, { method: body === undefined ? "GET" : "POST", headers, agent: false }, (res) => {
       const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
-      res.on('error', reject);
+      res.on("data", (c: Buffer) => chunks.push(c));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString("utf8") }));
+      res.on("error", reject);
     });
-    req.setTimeout(5000, () => req.destroy(new Error('balancer-manager timeout')));
-    req.on('error', reject);
+    req.setTimeout(5000, () => req.destroy(new Error("balancer-manager timeout")));
+    req.on("error", reject);
     req.end(body);
   });
 }
@@ -40,7 +40,7 @@ export function sameWorker(a: string, b: string): boolean {
   const norm = (u: string): string => {
     const m = /^([a-z]+):\/\/([^/:]+)(?::(\d+))?/i.exec(u.trim());
     if (!m) return u;
-    const port = m[3] ?? (m[1].toLowerCase() === 'https' ? '443' : '80');
+    const port = m[3] ?? (m[1].toLowerCase() === "https" ? "443" : "80");
     return `${m[1].toLowerCase()}://${m[2].toLowerCase()}:${port}`;
   };
   return norm(a) === norm(b);
@@ -49,7 +49,7 @@ export function sameWorker(a: string, b: string): boolean {
 /** Reads the nonce and worker names for `balancer` from the balancer-manager HTML. */
 export function parseManagerPage(html: string, balancer: string): Page | null {
   const re = /[?&](?:amp;)?b=([^&"'\s]+)&(?:amp;)?w=([^&"'\s]+)&(?:amp;)?nonce=([^&"'\s]+)/g;
-  let nonce = '';
+  let nonce = "";
   const workers: string[] = [];
   for (let m = re.exec(html); m !== null; m = re.exec(html)) {
     if (decode(m[1]) !== balancer) continue;
@@ -69,7 +69,7 @@ export class ApacheAgent {
   async setFlags(memberUrl: string, flags: Partial<Record<WorkerFlag, 0 | 1>>): Promise<boolean> {
     try {
       // Referer on the read too: Apache logs AH10187 for manager requests without one.
-      const pageRes = await managerRequest(this.cfg.managerUrl, { Accept: 'text/html', Referer: this.cfg.managerUrl });
+      const pageRes = await managerRequest(this.cfg.managerUrl, { Accept: "text/html", Referer: this.cfg.managerUrl });
       if (pageRes.status !== 200) throw new Error(`GET ${this.cfg.managerUrl} answered ${pageRes.status}`);
       const page = parseManagerPage(pageRes.text, this.cfg.balancer);
       if (!page) throw new Error(`no balancer ${this.cfg.balancer} with a nonce on ${this.cfg.managerUrl}`);
@@ -78,16 +78,20 @@ export class ApacheAgent {
       const form = new URLSearchParams({ b: this.cfg.balancer, w: worker, nonce: page.nonce });
       for (const [flag, v] of Object.entries(flags)) form.set(`w_status_${flag}`, String(v));
       const body = form.toString();
-      const res = await managerRequest(this.cfg.managerUrl, {
-        'Content-Type': 'application/x-www-form-urlencoded',
-        'Content-Length': String(Buffer.byteLength(body)),
-        Referer: this.cfg.managerUrl,
-      }, body);
+      const res = await managerRequest(
+        this.cfg.managerUrl,
+        {
+          "Content-Type": "application/x-www-form-urlencoded",
+          "Content-Length": String(Buffer.byteLength(body)),
+          Referer: this.cfg.managerUrl,
+        },
+        body,
+      );
       if (res.status !== 200) throw new Error(`POST ${this.cfg.managerUrl} answered ${res.status}`);
-      this.logger.event('info', 'apache worker updated', { worker, flags });
+      this.logger.event("info", "apache worker updated", { worker, flags });
       return true;
     } catch (e) {
-      this.logger.event('error', 'apache balancer-manager update failed', { member: memberUrl, flags, error: (e as Error).message });
+      this.logger.event("error", "apache balancer-manager update failed", { member: memberUrl, flags, error: (e as Error).message });
       return false;
     }
   }

@@ -1,21 +1,21 @@
 // Wires the pieces for one process: proxy listener (serve mode), manager,
 // health checks, Apache agent (agent mode), live reload and graceful stop.
-import * as http from 'node:http';
-import type * as net from 'node:net';
-import type { AddressInfo } from 'node:net';
-import { hostname } from 'node:os';
-import type { Config } from './config';
-import { Balancer } from './balancer';
-import { Metrics } from './metrics';
-import type { Logger } from './log';
-import { HealthChecker } from './health';
-import { createManagerServer } from './manager';
-import { createHandlers, ProxyContext } from './proxy/handler';
-import { ProxyServer } from './proxy/server';
-import type { ClientLimits } from './proxy/client';
-import { ReverseRewriter } from './proxy/response';
-import { ApacheAgent } from './agent';
-import type { Member } from './members';
+import * as http from "node:http";
+import type * as net from "node:net";
+import type { AddressInfo } from "node:net";
+import { hostname } from "node:os";
+import type { Config } from "./config";
+import { Balancer } from "./balancer";
+import { Metrics } from "./metrics";
+import type { Logger } from "./log";
+import { HealthChecker } from "./health";
+import { createManagerServer } from "./manager";
+import { createHandlers, ProxyContext } from "./proxy/handler";
+import { ProxyServer } from "./proxy/server";
+import type { ClientLimits } from "./proxy/client";
+import { ReverseRewriter } from "./proxy/response";
+import { ApacheAgent } from "./agent";
+import type { Member } from "./members";
 
 const VIA_HOST = hostname();
 
@@ -34,7 +34,10 @@ export class ProxyNode {
   onHealthChange: (m: Member) => void = () => undefined;
   beforeRead: () => Promise<void> = () => Promise.resolve();
 
-  constructor(config: Config, readonly logger: Logger) {
+  constructor(
+    config: Config,
+    readonly logger: Logger,
+  ) {
     this.config = config;
     this.balancer = new Balancer(config.balancer);
     this.ctx = this.buildContext();
@@ -50,10 +53,13 @@ export class ProxyNode {
       logger: this.logger,
       logRequests: c.log.requests,
       outgoing: { via, preserveHost: c.balancer.preserveHost, trustForwardedFrom: c.trustForwardedFrom },
-      rewriter: new ReverseRewriter(c.publicUrl, this.balancer.members.map((m) => m.authority)),
+      rewriter: new ReverseRewriter(
+        c.publicUrl,
+        this.balancer.members.map((m) => m.authority),
+      ),
       via,
       setCookie: sc
-        ? { name: sc.name, valuePrefix: sc.valuePrefix, attributes: `; Path=${sc.path}${sc.domain ? `; Domain=${sc.domain}` : ''}; HttpOnly` }
+        ? { name: sc.name, valuePrefix: sc.valuePrefix, attributes: `; Path=${sc.path}${sc.domain ? `; Domain=${sc.domain}` : ""}; HttpOnly` }
         : null,
       timeouts: { connectMs: c.timeouts.connectMs, headersMs: c.timeouts.headersMs, idleMs: c.timeouts.idleMs },
     };
@@ -76,13 +82,16 @@ export class ProxyNode {
   private refreshMemberTables(ctx: ProxyContext = this.ctx): void {
     this.balancer.reindex();
     const sc = ctx.setCookie;
-    for (const m of this.balancer.members) m.cookieLine = sc ? `${sc.name}=${sc.valuePrefix}${m.route}${sc.attributes}` : '';
+    for (const m of this.balancer.members) m.cookieLine = sc ? `${sc.name}=${sc.valuePrefix}${m.route}${sc.attributes}` : "";
   }
 
   async start(): Promise<void> {
     const c = this.config;
-    if (c.mode === 'serve') {
-      const server = new ProxyServer(clientLimits(c), createHandlers(() => this.ctx));
+    if (c.mode === "serve") {
+      const server = new ProxyServer(
+        clientLimits(c),
+        createHandlers(() => this.ctx),
+      );
       await listen(server.server, c.listen.port, c.listen.host);
       this.server = server;
     }
@@ -92,7 +101,7 @@ export class ProxyNode {
         metrics: this.metrics,
         logger: this.logger,
         allow: () => this.config.manager?.allow ?? [],
-        token: () => this.config.manager?.token ?? '',
+        token: () => this.config.manager?.token ?? "",
         changed: (m) => {
           this.refreshMemberTables();
           this.onMemberChange(m);
@@ -105,7 +114,7 @@ export class ProxyNode {
     }
     this.agent = apacheAgent(c, this.logger);
     this.startHealth();
-    this.logger.event('info', 'proxy-node started', {
+    this.logger.event("info", "proxy-node started", {
       mode: c.mode,
       listen: this.server ? addr(this.server.server) : null,
       manager: this.manager ? addr(this.manager) : null,
@@ -118,11 +127,15 @@ export class ProxyNode {
     this.health = null;
     const hc = this.config.balancer.healthCheck;
     if (!hc) return;
-    this.health = new HealthChecker(() => this.balancer.members, hc, (m, healthy, reason) => {
-      this.logger.event(healthy ? 'info' : 'warn', healthy ? 'member healthy' : 'member failed health check', { route: m.route, url: m.url, reason });
-      if (this.agent) void this.agent.setEnabled(m.url, healthy);
-      this.onHealthChange(m);
-    });
+    this.health = new HealthChecker(
+      () => this.balancer.members,
+      hc,
+      (m, healthy, reason) => {
+        this.logger.event(healthy ? "info" : "warn", healthy ? "member healthy" : "member failed health check", { route: m.route, url: m.url, reason });
+        if (this.agent) void this.agent.setEnabled(m.url, healthy);
+        this.onHealthChange(m);
+      },
+    );
     this.health.start();
   }
 
@@ -141,10 +154,19 @@ export class ProxyNode {
    */
   reload(next: Config): void {
     const prev = this.config;
-    if (next.mode !== prev.mode || next.listen.port !== prev.listen.port || next.listen.host !== prev.listen.host ||
-        (next.manager?.port ?? null) !== (prev.manager?.port ?? null)) {
-      this.logger.event('warn', 'reload: mode and listen/manager addresses need a restart; keeping the old ones');
-      next = { ...next, mode: prev.mode, listen: prev.listen, manager: next.manager && prev.manager ? { ...next.manager, host: prev.manager.host, port: prev.manager.port } : prev.manager };
+    if (
+      next.mode !== prev.mode ||
+      next.listen.port !== prev.listen.port ||
+      next.listen.host !== prev.listen.host ||
+      (next.manager?.port ?? null) !== (prev.manager?.port ?? null)
+    ) {
+      this.logger.event("warn", "reload: mode and listen/manager addresses need a restart; keeping the old ones");
+      next = {
+        ...next,
+        mode: prev.mode,
+        listen: prev.listen,
+        manager: next.manager && prev.manager ? { ...next.manager, host: prev.manager.host, port: prev.manager.port } : prev.manager,
+      };
     }
     this.config = next;
     this.balancer = new Balancer(next.balancer, this.balancer);
@@ -153,7 +175,7 @@ export class ProxyNode {
     this.agent = apacheAgent(next, this.logger);
     this.startHealth();
     this.metrics.reloads++;
-    this.logger.event('info', 'config reloaded', { members: this.balancer.members.map((m) => `${m.route}=${m.url}`) });
+    this.logger.event("info", "config reloaded", { members: this.balancer.members.map((m) => `${m.route}=${m.url}`) });
   }
 
   /** Stops accepting, lets in-flight requests finish (up to graceMs), then closes everything. */
@@ -180,7 +202,7 @@ export class ProxyNode {
     this.server?.closeAll();
     this.manager?.closeAllConnections();
     this.balancer.destroy();
-    this.logger.event('info', 'proxy-node stopped');
+    this.logger.event("info", "proxy-node stopped");
   }
 }
 
@@ -190,14 +212,14 @@ export class ProxyNode {
  * to a balancer-manager that is not Apache's (or to proxy-node's own listener).
  */
 function apacheAgent(c: Config, logger: Logger): ApacheAgent | null {
-  return c.mode === 'agent' && c.apache ? new ApacheAgent(c.apache, logger) : null;
+  return c.mode === "agent" && c.apache ? new ApacheAgent(c.apache, logger) : null;
 }
 
 function listen(server: net.Server, port: number, host: string): Promise<void> {
   return new Promise((resolve, reject) => {
-    server.once('error', reject);
+    server.once("error", reject);
     server.listen(port, host, () => {
-      server.off('error', reject);
+      server.off("error", reject);
       resolve();
     });
   });

@@ -1,10 +1,10 @@
 // Chooses the member for one request: stickiness first (sticky.ts), then the
 // strategy among members that take new sessions. Member tables are kept
 // precomputed (route map, reusable candidate arrays) so choosing allocates nothing.
-import type { BalancerConfig, MemberConfig } from './config';
-import { Member } from './members';
-import { requestedRoute, parseStickyNames, StickyOptions } from './sticky';
-import { createStrategy, Strategy } from './strategies';
+import type { BalancerConfig, MemberConfig } from "./config";
+import { Member } from "./members";
+import { requestedRoute, parseStickyNames, StickyOptions } from "./sticky";
+import { createStrategy, Strategy } from "./strategies";
 
 export interface Choice {
   member: Member | null;
@@ -93,7 +93,7 @@ export class Balancer {
     for (let tier = 0; tier < 2; tier++) {
       c.length = 0;
       for (const m of this.members) {
-        if ((m.status === 'standby') !== (tier === 1)) continue;
+        if ((m.status === "standby") !== (tier === 1)) continue;
         if (tried !== null && tried.includes(m)) continue;
         if (m.takesNewSessions(now)) c.push(m);
       }

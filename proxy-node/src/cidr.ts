@@ -1,6 +1,6 @@
 // IPv4 and IPv6 CIDR matching for the manager allowlist. Node reports IPv4
 // clients on dual-stack sockets as ::ffff:a.b.c.d, so those are unwrapped.
-import { isIPv4, isIPv6 } from 'node:net';
+import { isIPv4, isIPv6 } from "node:net";
 
 export interface Cidr {
   v6: boolean;
@@ -9,24 +9,24 @@ export interface Cidr {
 }
 
 function v4Bytes(ip: string): Uint8Array {
-  return Uint8Array.from(ip.split('.').map(Number));
+  return Uint8Array.from(ip.split(".").map(Number));
 }
 
 function v6Bytes(ip: string): Uint8Array | null {
   let s = ip;
-  const lastColon = s.lastIndexOf(':');
+  const lastColon = s.lastIndexOf(":");
   const maybeV4 = s.slice(lastColon + 1);
   if (isIPv4(maybeV4)) {
     const b = v4Bytes(maybeV4);
-    s = s.slice(0, lastColon + 1) + ((b[0] << 8) | b[1]).toString(16) + ':' + ((b[2] << 8) | b[3]).toString(16);
+    s = s.slice(0, lastColon + 1) + ((b[0] << 8) | b[1]).toString(16) + ":" + ((b[2] << 8) | b[3]).toString(16);
   }
-  const halves = s.split('::');
+  const halves = s.split("::");
   if (halves.length > 2) return null;
-  const head = halves[0] ? halves[0].split(':') : [];
-  const rest = halves.length === 2 && halves[1] ? halves[1].split(':') : [];
+  const head = halves[0] ? halves[0].split(":") : [];
+  const rest = halves.length === 2 && halves[1] ? halves[1].split(":") : [];
   const fill = 8 - head.length - rest.length;
   if (fill < 0 || (halves.length === 1 && fill !== 0)) return null;
-  const groups = [...head, ...Array<string>(halves.length === 2 ? fill : 0).fill('0'), ...rest].map((g) => parseInt(g, 16));
+  const groups = [...head, ...Array<string>(halves.length === 2 ? fill : 0).fill("0"), ...rest].map((g) => parseInt(g, 16));
   const out = new Uint8Array(16);
   groups.forEach((g, i) => {
     out[i * 2] = g >> 8;
@@ -36,7 +36,7 @@ function v6Bytes(ip: string): Uint8Array | null {
 }
 
 export function parseCidr(text: string): Cidr | null {
-  const [ip, bitsText, extra] = text.split('/');
+  const [ip, bitsText, extra] = text.split("/");
   if (extra !== undefined) return null;
   const v6 = isIPv6(ip);
   if (!v6 && !isIPv4(ip)) return null;
@@ -59,7 +59,7 @@ function matches(c: Cidr, b: Uint8Array): boolean {
 export function ipAllowed(address: string | undefined, allow: readonly Cidr[]): boolean {
   if (!address) return false;
   let ip = address;
-  if (ip.startsWith('::ffff:') && isIPv4(ip.slice(7))) ip = ip.slice(7);
+  if (ip.startsWith("::ffff:") && isIPv4(ip.slice(7))) ip = ip.slice(7);
   const v6 = isIPv6(ip);
   if (!v6 && !isIPv4(ip)) return false;
   const bytes = v6 ? v6Bytes(ip) : v4Bytes(ip);

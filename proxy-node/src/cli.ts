@@ -1,11 +1,11 @@
 // proxy-node command line. Exit codes: 0 ok, 1 runtime failure, 2 usage or config error.
-import * as http from 'node:http';
-import { loadConfig, ConfigError, Config } from './config';
-import { JsonLogger } from './log';
-import { ProxyNode } from './app';
-import { ApacheAgent } from './agent';
-import { VERSION } from './version';
-import { ClusterPrimary, isWorker, runWorker } from './cluster';
+import * as http from "node:http";
+import { loadConfig, ConfigError, Config } from "./config";
+import { JsonLogger } from "./log";
+import { ProxyNode } from "./app";
+import { ApacheAgent } from "./agent";
+import { VERSION } from "./version";
+import { ClusterPrimary, isWorker, runWorker } from "./cluster";
 
 const HELP = `proxy-node ${VERSION}: sticky-session balancer compatible with mod_proxy_balancer
 
@@ -28,7 +28,7 @@ serving); SIGTERM/SIGINT stop gracefully, letting in-flight requests finish.
 `;
 
 interface Args {
-  command: 'run' | 'drain' | 'enable';
+  command: "run" | "drain" | "enable";
   route: string;
   config: string;
   check: boolean;
@@ -36,30 +36,30 @@ interface Args {
 }
 
 function parseArgs(argv: string[]): Args | string {
-  const a: Args = { command: 'run', route: '', config: '', check: false, timeout: 300 };
+  const a: Args = { command: "run", route: "", config: "", check: false, timeout: 300 };
   const rest = [...argv];
-  if (rest[0] === 'drain' || rest[0] === 'enable') {
-    a.command = rest.shift() as 'drain' | 'enable';
+  if (rest[0] === "drain" || rest[0] === "enable") {
+    a.command = rest.shift() as "drain" | "enable";
     const route = rest.shift();
-    if (!route || route.startsWith('-')) return `${a.command}: expected a member route`;
+    if (!route || route.startsWith("-")) return `${a.command}: expected a member route`;
     a.route = route;
   }
   while (rest.length > 0) {
     const arg = rest.shift() as string;
     switch (arg) {
-      case '--config':
-      case '-c': {
+      case "--config":
+      case "-c": {
         const v = rest.shift();
-        if (!v) return '--config needs a file';
+        if (!v) return "--config needs a file";
         a.config = v;
         break;
       }
-      case '--check':
+      case "--check":
         a.check = true;
         break;
-      case '--timeout': {
+      case "--timeout": {
         const v = Number(rest.shift());
-        if (!Number.isFinite(v) || v < 0) return '--timeout needs a number of seconds';
+        if (!Number.isFinite(v) || v < 0) return "--timeout needs a number of seconds";
         a.timeout = v;
         break;
       }
@@ -67,38 +67,45 @@ function parseArgs(argv: string[]): Args | string {
         return `unknown argument ${arg}`;
     }
   }
-  if (!a.config) return '--config <file> is required';
+  if (!a.config) return "--config <file> is required";
   return a;
 }
 
 function managerRequest(cfg: Config, route: string, body: object): Promise<number> {
   const mgr = cfg.manager;
   if (!mgr) return Promise.reject(new Error('config has no "manager": cannot reach the running proxy-node'));
-  const host = mgr.host === '0.0.0.0' || mgr.host === '::' ? '127.0.0.1' : mgr.host;
+  const host = mgr.host === "0.0.0.0" || mgr.host === "::" ? "127.0.0.1" : mgr.host;
   const data = JSON.stringify(body);
   return new Promise((resolve, reject) => {
-    const req = http.request({
-      host, port: mgr.port, method: 'POST', path: `/api/members/${encodeURIComponent(route)}`, agent: false,
-      headers: { Authorization: `Bearer ${mgr.token}`, 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(data) },
-    }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode ?? 0));
-    });
-    req.on('error', reject);
+    const req = http.request(
+      {
+        host,
+        port: mgr.port,
+        method: "POST",
+        path: `/api/members/${encodeURIComponent(route)}`,
+        agent: false,
+        headers: { Authorization: `Bearer ${mgr.token}`, "Content-Type": "application/json", "Content-Length": Buffer.byteLength(data) },
+      },
+      (res) => {
+        res.resume();
+        res.on("end", () => resolve(res.statusCode ?? 0));
+      },
+    );
+    req.on("error", reject);
     req.end(data);
   });
 }
 
-async function setMember(cfg: Config, route: string, state: 'draining' | 'disabled' | 'enabled', logger: JsonLogger): Promise<boolean> {
-  if (cfg.mode === 'agent' && cfg.apache) {
+async function setMember(cfg: Config, route: string, state: "draining" | "disabled" | "enabled", logger: JsonLogger): Promise<boolean> {
+  if (cfg.mode === "agent" && cfg.apache) {
     const member = cfg.balancer.members.find((m) => m.route === route);
-    if (!member) throw new ConfigError('balancer.members', `no member with route ${route}`);
+    if (!member) throw new ConfigError("balancer.members", `no member with route ${route}`);
     const agent = new ApacheAgent(cfg.apache, logger);
-    const flags = state === 'draining' ? { N: 1 as const } : state === 'disabled' ? { D: 1 as const, N: 0 as const } : { D: 0 as const, N: 0 as const };
+    const flags = state === "draining" ? { N: 1 as const } : state === "disabled" ? { D: 1 as const, N: 0 as const } : { D: 0 as const, N: 0 as const };
     return agent.setFlags(member.url, flags);
   }
   const status = await managerRequest(cfg, route, { status: state });
-  if (status !== 200) logger.event('error', `manager answered ${status}`, { route, state });
+  if (status !== 200) logger.event("error", `manager answered ${status}`, { route, state });
   return status === 200;
 }
 
@@ -108,16 +115,16 @@ export async function main(argv: string[]): Promise<number> {
     runWorker(new JsonLogger(false));
     return new Promise<number>(() => undefined);
   }
-  if (argv.includes('--help') || argv.includes('-h')) {
+  if (argv.includes("--help") || argv.includes("-h")) {
     process.stdout.write(HELP);
     return 0;
   }
-  if (argv.includes('--version') || argv.includes('-v')) {
+  if (argv.includes("--version") || argv.includes("-v")) {
     process.stdout.write(`${VERSION}\n`);
     return 0;
   }
   const args = parseArgs(argv);
-  if (typeof args === 'string') {
+  if (typeof args === "string") {
     process.stderr.write(`proxy-node: ${args}\n\n${HELP}`);
     return 2;
   }
@@ -133,44 +140,44 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   const logger = new JsonLogger(cfg.log.requests);
-  if (args.command !== 'run') {
+  if (args.command !== "run") {
     const route = args.route;
-    if (args.command === 'enable') return (await setMember(cfg, route, 'enabled', logger)) ? 0 : 1;
-    if (!(await setMember(cfg, route, 'draining', logger))) return 1;
-    logger.event('info', `draining ${route}; disabling it in ${args.timeout} s`);
+    if (args.command === "enable") return (await setMember(cfg, route, "enabled", logger)) ? 0 : 1;
+    if (!(await setMember(cfg, route, "draining", logger))) return 1;
+    logger.event("info", `draining ${route}; disabling it in ${args.timeout} s`);
     await new Promise((r) => setTimeout(r, args.timeout * 1000));
-    return (await setMember(cfg, route, 'disabled', logger)) ? 0 : 1;
+    return (await setMember(cfg, route, "disabled", logger)) ? 0 : 1;
   }
 
-  const clustered = cfg.mode === 'serve' && cfg.workers > 1;
+  const clustered = cfg.mode === "serve" && cfg.workers > 1;
   const primary = clustered ? new ClusterPrimary(cfg, logger) : null;
   const app = primary ? primary.app : new ProxyNode(cfg, logger);
   try {
     if (primary) {
       await primary.start();
-      logger.event('info', 'proxy-node cluster started', { workers: cfg.workers, listen: `${cfg.listen.host}:${cfg.listen.port}` });
+      logger.event("info", "proxy-node cluster started", { workers: cfg.workers, listen: `${cfg.listen.host}:${cfg.listen.port}` });
     } else await app.start();
   } catch (e) {
-    logger.event('error', 'cannot start', { error: (e as Error).message });
+    logger.event("error", "cannot start", { error: (e as Error).message });
     return 1;
   }
-  process.on('SIGHUP', () => {
+  process.on("SIGHUP", () => {
     try {
       const next = loadConfig(args.config);
       if (primary) primary.reload(next);
       else app.reload(next);
     } catch (e) {
       app.metrics.reloadFailures++;
-      logger.event('error', 'reload refused; the old config keeps serving', { error: (e as Error).message });
+      logger.event("error", "reload refused; the old config keeps serving", { error: (e as Error).message });
     }
   });
   return new Promise<number>((resolve) => {
     const stop = (sig: string): void => {
-      logger.event('info', `${sig}: stopping, letting in-flight requests finish`);
+      logger.event("info", `${sig}: stopping, letting in-flight requests finish`);
       void (primary ? primary.stop() : app.stop()).then(() => resolve(0));
     };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
+    process.once("SIGTERM", () => stop("SIGTERM"));
+    process.once("SIGINT", () => stop("SIGINT"));
   });
 }
 

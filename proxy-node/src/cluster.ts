@@ -7,26 +7,29 @@
 // Apache's weighted sequence on its own share of requests) and passive error
 // marks (each worker finds a dead member on its own first failed connect, and
 // retries that request elsewhere).
-import cluster, { Worker } from 'node:cluster';
-import type { Config, MemberStatus } from './config';
-import type { Logger, JsonLogger } from './log';
-import { ProxyNode } from './app';
-import type { Member } from './members';
-import type { Metrics } from './metrics';
+import cluster, { Worker } from "node:cluster";
+import type { Config, MemberStatus } from "./config";
+import type { Logger, JsonLogger } from "./log";
+import { ProxyNode } from "./app";
+import type { Member } from "./members";
+import type { Metrics } from "./metrics";
 
 type MemberStats = { url: string; requests: number; errors: number; bytesIn: number; bytesOut: number; busy: number };
-type MetricStats = Record<'requests' | 'inFlight' | 'refused' | 'retries' | 'noMember' | 'upstreamErrors' | 'upstreamTimeouts' | 'websockets', number> & { byClass: number[]; queueRefused: Metrics['queueRefused'] };
+type MetricStats = Record<"requests" | "inFlight" | "refused" | "retries" | "noMember" | "upstreamErrors" | "upstreamTimeouts" | "websockets", number> & {
+  byClass: number[];
+  queueRefused: Metrics["queueRefused"];
+};
 
 type ToWorker =
-  | { t: 'config'; config: Config }
-  | { t: 'member'; url: string; route: string; lbfactor: number; status: MemberStatus }
-  | { t: 'health'; url: string; hcFail: boolean }
-  | { t: 'stats'; id: number }
-  | { t: 'stop' };
+  | { t: "config"; config: Config }
+  | { t: "member"; url: string; route: string; lbfactor: number; status: MemberStatus }
+  | { t: "health"; url: string; hcFail: boolean }
+  | { t: "stats"; id: number }
+  | { t: "stop" };
 
-type ToPrimary = { t: 'ready' } | { t: 'stats'; id: number; members: MemberStats[]; metrics: MetricStats };
+type ToPrimary = { t: "ready" } | { t: "stats"; id: number; members: MemberStats[]; metrics: MetricStats };
 
-const METRIC_KEYS = ['requests', 'inFlight', 'refused', 'retries', 'noMember', 'upstreamErrors', 'upstreamTimeouts', 'websockets'] as const;
+const METRIC_KEYS = ["requests", "inFlight", "refused", "retries", "noMember", "upstreamErrors", "upstreamTimeouts", "websockets"] as const;
 
 /** Config a worker runs: proxying only. */
 function workerConfig(c: Config): Config {
@@ -34,7 +37,7 @@ function workerConfig(c: Config): Config {
 }
 
 function memberMessage(m: Member): ToWorker {
-  return { t: 'member', url: m.url, route: m.route, lbfactor: m.lbfactor, status: m.status };
+  return { t: "member", url: m.url, route: m.route, lbfactor: m.lbfactor, status: m.status };
 }
 
 export class ClusterPrimary {
@@ -44,9 +47,12 @@ export class ClusterPrimary {
   private statsSeq = 0;
   private stopping = false;
 
-  constructor(private config: Config, private logger: Logger) {
+  constructor(
+    private config: Config,
+    private logger: Logger,
+  ) {
     // mode "agent" is never clustered; the primary's app runs manager and health only.
-    this.app = new ProxyNode({ ...config, mode: 'agent', apache: null }, logger);
+    this.app = new ProxyNode({ ...config, mode: "agent", apache: null }, logger);
   }
 
   async start(): Promise<number> {
@@ -55,7 +61,7 @@ export class ClusterPrimary {
     for (let i = 0; i < n; i++) ready.push(this.fork(i));
     await Promise.all(ready);
     this.app.onMemberChange = (m) => this.broadcast(memberMessage(m));
-    this.app.onHealthChange = (m) => this.broadcast({ t: 'health', url: m.url, hcFail: m.hcFail });
+    this.app.onHealthChange = (m) => this.broadcast({ t: "health", url: m.url, hcFail: m.hcFail });
     this.app.beforeRead = () => this.gather();
     await this.app.start();
     return this.app.managerPort;
@@ -63,20 +69,20 @@ export class ClusterPrimary {
 
   /** `slot` is the worker's place in the round robin; a replacement takes the same one. */
   private fork(slot: number): Promise<void> {
-    const w = cluster.fork({ PROXY_NODE_WORKER: '1', PROXY_NODE_WORKER_SLOT: String(slot) });
+    const w = cluster.fork({ PROXY_NODE_WORKER: "1", PROXY_NODE_WORKER_SLOT: String(slot) });
     this.workers.push(w);
-    w.on('exit', (code, signal) => {
+    w.on("exit", (code, signal) => {
       this.workers = this.workers.filter((x) => x !== w);
       if (!this.stopping) {
-        this.logger.event('error', 'worker exited; starting another', { code, signal });
+        this.logger.event("error", "worker exited; starting another", { code, signal });
         void this.fork(slot);
       }
     });
     return new Promise((resolve) => {
-      w.on('message', (msg: ToPrimary) => {
-        if (msg.t === 'ready') resolve();
+      w.on("message", (msg: ToPrimary) => {
+        if (msg.t === "ready") resolve();
       });
-      w.send({ t: 'config', config: workerConfig(this.config) } satisfies ToWorker);
+      w.send({ t: "config", config: workerConfig(this.config) } satisfies ToWorker);
     });
   }
 
@@ -93,15 +99,15 @@ export class ClusterPrimary {
           new Promise<ToPrimary | null>((resolve) => {
             const timer = setTimeout(() => done(null), 1000);
             const onMsg = (msg: ToPrimary): void => {
-              if (msg.t === 'stats' && msg.id === id) done(msg);
+              if (msg.t === "stats" && msg.id === id) done(msg);
             };
             const done = (v: ToPrimary | null): void => {
               clearTimeout(timer);
-              w.off('message', onMsg);
+              w.off("message", onMsg);
               resolve(v);
             };
-            w.on('message', onMsg);
-            w.send({ t: 'stats', id } satisfies ToWorker);
+            w.on("message", onMsg);
+            w.send({ t: "stats", id } satisfies ToWorker);
           }),
       ),
     );
@@ -112,7 +118,7 @@ export class ClusterPrimary {
     mt.byClass = [0, 0, 0, 0, 0, 0];
     mt.queueRefused = { full: 0, timeout: 0 };
     for (const r of replies) {
-      if (!r || r.t !== 'stats') continue;
+      if (!r || r.t !== "stats") continue;
       for (const s of r.members) {
         const m = byUrl.get(s.url);
         if (!m) continue;
@@ -131,14 +137,14 @@ export class ClusterPrimary {
 
   reload(next: Config): void {
     this.config = next;
-    this.app.reload({ ...next, mode: 'agent', apache: null });
-    this.broadcast({ t: 'config', config: workerConfig(next) });
+    this.app.reload({ ...next, mode: "agent", apache: null });
+    this.broadcast({ t: "config", config: workerConfig(next) });
   }
 
   async stop(): Promise<void> {
     this.stopping = true;
-    const exits = this.workers.map((w) => new Promise<void>((r) => (w.isDead() ? r() : w.once('exit', () => r()))));
-    this.broadcast({ t: 'stop' });
+    const exits = this.workers.map((w) => new Promise<void>((r) => (w.isDead() ? r() : w.once("exit", () => r()))));
+    this.broadcast({ t: "stop" });
     await Promise.all(exits);
     await this.app.stop(0);
   }
@@ -150,23 +156,23 @@ export function runWorker(logger: JsonLogger): void {
   const send = (msg: ToPrimary): void => {
     process.send?.(msg);
   };
-  process.on('message', (msg: ToWorker) => {
+  process.on("message", (msg: ToWorker) => {
     switch (msg.t) {
-      case 'config':
+      case "config":
         logger.requestsOn = msg.config.log.requests;
         if (app === null) {
           app = new ProxyNode(msg.config, logger);
           app.balancer.stagger(Number(process.env.PROXY_NODE_WORKER_SLOT ?? 0));
           app.start().then(
-            () => send({ t: 'ready' }),
+            () => send({ t: "ready" }),
             (e: Error) => {
-              logger.event('error', 'worker cannot start', { error: e.message });
+              logger.event("error", "worker cannot start", { error: e.message });
               process.exit(1);
             },
           );
         } else app.reload(msg.config);
         return;
-      case 'member': {
+      case "member": {
         const m = app?.balancer.members.find((x) => x.url === msg.url);
         if (app && m) {
           m.route = msg.route;
@@ -176,7 +182,7 @@ export function runWorker(logger: JsonLogger): void {
         }
         return;
       }
-      case 'health': {
+      case "health": {
         const m = app?.balancer.members.find((x) => x.url === msg.url);
         if (m) {
           m.hcFail = msg.hcFail;
@@ -184,28 +190,35 @@ export function runWorker(logger: JsonLogger): void {
         }
         return;
       }
-      case 'stats': {
+      case "stats": {
         if (!app) return;
         const mt = app.metrics;
         const metrics = { byClass: [...mt.byClass], queueRefused: { ...mt.queueRefused } } as MetricStats;
         for (const k of METRIC_KEYS) metrics[k] = mt[k];
         send({
-          t: 'stats',
+          t: "stats",
           id: msg.id,
-          members: app.balancer.members.map((m) => ({ url: m.url, requests: m.requests, errors: m.errors, bytesIn: m.bytesIn, bytesOut: m.bytesOut, busy: m.busy })),
+          members: app.balancer.members.map((m) => ({
+            url: m.url,
+            requests: m.requests,
+            errors: m.errors,
+            bytesIn: m.bytesIn,
+            bytesOut: m.bytesOut,
+            busy: m.busy,
+          })),
           metrics,
         });
         return;
       }
-      case 'stop':
+      case "stop":
         void (app?.stop() ?? Promise.resolve()).then(() => process.exit(0));
         return;
     }
   });
   // The primary owns signals; a worker only stops when told.
-  process.on('SIGTERM', () => undefined);
-  process.on('SIGINT', () => undefined);
-  process.on('SIGHUP', () => undefined);
+  process.on("SIGTERM", () => undefined);
+  process.on("SIGINT", () => undefined);
+  process.on("SIGHUP", () => undefined);
 }
 
-export const isWorker = (): boolean => cluster.isWorker && process.env.PROXY_NODE_WORKER === '1';
+export const isWorker = (): boolean => cluster.isWorker && process.env.PROXY_NODE_WORKER === "1";

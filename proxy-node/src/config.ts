@@ -3,13 +3,13 @@
 // from the same model as the Apache config, then runs validateConfig on it before
 // anything ships. Validation reports exactly one error, naming the key, so a bad
 // render is obvious at render time, and a hand-edited file in the journal.
-import { readFileSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
-import { parseCidr, Cidr } from './cidr';
+import { readFileSync } from "node:fs";
+import { availableParallelism } from "node:os";
+import { parseCidr, Cidr } from "./cidr";
 
-export type MemberStatus = 'enabled' | 'disabled' | 'draining' | 'standby' | 'stopped';
-export type LbMethod = 'byrequests' | 'bybusyness' | 'bytraffic';
-export type Mode = 'serve' | 'agent';
+export type MemberStatus = "enabled" | "disabled" | "draining" | "standby" | "stopped";
+export type LbMethod = "byrequests" | "bybusyness" | "bytraffic";
+export type Mode = "serve" | "agent";
 
 export interface MemberConfig {
   url: string;
@@ -160,10 +160,10 @@ export interface ConfigFile {
   /** Read in agent mode only (required there); serve mode ignores it. */
   apache?: ApacheFile | null;
   trustForwardedFrom?: string[] | null;
-  timeouts?: Partial<Config['timeouts']>;
-  limits?: Partial<Config['limits']>;
+  timeouts?: Partial<Config["timeouts"]>;
+  limits?: Partial<Config["limits"]>;
   via?: boolean;
-  workers?: number | 'auto';
+  workers?: number | "auto";
   log?: { requests?: boolean };
 }
 
@@ -172,22 +172,53 @@ function keysOf<T>(keys: { [K in keyof Required<T>]: true }): readonly string[] 
   return Object.keys(keys);
 }
 
-const ROOT_KEYS = keysOf<ConfigFile>({ mode: true, listen: true, publicUrl: true, manager: true, balancer: true, apache: true, trustForwardedFrom: true, timeouts: true, limits: true, via: true, workers: true, log: true });
-const LISTEN_KEYS = keysOf<NonNullable<ConfigFile['listen']>>({ host: true, port: true });
+const ROOT_KEYS = keysOf<ConfigFile>({
+  mode: true,
+  listen: true,
+  publicUrl: true,
+  manager: true,
+  balancer: true,
+  apache: true,
+  trustForwardedFrom: true,
+  timeouts: true,
+  limits: true,
+  via: true,
+  workers: true,
+  log: true,
+});
+const LISTEN_KEYS = keysOf<NonNullable<ConfigFile["listen"]>>({ host: true, port: true });
 const MEMBER_KEYS = keysOf<MemberFile>({ url: true, route: true, lbfactor: true, retry: true, status: true, maxSockets: true, maxQueue: true });
 const HEALTH_KEYS = keysOf<HealthCheckFile>({ path: true, intervalMs: true, expect: true, rise: true, fall: true, timeoutMs: true });
 const SET_COOKIE_KEYS = keysOf<SetCookieFile>({ name: true, valuePrefix: true, path: true, domain: true });
 const MANAGER_KEYS = keysOf<ManagerFile>({ host: true, port: true, allow: true, token: true });
 const BALANCER_KEYS = keysOf<BalancerFile>({
-  name: true, lbmethod: true, stickysession: true, stickysessionsep: true, scolonpathdelim: true, nofailover: true,
-  trustCookieOnly: true, preserveHost: true, setCookie: true, members: true, healthCheck: true, maxRetries: true,
+  name: true,
+  lbmethod: true,
+  stickysession: true,
+  stickysessionsep: true,
+  scolonpathdelim: true,
+  nofailover: true,
+  trustCookieOnly: true,
+  preserveHost: true,
+  setCookie: true,
+  members: true,
+  healthCheck: true,
+  maxRetries: true,
 });
 const APACHE_KEYS = keysOf<ApacheFile>({ managerUrl: true, balancer: true });
-const TIMEOUT_KEYS = keysOf<Config['timeouts']>({
-  connectMs: true, queueMs: true, headersMs: true, idleMs: true, clientHeadersMs: true, clientRequestMs: true, keepAliveMs: true, memberKeepAliveMs: true, shutdownMs: true,
+const TIMEOUT_KEYS = keysOf<Config["timeouts"]>({
+  connectMs: true,
+  queueMs: true,
+  headersMs: true,
+  idleMs: true,
+  clientHeadersMs: true,
+  clientRequestMs: true,
+  keepAliveMs: true,
+  memberKeepAliveMs: true,
+  shutdownMs: true,
 });
-const LIMIT_KEYS = keysOf<Config['limits']>({ maxHeaderSize: true, maxHeadersCount: true });
-const LOG_KEYS = keysOf<NonNullable<ConfigFile['log']>>({ requests: true });
+const LIMIT_KEYS = keysOf<Config["limits"]>({ maxHeaderSize: true, maxHeadersCount: true });
+const LOG_KEYS = keysOf<NonNullable<ConfigFile["log"]>>({ requests: true });
 
 export class ConfigError extends Error {
   constructor(
@@ -196,20 +227,20 @@ export class ConfigError extends Error {
     readonly problem: string,
   ) {
     super(`config: ${key}: ${problem}`);
-    this.name = 'ConfigError';
+    this.name = "ConfigError";
   }
 }
 
 type Obj = Record<string, unknown>;
 
 function show(v: unknown): string {
-  if (v === undefined) return 'nothing';
+  if (v === undefined) return "nothing";
   const s = JSON.stringify(v);
-  return s === undefined ? String(v) : s.length > 60 ? s.slice(0, 57) + '...' : s;
+  return s === undefined ? String(v) : s.length > 60 ? s.slice(0, 57) + "..." : s;
 }
 
 function isObj(v: unknown): v is Obj {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
+  return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
 function obj(v: unknown, key: string): Obj {
@@ -225,29 +256,29 @@ function optObj(parent: Obj, name: string, key: string): Obj {
 
 function noUnknown(o: Obj, allowed: readonly string[], key: string): void {
   for (const k of Object.keys(o)) {
-    if (!allowed.includes(k)) throw new ConfigError(key ? `${key}.${k}` : k, `unknown key (allowed: ${allowed.join(', ')})`);
+    if (!allowed.includes(k)) throw new ConfigError(key ? `${key}.${k}` : k, `unknown key (allowed: ${allowed.join(", ")})`);
   }
 }
 
 function str(o: Obj, name: string, key: string, def?: string): string {
   const v = o[name];
   if (v === undefined && def !== undefined) return def;
-  if (typeof v !== 'string') throw new ConfigError(`${key}.${name}`.replace(/^\./, ''), `expected a string, got ${show(v)}`);
+  if (typeof v !== "string") throw new ConfigError(`${key}.${name}`.replace(/^\./, ""), `expected a string, got ${show(v)}`);
   return v;
 }
 
 function bool(o: Obj, name: string, key: string, def: boolean): boolean {
   const v = o[name];
   if (v === undefined) return def;
-  if (typeof v !== 'boolean') throw new ConfigError(`${key}.${name}`.replace(/^\./, ''), `expected true or false, got ${show(v)}`);
+  if (typeof v !== "boolean") throw new ConfigError(`${key}.${name}`.replace(/^\./, ""), `expected true or false, got ${show(v)}`);
   return v;
 }
 
 function int(o: Obj, name: string, key: string, def: number | undefined, min: number, max: number): number {
   const v = o[name];
   if (v === undefined && def !== undefined) return def;
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
-    throw new ConfigError(`${key}.${name}`.replace(/^\./, ''), `expected an integer from ${min} to ${max}, got ${show(v)}`);
+  if (typeof v !== "number" || !Number.isInteger(v) || v < min || v > max) {
+    throw new ConfigError(`${key}.${name}`.replace(/^\./, ""), `expected an integer from ${min} to ${max}, got ${show(v)}`);
   }
   return v;
 }
@@ -255,8 +286,8 @@ function int(o: Obj, name: string, key: string, def: number | undefined, min: nu
 function oneOf<T extends string>(o: Obj, name: string, key: string, def: T, values: readonly T[]): T {
   const v = o[name];
   if (v === undefined) return def;
-  if (typeof v !== 'string' || !(values as readonly string[]).includes(v)) {
-    throw new ConfigError(`${key}.${name}`.replace(/^\./, ''), `expected one of ${values.join(', ')}, got ${show(v)}`);
+  if (typeof v !== "string" || !(values as readonly string[]).includes(v)) {
+    throw new ConfigError(`${key}.${name}`.replace(/^\./, ""), `expected one of ${values.join(", ")}, got ${show(v)}`);
   }
   return v as T;
 }
@@ -271,9 +302,9 @@ export function autoWorkers(parallelism: number = availableParallelism()): numbe
 
 function workers(v: unknown): number {
   if (v === undefined) return 1;
-  if (v === 'auto') return autoWorkers();
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > MAX_WORKERS) {
-    throw new ConfigError('workers', `expected an integer from 1 to ${MAX_WORKERS} or "auto", got ${show(v)}`);
+  if (v === "auto") return autoWorkers();
+  if (typeof v !== "number" || !Number.isInteger(v) || v < 1 || v > MAX_WORKERS) {
+    throw new ConfigError("workers", `expected an integer from 1 to ${MAX_WORKERS} or "auto", got ${show(v)}`);
   }
   return v;
 }
@@ -283,10 +314,10 @@ const ROUTE = /^[A-Za-z0-9_~-][A-Za-z0-9._~-]*$/;
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
 export function parseOrigin(v: unknown, key: string): { host: string; port: number } {
-  const m = typeof v === 'string' ? ORIGIN.exec(v) : null;
+  const m = typeof v === "string" ? ORIGIN.exec(v) : null;
   const port = m ? Number(m[2]) : 0;
   if (!m || port < 1 || port > 65535) throw new ConfigError(key, `expected http://host:port, got ${show(v)}`);
-  const host = m[1].startsWith('[') ? m[1].slice(1, -1) : m[1];
+  const host = m[1].startsWith("[") ? m[1].slice(1, -1) : m[1];
   return { host, port };
 }
 
@@ -294,7 +325,7 @@ function member(v: unknown, key: string, sep: string): MemberConfig {
   const o = obj(v, key);
   noUnknown(o, MEMBER_KEYS, key);
   const { host, port } = parseOrigin(o.url, `${key}.url`);
-  const route = str(o, 'route', key);
+  const route = str(o, "route", key);
   if (!ROUTE.test(route)) throw new ConfigError(`${key}.route`, `expected letters, digits, '.', '_', '~' or '-', got ${show(route)}`);
   // Apache takes everything after the FIRST separator as the route, so a route
   // containing the separator could never be matched by a sticky cookie.
@@ -302,15 +333,15 @@ function member(v: unknown, key: string, sep: string): MemberConfig {
     throw new ConfigError(`${key}.route`, `must not contain the stickysessionsep ${show(sep)} (it could never match), got ${show(route)}`);
   }
   return {
-    url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
+    url: `http://${host.includes(":") ? `[${host}]` : host}:${port}`,
     host,
     port,
     route,
-    lbfactor: int(o, 'lbfactor', key, 1, 1, 100),
-    retry: int(o, 'retry', key, 60, 0, 86400),
-    status: oneOf<MemberStatus>(o, 'status', key, 'enabled', ['enabled', 'disabled', 'draining', 'standby', 'stopped']),
-    maxSockets: int(o, 'maxSockets', key, 256, 1, 65536),
-    maxQueue: int(o, 'maxQueue', key, 1024, 0, 1_000_000),
+    lbfactor: int(o, "lbfactor", key, 1, 1, 100),
+    retry: int(o, "retry", key, 60, 0, 86400),
+    status: oneOf<MemberStatus>(o, "status", key, "enabled", ["enabled", "disabled", "draining", "standby", "stopped"]),
+    maxSockets: int(o, "maxSockets", key, 256, 1, 65536),
+    maxQueue: int(o, "maxQueue", key, 1024, 0, 1_000_000),
   };
 }
 
@@ -318,15 +349,15 @@ function healthCheck(v: unknown, key: string): HealthCheckConfig | null {
   if (v === undefined || v === null) return null;
   const o = obj(v, key);
   noUnknown(o, HEALTH_KEYS, key);
-  const path = str(o, 'path', key, '/');
-  if (!path.startsWith('/') || /[\s\x00-\x1f\x7f]/.test(path)) throw new ConfigError(`${key}.path`, `expected a path starting with /, got ${show(path)}`);
+  const path = str(o, "path", key, "/");
+  if (!path.startsWith("/") || /[\s\x00-\x1f\x7f]/.test(path)) throw new ConfigError(`${key}.path`, `expected a path starting with /, got ${show(path)}`);
   return {
     path,
-    intervalMs: int(o, 'intervalMs', key, 2000, 100, 3_600_000),
-    expect: int(o, 'expect', key, 200, 100, 599),
-    rise: int(o, 'rise', key, 2, 1, 100),
-    fall: int(o, 'fall', key, 2, 1, 100),
-    timeoutMs: int(o, 'timeoutMs', key, 1000, 10, 600_000),
+    intervalMs: int(o, "intervalMs", key, 2000, 100, 3_600_000),
+    expect: int(o, "expect", key, 200, 100, 599),
+    rise: int(o, "rise", key, 2, 1, 100),
+    fall: int(o, "fall", key, 2, 1, 100),
+    timeoutMs: int(o, "timeoutMs", key, 1000, 10, 600_000),
   };
 }
 
@@ -334,14 +365,14 @@ function setCookie(v: unknown, key: string, stickyCookie: string, sep: string): 
   if (v === undefined || v === null) return null;
   const o = obj(v, key);
   noUnknown(o, SET_COOKIE_KEYS, key);
-  const name = str(o, 'name', key, stickyCookie);
+  const name = str(o, "name", key, stickyCookie);
   if (!TOKEN.test(name)) throw new ConfigError(`${key}.name`, `expected a cookie name, got ${show(name)}`);
-  const valuePrefix = str(o, 'valuePrefix', key, `balancer${sep}`);
+  const valuePrefix = str(o, "valuePrefix", key, `balancer${sep}`);
   if (/[\s;,"\\\x00-\x1f\x7f]/.test(valuePrefix)) throw new ConfigError(`${key}.valuePrefix`, `expected cookie-safe characters, got ${show(valuePrefix)}`);
-  const path = str(o, 'path', key, '/');
+  const path = str(o, "path", key, "/");
   if (/[;\x00-\x1f\x7f]/.test(path)) throw new ConfigError(`${key}.path`, `expected a cookie path, got ${show(path)}`);
-  const domain = str(o, 'domain', key, '');
-  if (domain !== '' && !/^[A-Za-z0-9.-]+$/.test(domain)) throw new ConfigError(`${key}.domain`, `expected a domain name, got ${show(domain)}`);
+  const domain = str(o, "domain", key, "");
+  if (domain !== "" && !/^[A-Za-z0-9.-]+$/.test(domain)) throw new ConfigError(`${key}.domain`, `expected a domain name, got ${show(domain)}`);
   return { name, valuePrefix, path, domain };
 }
 
@@ -349,7 +380,7 @@ function cidrList(raw: readonly unknown[], key: string): { list: Cidr[]; text: s
   const list: Cidr[] = [];
   const text: string[] = [];
   raw.forEach((c, i) => {
-    const parsed = typeof c === 'string' ? parseCidr(c) : null;
+    const parsed = typeof c === "string" ? parseCidr(c) : null;
     if (!parsed) throw new ConfigError(`${key}[${i}]`, `expected a CIDR range like 127.0.0.0/8, got ${show(c)}`);
     list.push(parsed);
     text.push(c as string);
@@ -359,8 +390,8 @@ function cidrList(raw: readonly unknown[], key: string): { list: Cidr[]; text: s
 
 function trustForwardedFrom(v: unknown): { list: Cidr[]; text: string[] } {
   if (v === undefined || v === null) return { list: [], text: [] };
-  if (!Array.isArray(v)) throw new ConfigError('trustForwardedFrom', `expected a list of CIDR ranges, got ${show(v)}`);
-  return cidrList(v, 'trustForwardedFrom');
+  if (!Array.isArray(v)) throw new ConfigError("trustForwardedFrom", `expected a list of CIDR ranges, got ${show(v)}`);
+  return cidrList(v, "trustForwardedFrom");
 }
 
 function manager(v: unknown, key: string): ManagerConfig | null {
@@ -372,13 +403,13 @@ function manager(v: unknown, key: string): ManagerConfig | null {
     throw new ConfigError(`${key}.allow`, `expected a non-empty list of CIDR ranges, got ${show(allowRaw)}`);
   }
   const { list: allow, text: allowText } = cidrList(allowRaw, `${key}.allow`);
-  const token = str(o, 'token', key);
+  const token = str(o, "token", key);
   if (token.length < 8 || !/^[\x21-\x7e]+$/.test(token)) {
-    throw new ConfigError(`${key}.token`, 'expected at least 8 printable characters without spaces');
+    throw new ConfigError(`${key}.token`, "expected at least 8 printable characters without spaces");
   }
   return {
-    host: str(o, 'host', key, '127.0.0.1'),
-    port: int(o, 'port', key, undefined, 0, 65535),
+    host: str(o, "host", key, "127.0.0.1"),
+    port: int(o, "port", key, undefined, 0, 65535),
     allow,
     allowText,
     token,
@@ -387,35 +418,35 @@ function manager(v: unknown, key: string): ManagerConfig | null {
 
 /** Checks a config file's content (a parsed JSON value, or a ConfigFile built by a program) and fills in the defaults. */
 export function validateConfig(raw: unknown): Config {
-  const root = obj(raw, '(root)');
-  noUnknown(root, ROOT_KEYS, '');
-  const mode = oneOf<Mode>(root, 'mode', '', 'serve', ['serve', 'agent']);
+  const root = obj(raw, "(root)");
+  noUnknown(root, ROOT_KEYS, "");
+  const mode = oneOf<Mode>(root, "mode", "", "serve", ["serve", "agent"]);
 
-  const listenO = optObj(root, 'listen', 'listen');
-  noUnknown(listenO, LISTEN_KEYS, 'listen');
-  const listen = { host: str(listenO, 'host', 'listen', '0.0.0.0'), port: int(listenO, 'port', 'listen', 80, 0, 65535) };
+  const listenO = optObj(root, "listen", "listen");
+  noUnknown(listenO, LISTEN_KEYS, "listen");
+  const listen = { host: str(listenO, "host", "listen", "0.0.0.0"), port: int(listenO, "port", "listen", 80, 0, 65535) };
 
-  let publicUrl = `http://${listen.host === '0.0.0.0' ? '127.0.0.1' : listen.host}:${listen.port}`;
+  let publicUrl = `http://${listen.host === "0.0.0.0" ? "127.0.0.1" : listen.host}:${listen.port}`;
   if (root.publicUrl !== undefined) {
     const v = root.publicUrl;
-    if (typeof v !== 'string' || !/^https?:\/\/[^\s/?#]+\/?$/.test(v)) {
-      throw new ConfigError('publicUrl', `expected an origin like http://host:port, got ${show(v)}`);
+    if (typeof v !== "string" || !/^https?:\/\/[^\s/?#]+\/?$/.test(v)) {
+      throw new ConfigError("publicUrl", `expected an origin like http://host:port, got ${show(v)}`);
     }
-    publicUrl = v.replace(/\/$/, '');
+    publicUrl = v.replace(/\/$/, "");
   }
 
-  const b = obj(root.balancer, 'balancer');
-  noUnknown(b, BALANCER_KEYS, 'balancer');
-  const stickysession = str(b, 'stickysession', 'balancer', 'BALANCEID');
-  const parts = stickysession.split('|');
+  const b = obj(root.balancer, "balancer");
+  noUnknown(b, BALANCER_KEYS, "balancer");
+  const stickysession = str(b, "stickysession", "balancer", "BALANCEID");
+  const parts = stickysession.split("|");
   if (parts.length > 2 || parts.some((p) => !TOKEN.test(p))) {
-    throw new ConfigError('balancer.stickysession', `expected NAME or COOKIENAME|pathname, got ${show(stickysession)}`);
+    throw new ConfigError("balancer.stickysession", `expected NAME or COOKIENAME|pathname, got ${show(stickysession)}`);
   }
-  const sep = str(b, 'stickysessionsep', 'balancer', '.');
-  if (sep.length > 1) throw new ConfigError('balancer.stickysessionsep', `expected one character (or "" for none), got ${show(sep)}`);
+  const sep = str(b, "stickysessionsep", "balancer", ".");
+  if (sep.length > 1) throw new ConfigError("balancer.stickysessionsep", `expected one character (or "" for none), got ${show(sep)}`);
   const membersRaw = b.members;
   if (!Array.isArray(membersRaw) || membersRaw.length === 0) {
-    throw new ConfigError('balancer.members', `expected a non-empty list, got ${show(membersRaw)}`);
+    throw new ConfigError("balancer.members", `expected a non-empty list, got ${show(membersRaw)}`);
   }
   const members = membersRaw.map((m, i) => member(m, `balancer.members[${i}]`, sep));
   const seen = new Map<string, number>();
@@ -425,87 +456,87 @@ export function validateConfig(raw: unknown): Config {
     seen.set(m.route, i);
   });
   const balancer: BalancerConfig = {
-    name: str(b, 'name', 'balancer', 'drupal'),
-    lbmethod: oneOf<LbMethod>(b, 'lbmethod', 'balancer', 'byrequests', ['byrequests', 'bybusyness', 'bytraffic']),
+    name: str(b, "name", "balancer", "drupal"),
+    lbmethod: oneOf<LbMethod>(b, "lbmethod", "balancer", "byrequests", ["byrequests", "bybusyness", "bytraffic"]),
     stickysession,
     stickysessionsep: sep,
-    scolonpathdelim: bool(b, 'scolonpathdelim', 'balancer', true),
-    nofailover: bool(b, 'nofailover', 'balancer', false),
-    trustCookieOnly: bool(b, 'trustCookieOnly', 'balancer', false),
-    preserveHost: bool(b, 'preserveHost', 'balancer', false),
-    setCookie: setCookie(b.setCookie, 'balancer.setCookie', parts[0], sep),
+    scolonpathdelim: bool(b, "scolonpathdelim", "balancer", true),
+    nofailover: bool(b, "nofailover", "balancer", false),
+    trustCookieOnly: bool(b, "trustCookieOnly", "balancer", false),
+    preserveHost: bool(b, "preserveHost", "balancer", false),
+    setCookie: setCookie(b.setCookie, "balancer.setCookie", parts[0], sep),
     members,
-    healthCheck: healthCheck(b.healthCheck, 'balancer.healthCheck'),
-    maxRetries: int(b, 'maxRetries', 'balancer', Math.min(members.length - 1, 3), 0, 100),
+    healthCheck: healthCheck(b.healthCheck, "balancer.healthCheck"),
+    maxRetries: int(b, "maxRetries", "balancer", Math.min(members.length - 1, 3), 0, 100),
   };
 
-  let apache: Config['apache'] = null;
+  let apache: Config["apache"] = null;
   if (root.apache !== undefined && root.apache !== null) {
-    const a = obj(root.apache, 'apache');
-    noUnknown(a, APACHE_KEYS, 'apache');
-    const managerUrl = str(a, 'managerUrl', 'apache');
+    const a = obj(root.apache, "apache");
+    noUnknown(a, APACHE_KEYS, "apache");
+    const managerUrl = str(a, "managerUrl", "apache");
     if (!/^http:\/\/[^\s/?#]+\/[^\s?#]*$/.test(managerUrl)) {
-      throw new ConfigError('apache.managerUrl', `expected http://host:port/balancer-manager, got ${show(managerUrl)}`);
+      throw new ConfigError("apache.managerUrl", `expected http://host:port/balancer-manager, got ${show(managerUrl)}`);
     }
-    apache = { managerUrl, balancer: str(a, 'balancer', 'apache', balancer.name) };
+    apache = { managerUrl, balancer: str(a, "balancer", "apache", balancer.name) };
   }
-  if (mode === 'agent' && !apache) throw new ConfigError('apache', 'required when mode is "agent"');
-  if (mode === 'agent' && !balancer.healthCheck) throw new ConfigError('balancer.healthCheck', 'required when mode is "agent"');
+  if (mode === "agent" && !apache) throw new ConfigError("apache", 'required when mode is "agent"');
+  if (mode === "agent" && !balancer.healthCheck) throw new ConfigError("balancer.healthCheck", 'required when mode is "agent"');
 
-  const t = optObj(root, 'timeouts', 'timeouts');
-  noUnknown(t, TIMEOUT_KEYS, 'timeouts');
+  const t = optObj(root, "timeouts", "timeouts");
+  noUnknown(t, TIMEOUT_KEYS, "timeouts");
   const timeouts = {
-    connectMs: int(t, 'connectMs', 'timeouts', 3000, 1, 600_000),
+    connectMs: int(t, "connectMs", "timeouts", 3000, 1, 600_000),
     // HAProxy's `timeout queue`: a saturated member answers 503 instead of holding clients.
-    queueMs: int(t, 'queueMs', 'timeouts', 5000, 1, 600_000),
-    headersMs: int(t, 'headersMs', 'timeouts', 30_000, 1, 3_600_000),
-    idleMs: int(t, 'idleMs', 'timeouts', 60_000, 1, 3_600_000),
-    clientHeadersMs: int(t, 'clientHeadersMs', 'timeouts', 20_000, 1, 600_000),
-    clientRequestMs: int(t, 'clientRequestMs', 'timeouts', 300_000, 0, 3_600_000),
-    keepAliveMs: int(t, 'keepAliveMs', 'timeouts', 5000, 1, 600_000),
+    queueMs: int(t, "queueMs", "timeouts", 5000, 1, 600_000),
+    headersMs: int(t, "headersMs", "timeouts", 30_000, 1, 3_600_000),
+    idleMs: int(t, "idleMs", "timeouts", 60_000, 1, 3_600_000),
+    clientHeadersMs: int(t, "clientHeadersMs", "timeouts", 20_000, 1, 600_000),
+    clientRequestMs: int(t, "clientRequestMs", "timeouts", 300_000, 0, 3_600_000),
+    keepAliveMs: int(t, "keepAliveMs", "timeouts", 5000, 1, 600_000),
     // Shorter than Apache's default KeepAliveTimeout (5 s), so we close idle member connections first.
-    memberKeepAliveMs: int(t, 'memberKeepAliveMs', 'timeouts', 4000, 1, 600_000),
-    shutdownMs: int(t, 'shutdownMs', 'timeouts', 30_000, 0, 3_600_000),
+    memberKeepAliveMs: int(t, "memberKeepAliveMs", "timeouts", 4000, 1, 600_000),
+    shutdownMs: int(t, "shutdownMs", "timeouts", 30_000, 0, 3_600_000),
   };
-  const l = optObj(root, 'limits', 'limits');
-  noUnknown(l, LIMIT_KEYS, 'limits');
+  const l = optObj(root, "limits", "limits");
+  noUnknown(l, LIMIT_KEYS, "limits");
   const limits = {
-    maxHeaderSize: int(l, 'maxHeaderSize', 'limits', 16384, 1024, 1_048_576),
-    maxHeadersCount: int(l, 'maxHeadersCount', 'limits', 100, 4, 2000),
+    maxHeaderSize: int(l, "maxHeaderSize", "limits", 16384, 1024, 1_048_576),
+    maxHeadersCount: int(l, "maxHeadersCount", "limits", 100, 4, 2000),
   };
   const trust = trustForwardedFrom(root.trustForwardedFrom);
-  const logO = optObj(root, 'log', 'log');
-  noUnknown(logO, LOG_KEYS, 'log');
+  const logO = optObj(root, "log", "log");
+  noUnknown(logO, LOG_KEYS, "log");
 
   return {
     mode,
     listen,
     publicUrl,
-    manager: manager(root.manager, 'manager'),
+    manager: manager(root.manager, "manager"),
     balancer,
     apache,
     trustForwardedFrom: trust.list,
     trustForwardedFromText: trust.text,
     timeouts,
     limits,
-    via: bool(root, 'via', '', true),
+    via: bool(root, "via", "", true),
     workers: workers(root.workers),
-    log: { requests: bool(logO, 'requests', 'log', true) },
+    log: { requests: bool(logO, "requests", "log", true) },
   };
 }
 
 export function loadConfig(file: string): Config {
   let text: string;
   try {
-    text = readFileSync(file, 'utf8');
+    text = readFileSync(file, "utf8");
   } catch (e) {
-    throw new ConfigError('(file)', `cannot read ${file}: ${(e as Error).message}`);
+    throw new ConfigError("(file)", `cannot read ${file}: ${(e as Error).message}`);
   }
   let raw: unknown;
   try {
     raw = JSON.parse(text);
   } catch (e) {
-    throw new ConfigError('(file)', `${file} is not valid JSON: ${(e as Error).message}`);
+    throw new ConfigError("(file)", `${file} is not valid JSON: ${(e as Error).message}`);
   }
   return validateConfig(raw);
 }

@@ -1,9 +1,9 @@
 // Active health checks in the manner of mod_proxy_hcheck: GET a path on each
 // member every interval; `fall` failures in a row mark it failed (hcFail),
 // `rise` successes in a row bring it back.
-import * as http from 'node:http';
-import type { HealthCheckConfig } from './config';
-import type { Member } from './members';
+import * as http from "node:http";
+import type { HealthCheckConfig } from "./config";
+import type { Member } from "./members";
 
 export type HealthChange = (m: Member, healthy: boolean, reason: string) => void;
 
@@ -27,19 +27,19 @@ export function probe(m: Member, cfg: HealthCheckConfig): Promise<{ ok: boolean;
       host: m.host,
       port: m.port,
       path: cfg.path,
-      method: 'GET',
+      method: "GET",
       agent: false,
-      headers: { Host: m.authority, 'User-Agent': 'proxy-node-hcheck', Connection: 'close' },
+      headers: { Host: m.authority, "User-Agent": "proxy-node-hcheck", Connection: "close" },
     });
     const deadline = setTimeout(() => {
-      done(false, `no answer within ${cfg.timeoutMs} ms${req.socket?.connecting !== false ? ' (not even connected)' : ''}`);
+      done(false, `no answer within ${cfg.timeoutMs} ms${req.socket?.connecting !== false ? " (not even connected)" : ""}`);
       req.destroy();
     }, cfg.timeoutMs);
-    req.on('error', (e) => done(false, e.message));
-    req.on('response', (res) => {
+    req.on("error", (e) => done(false, e.message));
+    req.on("response", (res) => {
       res.resume();
       const ok = res.statusCode === cfg.expect;
-      done(ok, ok ? 'ok' : `status ${res.statusCode}, expected ${cfg.expect}`);
+      done(ok, ok ? "ok" : `status ${res.statusCode}, expected ${cfg.expect}`);
     });
     req.end();
   });
@@ -69,7 +69,7 @@ export class HealthChecker {
 
   round(): void {
     for (const m of this.members()) {
-      if (this.inFlight.has(m) || m.status === 'stopped') continue;
+      if (this.inFlight.has(m) || m.status === "stopped") continue;
       this.inFlight.add(m);
       void probe(m, this.cfg).then((r) => {
         this.inFlight.delete(m);

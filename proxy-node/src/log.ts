@@ -1,7 +1,7 @@
 // JSON lines on stdout (requests) and stderr (events), one object per line,
 // so journald and container logs can be parsed without a format spec.
 export interface Logger {
-  event(level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>): void;
+  event(level: "info" | "warn" | "error", msg: string, fields?: Record<string, unknown>): void;
   request(line: Record<string, unknown>): void;
 }
 
@@ -12,12 +12,12 @@ export class JsonLogger implements Logger {
     private err: NodeJS.WritableStream = process.stderr,
   ) {}
 
-  event(level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>): void {
-    this.err.write(JSON.stringify({ time: new Date().toISOString(), level, msg, ...fields }) + '\n');
+  event(level: "info" | "warn" | "error", msg: string, fields?: Record<string, unknown>): void {
+    this.err.write(JSON.stringify({ time: new Date().toISOString(), level, msg, ...fields }) + "\n");
   }
 
   request(line: Record<string, unknown>): void {
-    if (this.requestsOn) this.out.write(JSON.stringify(line) + '\n');
+    if (this.requestsOn) this.out.write(JSON.stringify(line) + "\n");
   }
 }
 

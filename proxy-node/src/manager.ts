@@ -4,15 +4,15 @@
 // `Authorization: Bearer` header with a JSON body: a cross-site form or a
 // link cannot add that header, and a cross-origin fetch that does is stopped
 // by CORS preflight, which this server never grants.
-import * as http from 'node:http';
-import { createHash, timingSafeEqual } from 'node:crypto';
-import type { Balancer } from './balancer';
-import type { Metrics } from './metrics';
-import type { Logger } from './log';
-import type { Cidr } from './cidr';
-import { ipAllowed } from './cidr';
-import type { MemberStatus } from './config';
-import type { Member } from './members';
+import * as http from "node:http";
+import { createHash, timingSafeEqual } from "node:crypto";
+import type { Balancer } from "./balancer";
+import type { Metrics } from "./metrics";
+import type { Logger } from "./log";
+import type { Cidr } from "./cidr";
+import { ipAllowed } from "./cidr";
+import type { MemberStatus } from "./config";
+import type { Member } from "./members";
 
 export interface ManagerDeps {
   balancer: () => Balancer;
@@ -27,12 +27,12 @@ export interface ManagerDeps {
   separator: () => string;
 }
 
-const STATUSES: readonly MemberStatus[] = ['enabled', 'disabled', 'draining', 'standby', 'stopped'];
+const STATUSES: readonly MemberStatus[] = ["enabled", "disabled", "draining", "standby", "stopped"];
 const ROUTE = /^[A-Za-z0-9_~-][A-Za-z0-9._~-]*$/;
 const MAX_BODY = 4096;
 
 function digest(s: string): Buffer {
-  return createHash('sha256').update(s).digest();
+  return createHash("sha256").update(s).digest();
 }
 
 function tokenMatches(given: string, token: string): boolean {
@@ -43,10 +43,10 @@ function tokenMatches(given: string, token: string): boolean {
 function authorized(req: http.IncomingMessage, token: string, forChange: boolean): boolean {
   const h = req.headers.authorization;
   if (!h) return false;
-  if (h.startsWith('Bearer ')) return tokenMatches(h.slice(7).trim(), token);
-  if (!forChange && h.startsWith('Basic ')) {
-    const decoded = Buffer.from(h.slice(6).trim(), 'base64').toString('utf8');
-    const colon = decoded.indexOf(':');
+  if (h.startsWith("Bearer ")) return tokenMatches(h.slice(7).trim(), token);
+  if (!forChange && h.startsWith("Basic ")) {
+    const decoded = Buffer.from(h.slice(6).trim(), "base64").toString("utf8");
+    const colon = decoded.indexOf(":");
     return colon >= 0 && tokenMatches(decoded.slice(colon + 1), token);
   }
   return false;
@@ -70,33 +70,38 @@ export function memberView(m: Member, now: number): Record<string, string | numb
 
 function send(res: http.ServerResponse, status: number, type: string, body: string, extra: string[] = []): void {
   res.writeHead(status, [
-    'Content-Type', type,
-    'Content-Length', String(Buffer.byteLength(body)),
-    'Cache-Control', 'no-store',
-    'X-Content-Type-Options', 'nosniff',
-    'X-Frame-Options', 'DENY',
+    "Content-Type",
+    type,
+    "Content-Length",
+    String(Buffer.byteLength(body)),
+    "Cache-Control",
+    "no-store",
+    "X-Content-Type-Options",
+    "nosniff",
+    "X-Frame-Options",
+    "DENY",
     ...extra,
   ]);
   res.end(body);
 }
 
 function json(res: http.ServerResponse, status: number, value: unknown): void {
-  send(res, status, 'application/json', JSON.stringify(value) + '\n');
+  send(res, status, "application/json", JSON.stringify(value) + "\n");
 }
 
 export function applyChange(b: Balancer, m: Member, body: unknown, separator: string): string | null {
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) return 'expected a JSON object';
+  if (typeof body !== "object" || body === null || Array.isArray(body)) return "expected a JSON object";
   const o = body as Record<string, unknown>;
-  for (const k of Object.keys(o)) if (!['lbfactor', 'route', 'status'].includes(k)) return `unknown key ${k}`;
+  for (const k of Object.keys(o)) if (!["lbfactor", "route", "status"].includes(k)) return `unknown key ${k}`;
   const { lbfactor, route, status } = o;
-  if (lbfactor !== undefined && (typeof lbfactor !== 'number' || !Number.isInteger(lbfactor) || lbfactor < 1 || lbfactor > 100)) {
-    return 'lbfactor: expected an integer from 1 to 100';
+  if (lbfactor !== undefined && (typeof lbfactor !== "number" || !Number.isInteger(lbfactor) || lbfactor < 1 || lbfactor > 100)) {
+    return "lbfactor: expected an integer from 1 to 100";
   }
-  if (status !== undefined && (typeof status !== 'string' || !(STATUSES as readonly string[]).includes(status))) {
-    return `status: expected one of ${STATUSES.join(', ')}`;
+  if (status !== undefined && (typeof status !== "string" || !(STATUSES as readonly string[]).includes(status))) {
+    return `status: expected one of ${STATUSES.join(", ")}`;
   }
   if (route !== undefined) {
-    if (typeof route !== 'string' || !ROUTE.test(route) || (separator !== '' && route.includes(separator))) return 'route: invalid route';
+    if (typeof route !== "string" || !ROUTE.test(route) || (separator !== "" && route.includes(separator))) return "route: invalid route";
     const other = b.member(route);
     if (other !== undefined && other !== m) return `route: ${route} is already used`;
   }
@@ -110,71 +115,77 @@ export function createManagerServer(d: ManagerDeps): http.Server {
   const server = http.createServer({ maxHeaderSize: 8192 }, (req, res) => {
     if (!ipAllowed(req.socket.remoteAddress, d.allow())) {
       // Say as little as possible to strangers.
-      res.writeHead(403, ['Content-Length', '0', 'Connection', 'close']);
+      res.writeHead(403, ["Content-Length", "0", "Connection", "close"]);
       res.end();
       return;
     }
-    const url = req.url ?? '/';
-    const q = url.indexOf('?');
+    const url = req.url ?? "/";
+    const q = url.indexOf("?");
     const path = q < 0 ? url : url.slice(0, q);
-    const method = req.method ?? 'GET';
-    const forChange = method !== 'GET' && method !== 'HEAD';
+    const method = req.method ?? "GET";
+    const forChange = method !== "GET" && method !== "HEAD";
     if (!authorized(req, d.token(), forChange)) {
-      send(res, 401, 'text/plain', 'token required\n', forChange ? [] : ['WWW-Authenticate', 'Basic realm="proxy-node manager"']);
+      send(res, 401, "text/plain", "token required\n", forChange ? [] : ["WWW-Authenticate", 'Basic realm="proxy-node manager"']);
       return;
     }
     if (!forChange) {
-      void d.beforeRead().then(() => read(d, req, res, path), () => read(d, req, res, path));
+      void d.beforeRead().then(
+        () => read(d, req, res, path),
+        () => read(d, req, res, path),
+      );
       return;
     }
     const b = d.balancer();
-    if (method !== 'POST' || !path.startsWith('/api/members/')) return send(res, 405, 'text/plain', 'method not allowed\n');
-    const ctype = req.headers['content-type'] ?? '';
-    if (!ctype.startsWith('application/json')) return send(res, 415, 'text/plain', 'expected application/json\n');
+    if (method !== "POST" || !path.startsWith("/api/members/")) return send(res, 405, "text/plain", "method not allowed\n");
+    const ctype = req.headers["content-type"] ?? "";
+    if (!ctype.startsWith("application/json")) return send(res, 415, "text/plain", "expected application/json\n");
     let route: string;
     try {
-      route = decodeURIComponent(path.slice('/api/members/'.length));
+      route = decodeURIComponent(path.slice("/api/members/".length));
     } catch {
-      return send(res, 400, 'text/plain', 'bad route encoding\n');
+      return send(res, 400, "text/plain", "bad route encoding\n");
     }
     const m = b.member(route);
     if (!m) return json(res, 404, { error: `no member with route ${route}` });
     const chunks: Buffer[] = [];
     let size = 0;
-    req.on('data', (c: Buffer) => {
+    req.on("data", (c: Buffer) => {
       size += c.length;
       if (size > MAX_BODY) {
-        json(res, 413, { error: 'body too large' });
+        json(res, 413, { error: "body too large" });
         req.destroy();
       } else chunks.push(c);
     });
-    req.on('end', () => {
+    req.on("end", () => {
       if (res.headersSent) return;
       let body: unknown;
       try {
-        body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+        body = JSON.parse(Buffer.concat(chunks).toString("utf8"));
       } catch {
-        return json(res, 400, { error: 'invalid JSON' });
+        return json(res, 400, { error: "invalid JSON" });
       }
       const err = applyChange(b, m, body, d.separator());
       if (err) return json(res, 400, { error: err });
       d.changed(m);
-      d.logger.event('info', 'member changed by manager', { route: m.route, status: m.status, lbfactor: m.lbfactor, client: req.socket.remoteAddress });
+      d.logger.event("info", "member changed by manager", { route: m.route, status: m.status, lbfactor: m.lbfactor, client: req.socket.remoteAddress });
       json(res, 200, memberView(m, Date.now()));
     });
   });
   return server;
 }
 
-
 function read(d: ManagerDeps, _req: http.IncomingMessage, res: http.ServerResponse, path: string): void {
   const b = d.balancer();
   const now = Date.now();
-  if (path === '/api/members') return json(res, 200, { balancer: b.name, lbmethod: b.strategy.name, members: b.members.map((m) => memberView(m, now)) });
-  if (path === '/metrics') return send(res, 200, 'text/plain; version=0.0.4', d.metrics.render(b, now));
-  if (path === '/manager.js') return send(res, 200, 'text/javascript', PAGE_JS);
-  if (path === '/') return send(res, 200, 'text/html; charset=utf-8', page(b, now), ['Content-Security-Policy', "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; connect-src 'self'"]);
-  return send(res, 404, 'text/plain', 'not found\n');
+  if (path === "/api/members") return json(res, 200, { balancer: b.name, lbmethod: b.strategy.name, members: b.members.map((m) => memberView(m, now)) });
+  if (path === "/metrics") return send(res, 200, "text/plain; version=0.0.4", d.metrics.render(b, now));
+  if (path === "/manager.js") return send(res, 200, "text/javascript", PAGE_JS);
+  if (path === "/")
+    return send(res, 200, "text/html; charset=utf-8", page(b, now), [
+      "Content-Security-Policy",
+      "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; connect-src 'self'",
+    ]);
+  return send(res, 404, "text/plain", "not found\n");
 }
 
 function esc(s: string | number | boolean): string {
@@ -185,13 +196,15 @@ function page(b: Balancer, now: number): string {
   const rows = b.members
     .map((m) => {
       const v = memberView(m, now);
-      const options = STATUSES.map((s) => `<option${s === m.status ? ' selected' : ''}>${s}</option>`).join('');
-      return `<tr data-route="${esc(m.route)}"><td>${esc(v.route)}</td><td>${esc(v.url)}</td><td>${esc(v.state)}</td>` +
+      const options = STATUSES.map((s) => `<option${s === m.status ? " selected" : ""}>${s}</option>`).join("");
+      return (
+        `<tr data-route="${esc(m.route)}"><td>${esc(v.route)}</td><td>${esc(v.url)}</td><td>${esc(v.state)}</td>` +
         `<td>${esc(v.lbfactor)}</td><td>${esc(v.requests)}</td><td>${esc(v.errors)}</td><td>${esc(v.bytesIn)}</td><td>${esc(v.bytesOut)}</td><td>${esc(v.busy)}</td>` +
         `<td><input name="lbfactor" size="3" value="${esc(v.lbfactor)}"> <input name="route" size="8" value="${esc(v.route)}"> ` +
-        `<select name="status">${options}</select> <button>apply</button></td></tr>`;
+        `<select name="status">${options}</select> <button>apply</button></td></tr>`
+      );
     })
-    .join('\n');
+    .join("\n");
   return `<!doctype html><html><head><meta charset="utf-8"><title>proxy-node manager: ${esc(b.name)}</title>
 <style>body{font-family:sans-serif}td,th{padding:2px 8px;border-bottom:1px solid #ccc}</style></head><body>
 <h1>Balancer ${esc(b.name)} (${esc(b.strategy.name)})</h1>

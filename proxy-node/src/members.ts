@@ -1,7 +1,7 @@
 // Runtime state of one balancer member. Admin state (status) comes from config
 // or the manager; health state (inError, hcFail) from passive and active checks.
-import { Pool } from './proxy/upstream';
-import type { MemberConfig, MemberStatus } from './config';
+import { Pool } from "./proxy/upstream";
+import type { MemberConfig, MemberStatus } from "./config";
 
 export class Member {
   url: string;
@@ -29,7 +29,7 @@ export class Member {
   /** Precomputed "host:port" for Location rewriting, so the hot path only compares strings. */
   authority: string;
   /** Precomputed Set-Cookie value when proxy-node sets the sticky cookie itself. */
-  cookieLine = '';
+  cookieLine = "";
 
   constructor(cfg: MemberConfig) {
     this.url = cfg.url;
@@ -39,14 +39,14 @@ export class Member {
     this.lbfactor = cfg.lbfactor;
     this.retryMs = cfg.retry * 1000;
     this.status = cfg.status;
-    this.authority = cfg.url.slice('http://'.length);
+    this.authority = cfg.url.slice("http://".length);
     // Timeouts are set from the config's `timeouts` by the app.
     this.pool = new Pool(cfg.host, cfg.port, cfg.maxSockets, cfg.maxQueue, 5000, 3000, 4000, this);
   }
 
   /** Apache's PROXY_WORKER_IS_USABLE plus ap_proxy_retry_worker: an errored member becomes usable again after `retry`. */
   usable(now: number): boolean {
-    if (this.status === 'stopped' || this.status === 'disabled' || this.hcFail) return false;
+    if (this.status === "stopped" || this.status === "disabled" || this.hcFail) return false;
     if (this.inError) {
       if (now - this.errorTime < this.retryMs) return false;
       this.inError = false;
@@ -56,7 +56,7 @@ export class Member {
 
   /** May take requests that carry no route for it (not draining). */
   takesNewSessions(now: number): boolean {
-    return this.status !== 'draining' && this.usable(now);
+    return this.status !== "draining" && this.usable(now);
   }
 
   markError(now: number): void {
@@ -65,10 +65,10 @@ export class Member {
   }
 
   state(now: number): string {
-    if (this.status === 'stopped' || this.status === 'disabled') return this.status;
-    if (this.hcFail) return 'hcfail';
-    if (this.inError && now - this.errorTime < this.retryMs) return 'error';
-    return this.status === 'enabled' ? 'ok' : this.status;
+    if (this.status === "stopped" || this.status === "disabled") return this.status;
+    if (this.hcFail) return "hcfail";
+    if (this.inError && now - this.errorTime < this.retryMs) return "error";
+    return this.status === "enabled" ? "ok" : this.status;
   }
 
   destroy(): void {

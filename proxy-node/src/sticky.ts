@@ -21,7 +21,7 @@ export interface StickyOptions {
 
 /** "BALANCEID" -> same name twice; "JSESSIONID|jsessionid" -> cookie|param, like Apache. */
 export function parseStickyNames(stickysession: string): StickyNames {
-  const bar = stickysession.indexOf('|');
+  const bar = stickysession.indexOf("|");
   if (bar < 0) return { cookie: stickysession, param: stickysession };
   return { cookie: stickysession.slice(0, bar), param: stickysession.slice(bar + 1) };
 }
@@ -88,7 +88,7 @@ function isParamDelim(c: number, semicolon: boolean): boolean {
  */
 export function routeFromValue(value: string | undefined, separator: string): string | undefined {
   if (value === undefined) return undefined;
-  if (separator === '') return value === '' ? undefined : value;
+  if (separator === "") return value === "" ? undefined : value;
   const at = value.indexOf(separator);
   if (at < 0 || at + 1 >= value.length) return undefined;
   return value.slice(at + 1);

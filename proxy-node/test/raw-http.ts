@@ -2,10 +2,10 @@
 // client that writes exactly the bytes given and keeps everything it receives,
 // the splitter that frames what it received into responses, and a member that
 // speaks whatever the test writes on its sockets.
-import { strict as assert } from 'node:assert';
-import * as net from 'node:net';
-import type { AddressInfo } from 'node:net';
-import { until } from './helpers';
+import { strict as assert } from "node:assert";
+import * as net from "node:net";
+import type { AddressInfo } from "node:net";
+import { until } from "./helpers";
 
 export interface WireResponse {
   status: number;
@@ -25,11 +25,11 @@ export interface ParsedResponses {
 export function header(r: WireResponse, name: string): string | undefined {
   const wanted = name.toLowerCase();
   const values: string[] = [];
-  for (const line of r.head.split('\r\n').slice(1)) {
-    const i = line.indexOf(':');
+  for (const line of r.head.split("\r\n").slice(1)) {
+    const i = line.indexOf(":");
     if (i > 0 && line.slice(0, i).trim().toLowerCase() === wanted) values.push(line.slice(i + 1).trim());
   }
-  return values.length ? values.join(', ') : undefined;
+  return values.length ? values.join(", ") : undefined;
 }
 
 /** Bytes as a quoted string for assertion messages, cut after 600 characters. */
@@ -43,17 +43,17 @@ export function show(s: string): string {
  * after it, or null while it is incomplete or not chunked framing.
  */
 function chunkedBody(data: string, p: number): { body: string; end: number } | null {
-  let body = '';
+  let body = "";
   for (;;) {
-    const lineEnd = data.indexOf('\r\n', p);
+    const lineEnd = data.indexOf("\r\n", p);
     if (lineEnd < 0) return null;
-    const size = parseInt(data.slice(p, lineEnd).split(';')[0], 16);
+    const size = parseInt(data.slice(p, lineEnd).split(";")[0], 16);
     if (Number.isNaN(size)) return null;
     p = lineEnd + 2;
     if (size === 0) {
       // No trailers: an empty line at once; else trailer fields up to an empty line.
-      if (data.startsWith('\r\n', p)) return { body, end: p + 2 };
-      const trailerEnd = data.indexOf('\r\n\r\n', p);
+      if (data.startsWith("\r\n", p)) return { body, end: p + 2 };
+      const trailerEnd = data.indexOf("\r\n\r\n", p);
       return trailerEnd < 0 ? null : { body, end: trailerEnd + 4 };
     }
     if (p + size + 2 > data.length) return null;
@@ -74,23 +74,23 @@ export function parseResponses(data: string, closed: boolean, methods: readonly 
   let pos = 0;
   let finals = 0;
   while (pos < data.length) {
-    const headEnd = data.indexOf('\r\n\r\n', pos);
+    const headEnd = data.indexOf("\r\n\r\n", pos);
     if (headEnd < 0) break;
     const head = data.slice(pos, headEnd);
     const m = /^HTTP\/1\.[01] (\d{3})(?: [^\r\n]*)?\r\n/.exec(`${head}\r\n`);
     if (!m) break;
     const status = Number(m[1]);
     if (status < 100) break;
-    const r: WireResponse = { status, head, body: '' };
+    const r: WireResponse = { status, head, body: "" };
     let p = headEnd + 4;
     if (status < 200) {
       responses.push(r);
       pos = p;
       continue;
     }
-    const te = header(r, 'transfer-encoding');
-    const cl = header(r, 'content-length');
-    if (methods[finals] === 'HEAD' || status === 204 || status === 304) {
+    const te = header(r, "transfer-encoding");
+    const cl = header(r, "content-length");
+    if (methods[finals] === "HEAD" || status === 204 || status === 304) {
       // no body
     } else if (te !== undefined && /\bchunked\s*$/i.test(te)) {
       const chunked = chunkedBody(data, p);
@@ -139,15 +139,15 @@ export class RawClient {
   readonly methods: string[] = [];
 
   constructor(port: number, opts: { allowHalfOpen?: boolean } = {}) {
-    this.socket = net.connect({ port, host: '127.0.0.1', allowHalfOpen: opts.allowHalfOpen ?? false });
+    this.socket = net.connect({ port, host: "127.0.0.1", allowHalfOpen: opts.allowHalfOpen ?? false });
     this.socket.setNoDelay(true);
-    this.socket.on('data', (c: Buffer) => {
+    this.socket.on("data", (c: Buffer) => {
       this.chunks.push(c);
       this.received += c.length;
     });
-    this.socket.on('end', () => (this.endedAfter = this.received));
-    this.socket.on('error', (e: NodeJS.ErrnoException) => (this.error ??= e.code ?? e.message));
-    this.socket.on('close', () => {
+    this.socket.on("end", () => (this.endedAfter = this.received));
+    this.socket.on("error", (e: NodeJS.ErrnoException) => (this.error ??= e.code ?? e.message));
+    this.socket.on("close", () => {
       this.closed = true;
       liveClients.delete(this);
     });
@@ -158,14 +158,14 @@ export class RawClient {
   connected(): Promise<void> {
     return new Promise((resolve, reject) => {
       if (!this.socket.connecting) return resolve();
-      this.socket.once('connect', () => resolve());
-      this.socket.once('error', reject);
+      this.socket.once("connect", () => resolve());
+      this.socket.once("error", reject);
     });
   }
 
   /** Everything received so far, one character a byte. */
   get text(): string {
-    return Buffer.concat(this.chunks).toString('latin1');
+    return Buffer.concat(this.chunks).toString("latin1");
   }
 
   /**
@@ -173,10 +173,10 @@ export class RawClient {
    * lines in a string are noted for framing, also those right after a body.
    */
   send(data: string | Buffer): Promise<void> {
-    if (typeof data === 'string') for (const m of data.matchAll(/(?:^|\r\n\r\n|[a-z0-9])([A-Z]+) \S+ HTTP\/1\.[01]\r\n/g)) this.methods.push(m[1]);
+    if (typeof data === "string") for (const m of data.matchAll(/(?:^|\r\n\r\n|[a-z0-9])([A-Z]+) \S+ HTTP\/1\.[01]\r\n/g)) this.methods.push(m[1]);
     return new Promise((resolve) => {
       if (this.socket.destroyed) return resolve();
-      if (typeof data === 'string') this.socket.write(data, 'latin1', () => resolve());
+      if (typeof data === "string") this.socket.write(data, "latin1", () => resolve());
       else this.socket.write(data, () => resolve());
     });
   }
@@ -194,13 +194,16 @@ export class RawClient {
   async responses(n: number, deadlineMs = 3000): Promise<WireResponse[]> {
     await until(() => this.finals().length >= n || this.closed, `${n} response(s)`, deadlineMs).catch(() => undefined);
     const got = this.finals();
-    assert.ok(got.length >= n, `expected ${n} complete response(s), got ${got.length}${this.closed ? ` and the connection closed (${this.error ?? 'FIN'})` : ''}: ${show(this.text)}`);
+    assert.ok(
+      got.length >= n,
+      `expected ${n} complete response(s), got ${got.length}${this.closed ? ` and the connection closed (${this.error ?? "FIN"})` : ""}: ${show(this.text)}`,
+    );
     return got;
   }
 
   /** True once the proxy closed the connection, false if it is still open after `deadlineMs`. */
   async waitClosed(deadlineMs = 3000): Promise<boolean> {
-    await until(() => this.closed, 'close', deadlineMs).catch(() => undefined);
+    await until(() => this.closed, "close", deadlineMs).catch(() => undefined);
     return this.closed;
   }
 
@@ -236,11 +239,11 @@ export async function rawMember(onConn: (sock: net.Socket) => void): Promise<Raw
   const server = net.createServer((c) => {
     accepted++;
     sockets.add(c);
-    c.on('close', () => sockets.delete(c));
-    c.on('error', () => undefined);
+    c.on("close", () => sockets.delete(c));
+    c.on("error", () => undefined);
     onConn(c);
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
   const port = (server.address() as AddressInfo).port;
   let closing: Promise<void> | null = null;
   const member: RawMember = {

@@ -32,6 +32,7 @@ export const OLD_DIR = ".drupal-cluster-restore-old";
 /** Database names go into SQL and shell text: the config allows only these characters. */
 export function checkedDatabaseName(name: string): string {
   if (!/^[A-Za-z0-9_]{1,64}$/.test(name)) throw new Error(`database name ${JSON.stringify(name)} is not letters, digits and _`);
-  if (name === STAGE_DATABASE || name === OLD_DATABASE) throw new Error(`database name ${name} is the one the restore uses for its own staging; use another for the stack's database`);
+  if (name === STAGE_DATABASE || name === OLD_DATABASE)
+    throw new Error(`database name ${name} is the one the restore uses for its own staging; use another for the stack's database`);
   return name;
 }

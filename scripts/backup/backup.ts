@@ -119,7 +119,12 @@ async function inspectFiles(remote: Remote, publicPath: string): Promise<{ tar: 
 }
 
 /** A mode-0600 file that only this call creates ("wx"), flushed to disk before it counts as written. */
-async function streamToFile(file: string, label: string, sink: ProgressSink, fill: (into: Writable) => Promise<void>): Promise<{ bytes: number; sha256: string }> {
+async function streamToFile(
+  file: string,
+  label: string,
+  sink: ProgressSink,
+  fill: (into: Writable) => Promise<void>,
+): Promise<{ bytes: number; sha256: string }> {
   const progress = new Progress(label, sink);
   const meter = new Meter((n) => progress.update(n));
   const out = fs.createWriteStream(file, { flags: "wx", mode: 0o600 });
@@ -141,7 +146,10 @@ function fsync(p: string): void {
 
 /** 2026-12-01T10:15:30.123Z -> 20261201T101530Z: sorts by time, no ":" (which some tools read as host:path). */
 function stamp(d: Date): string {
-  return d.toISOString().replace(/\.\d+Z$/, "Z").replace(/[-:]/g, "");
+  return d
+    .toISOString()
+    .replace(/\.\d+Z$/, "Z")
+    .replace(/[-:]/g, "");
 }
 
 function freeName(root: string, base: string): string {
@@ -165,10 +173,12 @@ export async function takeBackup(access: ClusterAccess, opts: BackupOptions): Pr
     dbTools = await inspectDatabase(access.data.remote, db);
     filesInfo = await inspectFiles(access.files.remote, access.files.publicPath);
   } catch (e) {
-    throw new Error(`backup of stack ${access.stack} failed before anything was written: ${e instanceof Error ? e.message : String(e)}`);
+    throw new Error(`backup of stack ${access.stack} failed before anything was written: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
   }
   if (access.files.share === "external" && !filesInfo.mounted) {
-    say(`warning: ${access.files.publicPath} on ${access.files.host} is not a mount point: with files.share external the shared storage should be mounted there; backing up the folder as it is`);
+    say(
+      `warning: ${access.files.publicPath} on ${access.files.host} is not a mount point: with files.share external the shared storage should be mounted there; backing up the folder as it is`,
+    );
   }
 
   fs.mkdirSync(opts.root, { recursive: true, mode: 0o700 });
@@ -206,7 +216,10 @@ export async function takeBackup(access: ClusterAccess, opts: BackupOptions): Pr
         ].join("\n"),
         { stdout: into },
       );
-      tarWarning = r.stderr.split("\n").filter((l) => l.startsWith("warning:")).join("; ");
+      tarWarning = r.stderr
+        .split("\n")
+        .filter((l) => l.startsWith("warning:"))
+        .join("; ");
     });
     if (tarWarning) say(tarWarning);
 
@@ -241,7 +254,10 @@ export async function takeBackup(access: ClusterAccess, opts: BackupOptions): Pr
   } catch (e) {
     fs.rmSync(partial, { recursive: true, force: true });
     const why = e instanceof Error ? e.message : String(e);
-    throw new Error(`backup of stack ${access.stack} failed: ${why}\nThe partial folder ${partial} was removed; nothing on the cluster was changed (a backup only reads).`);
+    throw new Error(
+      `backup of stack ${access.stack} failed: ${why}\nThe partial folder ${partial} was removed; nothing on the cluster was changed (a backup only reads).`,
+      { cause: e },
+    );
   } finally {
     process.removeListener("SIGINT", onSignal);
     process.removeListener("SIGTERM", onSignal);

@@ -52,7 +52,10 @@ export async function accessFromModel(model: ClusterModel, privateKey: string, s
   const filesHost =
     model.files.share === "nfs"
       ? data
-      : await firstAnswering(model.web.map((w) => ({ host: w.host.name, remote: sshRemote(w.host.name, connection(w.host, privateKey)) })), say);
+      : await firstAnswering(
+          model.web.map((w) => ({ host: w.host.name, remote: sshRemote(w.host.name, connection(w.host, privateKey)) })),
+          say,
+        );
   return {
     project: model.project,
     stack: model.stack,
@@ -67,7 +70,8 @@ export async function accessFromModel(model: ClusterModel, privateKey: string, s
 export async function stackAccess(stackName: string, opts: StackOptions = {}, say: (line: string) => void = () => undefined): Promise<ClusterAccess> {
   const { stack, model } = await openStack(stackName, { ...opts, skipPayloadCheck: true });
   const outputs = await stack.outputs();
-  if (Object.keys(outputs).length === 0) throw new Error(`stack ${stackName} has no cluster (no outputs in its state): bring it up first (DRUPAL_CLUSTER_STACK=${stackName} npm run up)`);
+  if (Object.keys(outputs).length === 0)
+    throw new Error(`stack ${stackName} has no cluster (no outputs in its state): bring it up first (DRUPAL_CLUSTER_STACK=${stackName} npm run up)`);
   const key = (await stack.getConfig(`${PROJECT}:sshPrivateKey`)).value;
   return accessFromModel(model, key, say);
 }

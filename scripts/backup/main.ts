@@ -29,7 +29,10 @@ export const DEFAULT_BACKUP_ROOT = path.join(REPO_ROOT, "backups");
 
 function usage(code: number): never {
   const header = fs.readFileSync(__filename, "utf8").split("\n");
-  const text = header.slice(1, header.indexOf(" */")).map((l) => l.replace(/^ \*\s?/, "")).join("\n");
+  const text = header
+    .slice(1, header.indexOf(" */"))
+    .map((l) => l.replace(/^ \*\s?/, ""))
+    .join("\n");
   (code === 0 ? process.stdout : process.stderr).write(`${text}\n`);
   process.exit(code);
 }
@@ -90,7 +93,9 @@ async function main(argv: string[]): Promise<void> {
     const folder = path.resolve(args.folder);
     const retryCommand = `DRUPAL_CLUSTER_STACK=${args.stack} npm run restore -- ${folder}${args.allowOtherStack ? " --allow-other-stack" : ""}`;
     const r = await restoreBackup(folder, () => stackAccess(args.stack, {}, say), { sink: say, allowOtherStack: args.allowOtherStack, retryCommand });
-    console.log(`restore: stack ${args.stack} has the data of ${path.basename(folder)} (made ${r.manifest.finishedAt}); ${humanBytes(r.bytesSent)} sent, ${r.seconds.toFixed(1)} s`);
+    console.log(
+      `restore: stack ${args.stack} has the data of ${path.basename(folder)} (made ${r.manifest.finishedAt}); ${humanBytes(r.bytesSent)} sent, ${r.seconds.toFixed(1)} s`,
+    );
     return;
   }
   process.stderr.write(`unknown command ${args.command}\n`);

@@ -99,18 +99,30 @@ export async function restoreBackup(folder: string, connect: () => Promise<Clust
 
   const dropStages = async (): Promise<string> => {
     const problems: string[] = [];
-    await runChecked(data, "dropping the staging database", `${mariadb} -e ${shellQuote(`DROP DATABASE IF EXISTS ${id(STAGE_DATABASE)}`)}`).catch((e: Error) => problems.push(e.message));
+    await runChecked(data, "dropping the staging database", `${mariadb} -e ${shellQuote(`DROP DATABASE IF EXISTS ${id(STAGE_DATABASE)}`)}`).catch((e: Error) =>
+      problems.push(e.message),
+    );
     await runChecked(files, "removing the staging folder", `rm -rf -- ${shellQuote(stageDir)}`).catch((e: Error) => problems.push(e.message));
     return problems.length ? ` (its staging copies could not all be removed: ${problems.join("; ")}; the next restore removes them)` : "";
   };
   const failed = (step: string, e: unknown, state: string): RestoreFailed =>
-    new RestoreFailed(`restore into stack ${access.stack} failed while ${step}: ${e instanceof Error ? e.message : String(e)}\nState: ${state}\nTo retry (it starts over): ${retry}`);
+    new RestoreFailed(
+      `restore into stack ${access.stack} failed while ${step}: ${e instanceof Error ? e.message : String(e)}\nState: ${state}\nTo retry (it starts over): ${retry}`,
+    );
 
   // 1. Stage both parts; the live data is untouched.
-  let sent = 0;
+  let sent: number;
   try {
-    await runChecked(data, "checking the data server", `command -v mariadb >/dev/null && command -v gunzip >/dev/null || { echo "mariadb or gunzip is not installed" >&2; exit 3; }`);
-    await runChecked(files, "checking the shared folder", `test -d ${p} || { echo "${access.files.publicPath} is not a folder on this host: is the cluster up?" >&2; exit 3; }`);
+    await runChecked(
+      data,
+      "checking the data server",
+      `command -v mariadb >/dev/null && command -v gunzip >/dev/null || { echo "mariadb or gunzip is not installed" >&2; exit 3; }`,
+    );
+    await runChecked(
+      files,
+      "checking the shared folder",
+      `test -d ${p} || { echo "${access.files.publicPath} is not a folder on this host: is the cluster up?" >&2; exit 3; }`,
+    );
     const dbSent = await send(path.join(folder, m.database.file), `${m.database.file} -> database ${STAGE_DATABASE} (staging)`, say, (stdin) =>
       runChecked(
         data,
@@ -153,7 +165,11 @@ export async function restoreBackup(folder: string, connect: () => Promise<Clust
     say(`database ${live}: the backup's tables are live`);
   } catch (e) {
     const left = await dropStages();
-    throw failed("swapping the database tables", e, `nothing was changed (the swap is one RENAME TABLE, all or nothing): the cluster's database and files are as they were${left}.`);
+    throw failed(
+      "swapping the database tables",
+      e,
+      `nothing was changed (the swap is one RENAME TABLE, all or nothing): the cluster's database and files are as they were${left}.`,
+    );
   }
 
   // 3. The files: entry by entry.
@@ -184,7 +200,11 @@ export async function restoreBackup(folder: string, connect: () => Promise<Clust
 
   // 4. What was live before: no longer needed.
   const warnings = [...verified.warnings];
-  await runChecked(data, "dropping the previous tables", `${mariadb} -e ${shellQuote(`DROP DATABASE IF EXISTS ${id(OLD_DATABASE)}; DROP DATABASE IF EXISTS ${id(STAGE_DATABASE)}`)}`).catch((e: Error) =>
+  await runChecked(
+    data,
+    "dropping the previous tables",
+    `${mariadb} -e ${shellQuote(`DROP DATABASE IF EXISTS ${id(OLD_DATABASE)}; DROP DATABASE IF EXISTS ${id(STAGE_DATABASE)}`)}`,
+  ).catch((e: Error) =>
     warnings.push(`the restore is done, but the previous tables in database ${OLD_DATABASE} on ${data.label} could not be dropped: ${e.message}`),
   );
   await runChecked(files, "removing the previous files", `rm -rf -- ${shellQuote(oldDir)}`).catch((e: Error) =>

@@ -42,11 +42,18 @@ export function registerBrokenOnPurpose(get: () => RunningCluster, target: () =>
     const t = await target();
     // The CO flag is cookie:value:domain:lifetime:path; the domain becomes one the URL's host cannot match.
     const edit = `sed -i 's/\\(\\[CO=[^:]*:[^:]*:\\)[^:]*:/\\1verify-broken.example:/' ${WEB_VHOST}`;
-    await whileEdited(c, c.model.web.map((w) => w.host.name), WEB_VHOST, edit, "service apache2 reload", async () => {
-      const r = await untilVerdict(c, t, "cookie jar", "FAIL", 30000);
-      assert.match(r.saw, /Domain=verify-broken\.example does not domain-match/);
-      assertVerdicts(await verifyFrom(c, t), { sticky: "FAIL", "cookie jar": "FAIL" });
-    });
+    await whileEdited(
+      c,
+      c.model.web.map((w) => w.host.name),
+      WEB_VHOST,
+      edit,
+      "service apache2 reload",
+      async () => {
+        const r = await untilVerdict(c, t, "cookie jar", "FAIL", 30000);
+        assert.match(r.saw, /Domain=verify-broken\.example does not domain-match/);
+        assertVerdicts(await verifyFrom(c, t), { sticky: "FAIL", "cookie jar": "FAIL" });
+      },
+    );
     await untilVerdict(c, t, "cookie jar", "PASS", 30000);
     assertVerdicts(await verifyFrom(c, t));
   });

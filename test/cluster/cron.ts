@@ -75,7 +75,8 @@ async function until(c: RunningCluster, t: number): Promise<void> {
 
 function cronLog(c: RunningCluster): string {
   const systemd = c.model.localHosts?.init === "systemd";
-  return onHost(c.model, "balancer", systemd ? "journalctl -u drupal-cluster-cron.service -n 20 --no-pager" : "tail -n 20 /var/log/drupal-cluster-cron.log").out;
+  return onHost(c.model, "balancer", systemd ? "journalctl -u drupal-cluster-cron.service -n 20 --no-pager" : "tail -n 20 /var/log/drupal-cluster-cron.log")
+    .out;
 }
 
 /**
@@ -89,7 +90,11 @@ function slotted(all: Run[], r0: Run, periods: number, what: string): { runs: Ru
   const p = TEST_PERIOD_S;
   const inWindow = all.filter((r) => r.at > r0.at - p / 2 && r.at <= r0.at + (periods + 0.5) * p);
   const show = (): string => inWindow.map((r) => `${(r.at - r0.at).toFixed(2)} s ${r.server}`).join(", ");
-  assert.equal(inWindow.length, periods + 1, `${what}: ${inWindow.length - 1} runs in ${periods} periods of ${p} s after the run at 0 s, not ${periods}: ${show()}`);
+  assert.equal(
+    inWindow.length,
+    periods + 1,
+    `${what}: ${inWindow.length - 1} runs in ${periods} periods of ${p} s after the run at 0 s, not ${periods}: ${show()}`,
+  );
   const offsets = inWindow.map((r, k) => r.at - r0.at - k * p);
   offsets.forEach((o, k) => assert.ok(Math.abs(o) < p / 2, `${what}: run ${k} is ${o.toFixed(2)} s off its period's slot: ${show()}`));
   return { runs: inWindow.slice(1), offsets };
@@ -118,7 +123,10 @@ export function registerCronChecks(v: Variant, get: () => RunningCluster, log: (
     }
 
     await upWithSummary(v.stack, { baseStack: "dev", overrides: cronOverrides(v), onOutput: log, refresh: false, skipPayloadCheck: true });
-    assert.match(onHost(c.model, balancer, `grep -h -e '^PERIOD=' -e '^OnUnitActiveSec=' ${CRON_SCRIPT} /etc/systemd/system/drupal-cluster-cron.timer`).out, new RegExp(`PERIOD=${p}\\n?.*OnUnitActiveSec=${p}s`, "s"));
+    assert.match(
+      onHost(c.model, balancer, `grep -h -e '^PERIOD=' -e '^OnUnitActiveSec=' ${CRON_SCRIPT} /etc/systemd/system/drupal-cluster-cron.timer`).out,
+      new RegExp(`PERIOD=${p}\\n?.*OnUnitActiveSec=${p}s`, "s"),
+    );
     const r0 = await nextRun(c, dbNow(c), 2 * p + 15, `after the period became ${p} s`);
 
     // Right after a run, half a period before the next is due: a request without

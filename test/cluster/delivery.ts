@@ -27,7 +27,18 @@ export function replaceHostKey(c: RunningCluster, host: string): void {
 /** Puts the host's own key (the one its stack recorded) back. */
 export function restoreHostKey(c: RunningCluster, v: Variant, host: string): void {
   const key = fs.readFileSync(path.join(REPO_ROOT, ".secrets", `${v.stack}-host-keys`, host), "utf8");
-  const r = spawnSync("docker", ["exec", "-i", containerName(c.model, hostModel(c, host)), "sh", "-c", `umask 077; cat >/etc/ssh/ssh_host_ed25519_key; ssh-keygen -y -f /etc/ssh/ssh_host_ed25519_key >/etc/ssh/ssh_host_ed25519_key.pub; ${RELOAD_SSHD}`], { input: key, encoding: "utf8" });
+  const r = spawnSync(
+    "docker",
+    [
+      "exec",
+      "-i",
+      containerName(c.model, hostModel(c, host)),
+      "sh",
+      "-c",
+      `umask 077; cat >/etc/ssh/ssh_host_ed25519_key; ssh-keygen -y -f /etc/ssh/ssh_host_ed25519_key >/etc/ssh/ssh_host_ed25519_key.pub; ${RELOAD_SSHD}`,
+    ],
+    { input: key, encoding: "utf8" },
+  );
   assert.equal(r.status, 0, r.stderr);
 }
 

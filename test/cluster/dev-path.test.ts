@@ -119,7 +119,9 @@ describe("cluster on the dev path: real pulumi up over SSH to local Debian hosts
       const v = APACHE;
       const { stack } = await openStack(v.stack, { baseStack: "dev", overrides: variantOverrides(v) });
       // The state as stored (exportStack would decrypt it): the stack's checkpoint and its backups.
-      const state = stateFiles(v.stack).map((f) => fs.readFileSync(f, "utf8")).join("\n");
+      const state = stateFiles(v.stack)
+        .map((f) => fs.readFileSync(f, "utf8"))
+        .join("\n");
       assert.ok(state.includes(`"drupal-cluster:dbPassword"`), "the stored state of the stack was not found");
       const outputs = JSON.stringify(await stack.outputs());
       for (const key of ["dbPassword", "hashSalt", "managerToken", "cronKey", "sshPrivateKey"]) {
@@ -154,7 +156,8 @@ describe("cluster on the dev path: real pulumi up over SSH to local Debian hosts
         const m = e.resourcePreEvent?.metadata;
         // The provider sees the stack config, so it is "updated" by any config change, harmlessly.
         // up refreshes first: those reads are not changes.
-        if (m && m.op !== "same" && m.op !== "read" && m.op !== "refresh" && !m.type.startsWith("pulumi:providers:")) updated.push(`${m.op} ${m.urn.split("::").pop()}`);
+        if (m && m.op !== "same" && m.op !== "read" && m.op !== "refresh" && !m.type.startsWith("pulumi:providers:"))
+          updated.push(`${m.op} ${m.urn.split("::").pop()}`);
       };
       await upWithSummary(v.stack, { baseStack: "dev", overrides, onOutput: log, onEvent });
       assert.deepEqual(updated.sort(), [

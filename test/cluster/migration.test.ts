@@ -37,9 +37,11 @@ function snapshot(c: RunningCluster): Map<string, string> {
   for (const h of [c.model.data.host, c.model.balancer.host, ...c.model.web.map((w) => w.host)]) {
     const script =
       "find /etc/apache2 /etc/mysql/mariadb.conf.d /etc/drupal-cluster /var/www/probe /etc/proxy-node /opt/proxy-node /usr/local/sbin -type f 2>/dev/null | sort |" +
-      " while read -r f; do echo \"$f $(stat -c %Y \"$f\")-$(sha256sum < \"$f\" | cut -c1-16)\"; done;" +
+      ' while read -r f; do echo "$f $(stat -c %Y "$f")-$(sha256sum < "$f" | cut -c1-16)"; done;' +
       " echo apache2 $(pgrep -o apache2); echo mariadbd $(pgrep -o mariadbd)";
-    for (const line of sh("docker", ["exec", containerName(c.model, h), "sh", "-c", script], REPO_ROOT).trim().split("\n")) {
+    for (const line of sh("docker", ["exec", containerName(c.model, h), "sh", "-c", script], REPO_ROOT)
+      .trim()
+      .split("\n")) {
       const i = line.lastIndexOf(" ");
       out.set(`${h.name} ${line.slice(0, i)}`, line.slice(i + 1));
     }
@@ -79,13 +81,15 @@ describe(`migration: a stack made by the dynamic resources of ${LEGACY} moves to
 
   after(async function () {
     try {
-      if (leftovers(V.stack).length > 0) await down(V.stack, { baseStack: "dev", overrides: variantOverrides(V), onOutput: () => undefined }).catch(() => cleanup(V.stack));
+      if (leftovers(V.stack).length > 0)
+        await down(V.stack, { baseStack: "dev", overrides: variantOverrides(V), onOutput: () => undefined }).catch(() => cleanup(V.stack));
     } finally {
       process.env.PULUMI_BACKEND_URL = savedEnv.backend;
       process.env.PULUMI_CONFIG_PASSPHRASE_FILE = savedEnv.pass;
       if (savedEnv.backend === undefined) delete process.env.PULUMI_BACKEND_URL;
       if (savedEnv.pass === undefined) delete process.env.PULUMI_CONFIG_PASSPHRASE_FILE;
-      for (const f of fs.readdirSync(path.join(REPO_ROOT, ".secrets")).filter((n) => n.startsWith(V.stack))) fs.rmSync(path.join(REPO_ROOT, ".secrets", f), { recursive: true, force: true });
+      for (const f of fs.readdirSync(path.join(REPO_ROOT, ".secrets")).filter((n) => n.startsWith(V.stack)))
+        fs.rmSync(path.join(REPO_ROOT, ".secrets", f), { recursive: true, force: true });
       fs.rmSync(path.join(REPO_ROOT, ".pulumi-work", V.stack), { recursive: true, force: true });
       spawnSync("git", ["worktree", "remove", "--force", worktree], { cwd: REPO_ROOT });
       fs.rmSync(worktree, { recursive: true, force: true });
@@ -105,11 +109,17 @@ describe(`migration: a stack made by the dynamic resources of ${LEGACY} moves to
     const before = snapshot(get());
     const said = await migrate(V.stack, { baseStack: "dev", overrides: variantOverrides(V) });
     assert.match(said, /\d+ resources moved to the drupal-cluster provider/);
-    assert.deepEqual([...snapshot(get())].filter(([k, v]) => before.get(k) !== v), [], "migrate changed something on the hosts");
+    assert.deepEqual(
+      [...snapshot(get())].filter(([k, v]) => before.get(k) !== v),
+      [],
+      "migrate changed something on the hosts",
+    );
     const state = fs.readFileSync(statePath, "utf8");
     assert.ok(!state.includes("pulumi-nodejs"), "the migrated state still holds dynamic resources");
     assert.ok(!state.includes(worktree), "the migrated state still holds the old checkout's path");
-    const migrated = new Set((JSON.parse(state) as { checkpoint: { latest: { resources: Array<{ urn: string }> } } }).checkpoint.latest.resources.map((x) => x.urn));
+    const migrated = new Set(
+      (JSON.parse(state) as { checkpoint: { latest: { resources: Array<{ urn: string }> } } }).checkpoint.latest.resources.map((x) => x.urn),
+    );
 
     const drift = new DriftReport();
     const changed: string[] = [];
@@ -137,8 +147,15 @@ describe(`migration: a stack made by the dynamic resources of ${LEGACY} moves to
     assert.deepEqual(needless, [], "rewritten with the same content, or a service restarted, after migrate");
     const backups = [...after.keys()].filter((k) => !before.has(k) && k.endsWith(".drupal-cluster-orig"));
     assert.deepEqual(backups, [], "our own files were backed up as if they were not ours");
-    assert.ok([...after].some(([k, v]) => k.includes(PROXY_NODE_BIN) && hashOf(before.get(k)) !== hashOf(v)), "proxy-node's changed code was not delivered");
-    assert.deepEqual([...after.keys()].filter((k) => k.includes("/opt/proxy-node/dist/")), [], "proxy-node's former per-module files were left on the balancer");
+    assert.ok(
+      [...after].some(([k, v]) => k.includes(PROXY_NODE_BIN) && hashOf(before.get(k)) !== hashOf(v)),
+      "proxy-node's changed code was not delivered",
+    );
+    assert.deepEqual(
+      [...after.keys()].filter((k) => k.includes("/opt/proxy-node/dist/")),
+      [],
+      "proxy-node's former per-module files were left on the balancer",
+    );
     await checkSticky(get(), 10);
   });
 

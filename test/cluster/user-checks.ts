@@ -44,7 +44,11 @@ export function registerUserChecks(get: () => RunningCluster, manager: () => Pro
       assert.equal(r.code, 0, r.out);
       const lines = r.out.split("\n").filter((l) => /^(PASS|FAIL|SKIP) /.test(l));
       assert.ok(lines.length >= 15, r.out);
-      assert.deepEqual(lines.filter((l) => !l.startsWith("PASS ") && !/^SKIP\s+https\s/.test(l)), [], r.out);
+      assert.deepEqual(
+        lines.filter((l) => !l.startsWith("PASS ") && !/^SKIP\s+https\s/.test(l)),
+        [],
+        r.out,
+      );
       const token = (await target()).managerToken;
       assert.ok(token && !r.out.includes(token.reveal()), "the manager token is in what verify printed");
     });

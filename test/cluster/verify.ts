@@ -51,7 +51,11 @@ export function assertVerdicts(report: VerifyReport, expected: Record<string, Ve
   const want = (r: CheckResult): Verdict => expected[r.check] ?? (r.check === "https" ? "SKIP" : "PASS");
   const all = report.results.map(formatResult).join("\n");
   assert.deepEqual(report.results.filter((r) => r.verdict !== want(r)).map(formatResult), [], `verify said:\n${all}`);
-  for (const check of Object.keys(expected)) assert.ok(report.results.some((r) => r.check === check), `verify printed no line for ${check}:\n${all}`);
+  for (const check of Object.keys(expected))
+    assert.ok(
+      report.results.some((r) => r.check === check),
+      `verify printed no line for ${check}:\n${all}`,
+    );
 }
 
 /** Runs one of verify's checks until its first line has `verdict` (a balancer takes a moment to see a change). */
@@ -60,7 +64,9 @@ export async function untilVerdict(c: RunningCluster, target: VerifyTarget, chec
   if (!found) throw new Error(`verify has no check ${check}`);
   const t0 = Date.now();
   for (;;) {
-    const [r]: CheckResult[] = await found.run({ target, outside: outsideVantage(c) }).catch((e: unknown) => [{ check, verdict: "FAIL" as Verdict, saw: String(e) }]);
+    const [r]: CheckResult[] = await found
+      .run({ target, outside: outsideVantage(c) })
+      .catch((e: unknown) => [{ check, verdict: "FAIL" as Verdict, saw: String(e) }]);
     if (r.verdict === verdict) return r;
     if (Date.now() - t0 > limitMs) assert.fail(`${check} was still not ${verdict} after ${limitMs / 1000} s: ${formatResult(r)}`);
     await new Promise((res) => setTimeout(res, 500));

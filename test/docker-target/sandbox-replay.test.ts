@@ -14,7 +14,18 @@ import { apacheManager } from "../cluster/managers";
 import { recordFigure } from "../support/figures";
 import { probePage, request } from "../support/http-client";
 import { leftovers, onHost, RunningCluster } from "../support/local-cluster";
-import { containerTiers, createContainer, docker, RecordedCluster, recordDockerResources, replay, REPLAY_SECRETS, requireDockerEngine, teardown, waitHealthy } from "../support/docker-replay";
+import {
+  containerTiers,
+  createContainer,
+  docker,
+  RecordedCluster,
+  recordDockerResources,
+  replay,
+  REPLAY_SECRETS,
+  requireDockerEngine,
+  teardown,
+  waitHealthy,
+} from "../support/docker-replay";
 
 const STACK = "sandbox";
 const log = (s: string): void => {
@@ -60,7 +71,8 @@ describe("docker target, replayed from the program's recorded docker resources w
     await firstGoodResponse(balancerUrl, 60000);
     const upSeconds = (Date.now() - t0) / 1000;
     recordFigure(`${STACK} (docker replay): nothing to first good response through the balancer, s`, upSeconds);
-    for (const t of tiers) recordFigure(`${STACK} (docker replay): provisioning ${t.tier.map((n) => n.replace(`drupal-cluster-${STACK}-`, "")).join("+")}, s`, t.seconds);
+    for (const t of tiers)
+      recordFigure(`${STACK} (docker replay): provisioning ${t.tier.map((n) => n.replace(`drupal-cluster-${STACK}-`, "")).join("+")}, s`, t.seconds);
     const webUrls: Record<string, string> = {};
     for (const [name, url] of Object.entries(rec.outputs.webUrls)) if (url) webUrls[name] = url;
     cluster = { model, balancerUrl, managerUrl: rec.outputs.balancerManagerUrl ?? `${balancerUrl}/balancer-manager`, webUrls, upSeconds };
@@ -88,7 +100,10 @@ describe("docker target, replayed from the program's recorded docker resources w
   it("recorded what the sandbox stack file says: its network, files and database volumes and one container per host, data first and the balancer last", () => {
     const r = rec!;
     const m = get().model;
-    assert.deepEqual(r.networks.map((n) => [n.name, n.ipamConfigs[0]?.subnet]), [[m.docker!.network, m.docker!.subnet]]);
+    assert.deepEqual(
+      r.networks.map((n) => [n.name, n.ipamConfigs[0]?.subnet]),
+      [[m.docker!.network, m.docker!.subnet]],
+    );
     assert.deepEqual(r.volumes.map((v) => v.name).sort(), [`${m.docker!.network}-database`, `${m.docker!.network}-files`]);
     const data = r.containers.find((c) => c.hostname === "data");
     assert.deepEqual(data?.volumes, [{ volumeName: `${m.docker!.network}-database`, containerPath: "/var/lib/mysql" }]);
@@ -117,7 +132,11 @@ describe("docker target, replayed from the program's recorded docker resources w
         .sort();
       assert.deepEqual(bound, c.ports.map((p) => `${p.ip ?? ""}:${p.external ?? ""}->${p.internal}/${p.protocol ?? "tcp"}`).sort(), `${c.name}: ports`);
       const mounts = (info.Mounts as Array<{ Type: string; Name: string; Destination: string }>).filter((m) => m.Type === "volume");
-      assert.deepEqual(mounts.map((m) => `${m.Name}:${m.Destination}`).sort(), c.volumes.map((v) => `${v.volumeName}:${v.containerPath}`).sort(), `${c.name}: volumes`);
+      assert.deepEqual(
+        mounts.map((m) => `${m.Name}:${m.Destination}`).sort(),
+        c.volumes.map((v) => `${v.volumeName}:${v.containerPath}`).sort(),
+        `${c.name}: volumes`,
+      );
       for (const l of c.labels) assert.equal(info.Config.Labels[l.label], l.value, `${c.name}: label ${l.label}`);
       assert.equal(info.HostConfig.RestartPolicy.Name, c.restart ?? "no", `${c.name}: restart policy`);
       assert.equal(Boolean(info.Config.Healthcheck?.Test?.length), Boolean(c.healthcheck?.tests?.length), `${c.name}: healthcheck`);
@@ -125,7 +144,11 @@ describe("docker target, replayed from the program's recorded docker resources w
     }
     for (const n of rec!.networks) {
       const [net] = JSON.parse(docker(["network", "inspect", n.name])) as Array<Record<string, any>>;
-      assert.deepEqual(net.IPAM.Config.map((x: { Subnet: string }) => x.Subnet), n.ipamConfigs.map((x) => x.subnet), `${n.name}: subnet`);
+      assert.deepEqual(
+        net.IPAM.Config.map((x: { Subnet: string }) => x.Subnet),
+        n.ipamConfigs.map((x) => x.subnet),
+        `${n.name}: subnet`,
+      );
       for (const l of n.labels) assert.equal(net.Labels[l.label], l.value, `${n.name}: label ${l.label}`);
     }
   });
@@ -143,7 +166,11 @@ describe("docker target, replayed from the program's recorded docker resources w
     }
     // The secret file on the data server: root only, and it holds the test password.
     assert.equal(onHost(m, "data", "stat -c %a /etc/drupal-cluster/bootstrap.sql").out, "600");
-    assert.equal(onHost(m, "data", `grep -qF '${REPLAY_SECRETS.dbPassword}' /etc/drupal-cluster/bootstrap.sql`).code, 0, "bootstrap.sql does not hold the recorded password");
+    assert.equal(
+      onHost(m, "data", `grep -qF '${REPLAY_SECRETS.dbPassword}' /etc/drupal-cluster/bootstrap.sql`).code,
+      0,
+      "bootstrap.sql does not hold the recorded password",
+    );
   });
 
   // The replay is no stack: the token is the recorded one. Breaking it on purpose is left to the dev path's suites.

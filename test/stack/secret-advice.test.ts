@@ -46,7 +46,11 @@ describe("advice for a missing secret, run as printed", function () {
       assert.ok(key, `not a missing-secret message: ${message}`);
       assert.ok(!asked.includes(key), `${key} was asked for again after its command ran: ${message}`);
       asked.push(key);
-      const command = message.split("\n").find((l) => l.startsWith("  "))?.trim() ?? "";
+      const command =
+        message
+          .split("\n")
+          .find((l) => l.startsWith("  "))
+          ?.trim() ?? "";
       assert.ok(command.includes("npm run pulumi -- config set"), `no command in: ${message}`);
       if (command.includes(KEY_FILE.replace(os.homedir(), "~"))) {
         fs.mkdirSync(path.dirname(KEY_FILE), { recursive: true, mode: 0o700 });
@@ -65,7 +69,9 @@ describe("advice for a missing secret, run as printed", function () {
 
   it("cleanup --stack removes the stack's state from the backend, as the down advice says", async () => {
     const listed = (): string[] =>
-      (JSON.parse(execFileSync("npm", ["run", "-s", "pulumi", "--", "stack", "ls", "--json"], { cwd: REPO_ROOT, encoding: "utf8" })) as Array<{ name: string }>).map((s) => s.name);
+      (
+        JSON.parse(execFileSync("npm", ["run", "-s", "pulumi", "--", "stack", "ls", "--json"], { cwd: REPO_ROOT, encoding: "utf8" })) as Array<{ name: string }>
+      ).map((s) => s.name);
     assert.ok(listed().includes(STACK), "the stack is not in the backend to begin with");
     const r = spawnSync("npx", ["ts-node", "scripts/stack.ts", "cleanup", "--stack", STACK], { cwd: REPO_ROOT, encoding: "utf8" });
     assert.equal(r.status, 0, r.stderr);

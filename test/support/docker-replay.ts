@@ -87,7 +87,22 @@ export const REPLAY_SECRETS = {
 const KNOWN: Record<string, string[]> = {
   [NETWORK]: ["name", "ipamConfigs", "labels"],
   [VOLUME]: ["name", "labels"],
-  [CONTAINER]: ["name", "hostname", "image", "command", "networksAdvanced", "ports", "uploads", "volumes", "labels", "restart", "mustRun", "healthcheck", "wait", "waitTimeout"],
+  [CONTAINER]: [
+    "name",
+    "hostname",
+    "image",
+    "command",
+    "networksAdvanced",
+    "ports",
+    "uploads",
+    "volumes",
+    "labels",
+    "restart",
+    "mustRun",
+    "healthcheck",
+    "wait",
+    "waitTimeout",
+  ],
 };
 
 function checkKnown(r: Registration): void {
@@ -365,7 +380,10 @@ export async function waitReady(name: string, timeoutMs: number): Promise<void> 
  * Creates the recorded cluster with the docker CLI: networks, volumes, then the
  * containers tier by tier, each tier provisioned before the next one starts.
  */
-export async function replay(rec: RecordedCluster, opts: { readyTimeoutMs?: number; log?: (s: string) => void } = {}): Promise<Array<{ tier: string[]; seconds: number }>> {
+export async function replay(
+  rec: RecordedCluster,
+  opts: { readyTimeoutMs?: number; log?: (s: string) => void } = {},
+): Promise<Array<{ tier: string[]; seconds: number }>> {
   const log = opts.log ?? (() => undefined);
   for (const n of rec.networks) createNetwork(n);
   for (const v of rec.volumes) createVolume(v);
@@ -374,10 +392,12 @@ export async function replay(rec: RecordedCluster, opts: { readyTimeoutMs?: numb
     const t0 = Date.now();
     for (const c of tier) createContainer(c);
     log(`started ${tier.map((c) => c.name).join(", ")}; waiting for ${READY_FILE}`);
-    await Promise.all(tier.map(async (c) => {
-      await waitHealthy(c);
-      await waitReady(c.name, opts.readyTimeoutMs ?? 10 * 60 * 1000);
-    }));
+    await Promise.all(
+      tier.map(async (c) => {
+        await waitHealthy(c);
+        await waitReady(c.name, opts.readyTimeoutMs ?? 10 * 60 * 1000);
+      }),
+    );
     timings.push({ tier: tier.map((c) => c.name), seconds: (Date.now() - t0) / 1000 });
   }
   return timings;

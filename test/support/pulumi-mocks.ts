@@ -8,7 +8,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { PROJECT } from "./cluster-configs";
 
 // Internal to the SDK (not in its typings), but exported from the module.
-// eslint-disable-next-line @typescript-eslint/no-var-requires
+// eslint-disable-next-line @typescript-eslint/no-require-imports
 const settings = require("@pulumi/pulumi/runtime/settings") as {
   getMonitor(): { registerResource: (req: any, cb: (err: unknown, resp: any) => void) => unknown } | undefined;
   waitForRPCs(): Promise<void>;

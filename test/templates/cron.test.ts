@@ -79,10 +79,22 @@ describe("cron: settings", () => {
     for (const ok of ["a".repeat(16), "Ab0_-".repeat(25).slice(0, 128), "f00dfeedf00dfeedf00dfeedf00dfeedf00dfeedf00dfeed"]) {
       checkSecret(PROJECT, "s", "cronKey", ok);
     }
-    for (const bad of ["", "a".repeat(15), "a".repeat(129), "with/slash-0123456789", "with space 0123456789", "pct%2F0123456789abc", "newline\n0123456789abc"]) {
+    for (const bad of [
+      "",
+      "a".repeat(15),
+      "a".repeat(129),
+      "with/slash-0123456789",
+      "with space 0123456789",
+      "pct%2F0123456789abc",
+      "newline\n0123456789abc",
+    ]) {
       assert.throws(
         () => checkSecret(PROJECT, "s", "cronKey", bad),
-        (e: unknown) => e instanceof ConfigError && e.key === `${PROJECT}:cronKey` && (bad === "" || !e.message.includes(bad)) && /16 to 128 letters, digits, - and _/.test(e.message),
+        (e: unknown) =>
+          e instanceof ConfigError &&
+          e.key === `${PROJECT}:cronKey` &&
+          (bad === "" || !e.message.includes(bad)) &&
+          /16 to 128 letters, digits, - and _/.test(e.message),
       );
     }
   });
@@ -234,7 +246,8 @@ describe("cron: the loop and the endpoint, run in the validator container", func
     // A curl that records its arguments and fails every third call; the key must not be among the arguments.
     const fakeCurl: PayloadFile = {
       path: "/usr/local/bin/curl",
-      content: '#!/bin/sh\necho "$(date +%s.%N) $*" >>/tmp/calls\nn=$(wc -l </tmp/calls)\nif [ $((n % 3)) -eq 0 ]; then echo "HTTP 503" >&2; exit 22; fi\necho "cron ran on lb1 (HTTP 200)"\n',
+      content:
+        '#!/bin/sh\necho "$(date +%s.%N) $*" >>/tmp/calls\nn=$(wc -l </tmp/calls)\nif [ $((n % 3)) -eq 0 ]; then echo "HTTP 503" >&2; exit 22; fi\necho "cron ran on lb1 (HTTP 200)"\n',
       mode: "0755",
       owner: "root:root",
       secret: false,

@@ -22,9 +22,39 @@ const PER_KEY = 6;
 
 /** Fragments that change the meaning of a value in one syntax or another. */
 const FRAGMENTS = [
-  "'", '"', "\n", "\r\n", "$(touch /tmp/x)", "`touch /tmp/x`", ";touch /tmp/x;", "%{HTTP_HOST}", "]", "\\", "${APACHE_LOG_DIR}",
-  "?>", "#", " ", "\nAlias /leak /etc", "' IDENTIFIED BY 'x'; CREATE USER 'evil'@'%'; -- ", "\nskip-grant-tables", " *(rw,no_root_squash)",
-  "$1", "é", "\u2028", "日本", "\u0000", "`", ",", ":", "|", "&", "<", ">", "*", "~", "-x",
+  "'",
+  '"',
+  "\n",
+  "\r\n",
+  "$(touch /tmp/x)",
+  "`touch /tmp/x`",
+  ";touch /tmp/x;",
+  "%{HTTP_HOST}",
+  "]",
+  "\\",
+  "${APACHE_LOG_DIR}",
+  "?>",
+  "#",
+  " ",
+  "\nAlias /leak /etc",
+  "' IDENTIFIED BY 'x'; CREATE USER 'evil'@'%'; -- ",
+  "\nskip-grant-tables",
+  " *(rw,no_root_squash)",
+  "$1",
+  "é",
+  "\u2028",
+  "日本",
+  "\u0000",
+  "`",
+  ",",
+  ":",
+  "|",
+  "&",
+  "<",
+  ">",
+  "*",
+  "~",
+  "-x",
 ];
 
 function hostile(valid: string): fc.Arbitrary<string> {
@@ -62,23 +92,58 @@ const BASES: Base[] = [
     label: "ssh, probe, apache, nfs",
     values: sshValues({ share: "nfs" }),
     keys: [
-      "serverName", "trustedHostPatterns[0]", "balancer.stickysession", "balancer.stickysessionsep", "balancer.cookieValuePrefix",
-      "balancer.cookieDomain", "balancer.name", "balancer.managerAllow[0]", "balancer.address", "balancer.url", "balancer.managerUrl",
-      "balancer.logLevel", "balancer.lbmethod", "balancer.engine", "balancer.ssh.host", "balancer.ssh.user", "web[0].name", "web[0].route",
-      "web[0].address", "web[0].url", "web[0].ssh.host", "web[0].ssh.user", "data.address", "data.database", "data.user", "data.ssh.host",
-      "data.ssh.user", "data.ssh.hostKey", "web[0].ssh.hostKey", "files.publicPath", "files.share", "app",
+      "serverName",
+      "trustedHostPatterns[0]",
+      "balancer.stickysession",
+      "balancer.stickysessionsep",
+      "balancer.cookieValuePrefix",
+      "balancer.cookieDomain",
+      "balancer.name",
+      "balancer.managerAllow[0]",
+      "balancer.address",
+      "balancer.url",
+      "balancer.managerUrl",
+      "balancer.logLevel",
+      "balancer.lbmethod",
+      "balancer.engine",
+      "balancer.ssh.host",
+      "balancer.ssh.user",
+      "web[0].name",
+      "web[0].route",
+      "web[0].address",
+      "web[0].url",
+      "web[0].ssh.host",
+      "web[0].ssh.user",
+      "data.address",
+      "data.database",
+      "data.user",
+      "data.ssh.host",
+      "data.ssh.user",
+      "data.ssh.hostKey",
+      "web[0].ssh.hostKey",
+      "files.publicPath",
+      "files.share",
+      "app",
     ],
   },
   { label: "ssh, drupal tarball", values: sshValues({ app: "drupal" }), keys: ["drupal.url", "serverName", "trustedHostPatterns[0]", "balancer.cookieDomain"] },
   { label: "ssh, drupal composer", values: drupalComposer(), keys: ["drupal.version", "drupal.source"] },
-  { label: "ssh, proxy-node", values: sshValues({ engine: "proxy-node" }), keys: ["balancer.stickysession", "balancer.name", "balancer.managerAllow[0]", "web[0].route"] },
+  {
+    label: "ssh, proxy-node",
+    values: sshValues({ engine: "proxy-node" }),
+    keys: ["balancer.stickysession", "balancer.name", "balancer.managerAllow[0]", "web[0].route"],
+  },
   { label: "docker", values: dockerValues(), keys: ["docker.image", "docker.network", "docker.subnet", "docker.bindAddress", "target"] },
   { label: "ssh with local hosts", values: withLocalHosts(), keys: ["localHosts.network", "localHosts.subnet", "localHosts.image", "localHosts.filesVolume"] },
 ];
 
 /** The issue's table, one case per row (the value as the review found it accepted). */
 const TABLE: Array<{ key: string; value: string; base: number }> = [
-  { key: "web[0].address", value: "10.0.0.11' IDENTIFIED BY 'x'; CREATE USER 'evil'@'%' IDENTIFIED BY 'x'; GRANT ALL ON *.* TO 'evil'@'%' WITH GRANT OPTION; -- ", base: 0 },
+  {
+    key: "web[0].address",
+    value: "10.0.0.11' IDENTIFIED BY 'x'; CREATE USER 'evil'@'%' IDENTIFIED BY 'x'; GRANT ALL ON *.* TO 'evil'@'%' WITH GRANT OPTION; -- ",
+    base: 0,
+  },
   { key: "web[0].address", value: "10.0.0.11\n/ *(rw,no_root_squash,insecure)", base: 0 },
   { key: "data.address", value: "10.0.0.10\nskip-grant-tables\nbind-address = 0.0.0.0", base: 0 },
   { key: "data.address", value: "10.0.0.10$(touch /tmp/x)", base: 0 },
@@ -252,7 +317,8 @@ function phpShape(text: string): string {
 }
 
 function jsonShape(text: string): string {
-  const keys = (v: unknown): unknown => (Array.isArray(v) ? v.map(keys) : v && typeof v === "object" ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k, keys(x)])) : typeof v);
+  const keys = (v: unknown): unknown =>
+    Array.isArray(v) ? v.map(keys) : v && typeof v === "object" ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k, keys(x)])) : typeof v;
   try {
     return JSON.stringify(keys(JSON.parse(text)));
   } catch (e) {
@@ -295,10 +361,7 @@ interface Case {
   base: Base;
 }
 
-type Outcome =
-  | { kind: "refused"; message: string }
-  | { kind: "rendered"; model: ClusterModel; payloads: HostPayload[] }
-  | { kind: "wrong"; problem: string };
+type Outcome = { kind: "refused"; message: string } | { kind: "rendered"; model: ClusterModel; payloads: HostPayload[] } | { kind: "wrong"; problem: string };
 
 function outcome(c: Case): Outcome {
   let m: ClusterModel;
@@ -318,7 +381,25 @@ function cases(): Case[] {
   const out: Case[] = [];
   BASES.forEach((base, b) => {
     for (const key of base.keys) {
-      const valid = getPath(base.values, key) ?? (key === "balancer.stickysession" ? "BALANCEID" : key === "balancer.stickysessionsep" ? "." : key === "balancer.cookieValuePrefix" ? "balancer." : key === "balancer.name" ? "drupal" : key === "data.database" || key === "data.user" ? "drupal" : key === "files.publicPath" ? "/srv/drupal-files" : key === "web[0].route" ? "lb1" : key === "serverName" ? "localhost" : "x");
+      const valid =
+        getPath(base.values, key) ??
+        (key === "balancer.stickysession"
+          ? "BALANCEID"
+          : key === "balancer.stickysessionsep"
+            ? "."
+            : key === "balancer.cookieValuePrefix"
+              ? "balancer."
+              : key === "balancer.name"
+                ? "drupal"
+                : key === "data.database" || key === "data.user"
+                  ? "drupal"
+                  : key === "files.publicPath"
+                    ? "/srv/drupal-files"
+                    : key === "web[0].route"
+                      ? "lb1"
+                      : key === "serverName"
+                        ? "localhost"
+                        : "x");
       const values = fc.sample(hostile(valid), { numRuns: PER_KEY, seed: SEED + b * 1000 + out.length });
       values.forEach((value, i) => out.push({ label: `${base.label}: ${key} #${i}`, key, value, base }));
     }
@@ -346,7 +427,13 @@ describe("hostile values in every string setting: refused with the key named, or
         if (o.kind !== "rendered") return;
         const base = baselines.get(c.base)!;
         const hostNames = (ps: HostPayload[]): string[] => ps.map((p) => p.host.role);
-        if (hostNames(o.payloads).join() === hostNames(base).join() && o.model.balancer.engine === model(c.base.values).balancer.engine && o.model.app.kind === model(c.base.values).app.kind && o.model.files.share === model(c.base.values).files.share && o.model.target === model(c.base.values).target) {
+        if (
+          hostNames(o.payloads).join() === hostNames(base).join() &&
+          o.model.balancer.engine === model(c.base.values).balancer.engine &&
+          o.model.app.kind === model(c.base.values).app.kind &&
+          o.model.files.share === model(c.base.values).files.share &&
+          o.model.target === model(c.base.values).target
+        ) {
           o.payloads.forEach((p, i) => {
             assert.deepEqual(payloadShape(p), payloadShape(base[i]), `${p.host.name}: the value changed the structure of what lands on the host`);
           });
@@ -366,7 +453,10 @@ describe("hostile values in every string setting: refused with the key named, or
       const trees = accepted.flatMap(({ c, model: m, payloads }) =>
         payloads.flatMap((p) => {
           const files = checkedFiles(m, p);
-          const key = crypto.createHash("sha256").update(JSON.stringify([files, p.prepare, p.configure, p.afterStart, p.services])).digest("hex");
+          const key = crypto
+            .createHash("sha256")
+            .update(JSON.stringify([files, p.prepare, p.configure, p.afterStart, p.services]))
+            .digest("hex");
           if (seen.has(key)) return [];
           seen.add(key);
           return [{ label: `${c.label} (${p.host.name})`, model: m, payload: p, files }];

@@ -113,7 +113,11 @@ describe("proxy-node's config.json, built as proxy-node's ConfigFile (issue 17)"
     assert.equal(f.mode, "0600");
     assert.equal(JSON.parse(f.content).manager.token, SECRETS.managerToken);
     const placeholder = fileOf(balancerOf(model(sshValues()), { ...SECRETS, managerToken: "(secret)" }), PROXY_NODE_CONFIG);
-    assert.equal(JSON.parse(placeholder.content).manager.token, "(secret)", "the layout render (secret-payloads.ts placeholders) must pass proxy-node's validation");
+    assert.equal(
+      JSON.parse(placeholder.content).manager.token,
+      "(secret)",
+      "the layout render (secret-payloads.ts placeholders) must pass proxy-node's validation",
+    );
   });
 
   describe("a config proxy-node would refuse fails the render, naming the key", () => {
@@ -151,7 +155,10 @@ describe("proxy-node's config.json, built as proxy-node's ConfigFile (issue 17)"
       built.config.balancer.healthCheck = { ...built.config.balancer.healthCheck, intervalMs: 5 };
       const e = refusal(() => proxyNodeConfigJson(m, built, PROXY_NODE_CONFIG));
       assert.ok(!(e instanceof ConfigError), "no setting to blame");
-      assert.match(e.message, /^proxy-node would refuse the config this program built \(\/etc\/proxy-node\/config\.json on balancer, key balancer\.healthCheck\.intervalMs\): expected an integer from 100/);
+      assert.match(
+        e.message,
+        /^proxy-node would refuse the config this program built \(\/etc\/proxy-node\/config\.json on balancer, key balancer\.healthCheck\.intervalMs\): expected an integer from 100/,
+      );
     });
 
     it("a manager token proxy-node refuses: refused as managerToken, without showing the value", () => {

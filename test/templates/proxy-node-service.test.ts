@@ -46,9 +46,15 @@ describe("proxy-node on the balancer: one artifact, one start command", () => {
 
       it("the unit and the container supervisor (its start and its config check) run the bin through proxyNodeCommand()", () => {
         const unit = fileOf(b, UNIT).content;
-        assert.deepEqual(unit.split("\n").filter((l) => l.startsWith("ExecStart")), [`ExecStart=${proxyNodeCommand()}`]);
+        assert.deepEqual(
+          unit.split("\n").filter((l) => l.startsWith("ExecStart")),
+          [`ExecStart=${proxyNodeCommand()}`],
+        );
         const control = fileOf(b, CONTROL).content;
-        assert.deepEqual(control.split("\n").filter((l) => /^CMD=/.test(l)), [`CMD=${shellArg(proxyNodeCommand())}`]);
+        assert.deepEqual(
+          control.split("\n").filter((l) => /^CMD=/.test(l)),
+          [`CMD=${shellArg(proxyNodeCommand())}`],
+        );
         assert.match(control, /^ {4}\$CMD --check$/m);
         assert.match(control, /^ {4}\$CMD >>"\$LOG" 2>&1 &$/m);
         assert.ok(proxyNodeCommand().startsWith(`${PROXY_NODE_BIN} `), proxyNodeCommand());
@@ -282,7 +288,11 @@ describe("proxy-node-service without systemd (the container supervisor)", functi
     const now = processes(s);
     assert.equal(now.supervisors.length, 1, `supervisors: ${now.supervisors.join(", ")}\n${events(s).join("\n")}`);
     assert.equal(now.standIns.length, 1, `processes: ${now.standIns.join(", ")}\n${events(s).join("\n")}`);
-    assert.deepEqual(events(s).filter((e) => e.includes("error")), [], "a process found the port taken");
+    assert.deepEqual(
+      events(s).filter((e) => e.includes("error")),
+      [],
+      "a process found the port taken",
+    );
     assert.match(await answer(s.port), new RegExp(`^stand-in ${now.standIns[0]}\\n$`));
     assert.equal(run(s, "status").status, 0);
 
@@ -302,7 +312,10 @@ describe("proxy-node-service without systemd (the container supervisor)", functi
     assert.match(stop.out, /did not stop within 1 s: SIGKILL/);
     assert.ok(stop.ms >= 1000 && stop.ms < 10_000, `stop took ${stop.ms} ms`);
     assert.deepEqual(processes(s), { supervisors: [], standIns: [] });
-    assert.ok(events(s).some((e) => e.endsWith(" draining")), "the process was not asked to stop first");
+    assert.ok(
+      events(s).some((e) => e.endsWith(" draining")),
+      "the process was not asked to stop first",
+    );
     // The port is free again.
     const again = net.createServer();
     await new Promise<void>((resolve, reject) => {

@@ -126,7 +126,7 @@ describe("rendered payloads", () => {
           for (const net of MANAGER_ALLOW) assert.ok(cfg.manager.allow.includes(net), cfg.manager.allow.join(" "));
         });
 
-        it("proxy-node engine: workers \"auto\" by default", () => {
+        it('proxy-node engine: workers "auto" by default', () => {
           const cfg = JSON.parse(fileOf(balancer, PROXY_NODE_CONFIG).content) as ProxyNodeConfig;
           assert.equal(cfg.workers, "auto");
         });
@@ -189,7 +189,13 @@ describe("proxy-node workers in the rendered config.json", () => {
     return values;
   }
 
-  for (const [given, expected] of [[1, 1], [2, 2], [64, 64], ["3", 3], ["auto", "auto"]] as const) {
+  for (const [given, expected] of [
+    [1, 1],
+    [2, 2],
+    [64, 64],
+    ["3", 3],
+    ["auto", "auto"],
+  ] as const) {
     it(`engine proxy-node, balancer.proxyNodeWorkers ${JSON.stringify(given)}: "workers": ${JSON.stringify(expected)}`, () => {
       assert.equal(rendered(withWorkers("proxy-node", given)).cfg.workers, expected);
     });
@@ -202,7 +208,7 @@ describe("proxy-node workers in the rendered config.json", () => {
     assert.doesNotMatch(text, /workers/);
   });
 
-  it("proxy-node's own validation accepts what is rendered and resolves \"auto\" to a worker count", () => {
+  it('proxy-node\'s own validation accepts what is rendered and resolves "auto" to a worker count', () => {
     const auto = validateProxyNodeConfig(rendered(withWorkers("proxy-node")).cfg);
     assert.equal(auto.mode, "serve");
     assert.ok(Number.isInteger(auto.workers) && auto.workers >= 1 && auto.workers <= 64, String(auto.workers));
@@ -237,7 +243,10 @@ describe("secret files", () => {
         });
       });
       assert.deepEqual(wrong, []);
-      assert.ok(a.some((p) => p.files.some((f) => f.secret)), "some file must hold the database password");
+      assert.ok(
+        a.some((p) => p.files.some((f) => f.secret)),
+        "some file must hold the database password",
+      );
     });
 
     it(`${c.label}: no non-secret file contains a secret, and secret files are not world-readable`, () => {
@@ -275,7 +284,17 @@ describe("secret files", () => {
 
 describe("handlebars strict mode", () => {
   it("a missing value fails the render with an error naming the template and the value", () => {
-    const view = { stack: "drupal-cluster/test", serverName: "x", logLevel: "warn", name: "drupal", members: [], retry: 1, lbmethod: "byrequests", stickysession: "BALANCEID", managerAllow: [] };
+    const view = {
+      stack: "drupal-cluster/test",
+      serverName: "x",
+      logLevel: "warn",
+      name: "drupal",
+      members: [],
+      retry: 1,
+      lbmethod: "byrequests",
+      stickysession: "BALANCEID",
+      managerAllow: [],
+    };
     assert.throws(
       () => render("balancer/apache2/balancer-vhost.conf.hbs", view),
       (e: unknown) => {
@@ -301,7 +320,17 @@ describe("handlebars strict mode", () => {
     [
       "balancer/apache2/balancer-vhost.conf.hbs",
       "members (#each: renders a balancer without members)",
-      { stack: "s", serverName: "x", httpPort: 80, logLevel: "warn", name: "drupal", retry: 1, lbmethod: "byrequests", stickysession: "BALANCEID", managerAllow: [] },
+      {
+        stack: "s",
+        serverName: "x",
+        httpPort: 80,
+        logLevel: "warn",
+        name: "drupal",
+        retry: 1,
+        lbmethod: "byrequests",
+        stickysession: "BALANCEID",
+        managerAllow: [],
+      },
     ],
     [
       "data/mariadb/bootstrap.sql.hbs",
@@ -324,7 +353,10 @@ describe("handlebars strict mode", () => {
   }
 
   it("balancer.connectTimeout and timeout bound every wait on a member: Apache's BalancerMember, proxy-node's connect, answer and health probe deadlines", () => {
-    for (const [settings, connect, answer] of [[{}, 2, 60], [{ connectTimeout: 5, timeout: 20 }, 5, 20]] as const) {
+    for (const [settings, connect, answer] of [
+      [{}, 2, 60],
+      [{ connectTimeout: 5, timeout: 20 }, 5, 20],
+    ] as const) {
       for (const engine of ["apache", "proxy-node"] as const) {
         const v = sshValues({ engine });
         Object.assign(v.balancer as Values, settings);
@@ -344,7 +376,11 @@ describe("handlebars strict mode", () => {
   it("every service of every host has a boot script that starts it, for hosts without an init system", () => {
     for (const p of buildPayloads(model(sshValues({ engine: "apache" })), SECRETS, ARTIFACTS)) {
       const boot = p.files.filter((f) => f.path.startsWith("/etc/drupal-cluster/boot.d/"));
-      assert.deepEqual(boot.map((f) => f.path.replace(/^.*\/\d+-/, "")), p.services.map((s) => s.name), p.host.name);
+      assert.deepEqual(
+        boot.map((f) => f.path.replace(/^.*\/\d+-/, "")),
+        p.services.map((s) => s.name),
+        p.host.name,
+      );
       boot.forEach((f, i) => {
         assert.equal(f.mode, "0755");
         assert.ok(f.content.startsWith("#!/bin/sh\n") && f.content.includes(p.services[i].start), f.content);

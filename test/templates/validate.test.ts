@@ -24,7 +24,10 @@ interface Config {
 const configs: Config[] = [
   ...renderCases().map((c) => ({ label: c.label, values: c.values })),
   { label: "drupal app, 2 web, apache, BALANCEID", values: sshValues({ app: "drupal" }) },
-  { label: "drupal app, 3 web, proxy-node, JSESSIONID|jsessionid, external share", values: sshValues({ app: "drupal", webCount: 3, engine: "proxy-node", stickysession: "JSESSIONID|jsessionid", share: "external" }) },
+  {
+    label: "drupal app, 3 web, proxy-node, JSESSIONID|jsessionid, external share",
+    values: sshValues({ app: "drupal", webCount: 3, engine: "proxy-node", stickysession: "JSESSIONID|jsessionid", share: "external" }),
+  },
   { label: "docker target, 2 web, apache (with the container entrypoint)", values: dockerValues() },
 ];
 
@@ -65,20 +68,34 @@ describe("rendered files pass the real tools on Debian bookworm", function () {
           const apache = files.some((f) => f.path.startsWith("/etc/apache2/"));
           if (apache) {
             assert.match(r.output, /Syntax OK/, show);
-            const modules = r.output.split("\n").filter((l) => l.startsWith("module: ")).map((l) => l.slice(8).trim());
-            const sites = r.output.split("\n").filter((l) => l.startsWith("site: ")).map((l) => l.slice(6).trim());
+            const modules = r.output
+              .split("\n")
+              .filter((l) => l.startsWith("module: "))
+              .map((l) => l.slice(8).trim());
+            const sites = r.output
+              .split("\n")
+              .filter((l) => l.startsWith("site: "))
+              .map((l) => l.slice(6).trim());
             if (p.host.role === "balancer") {
               for (const mod of apacheBalancerModules(m)) assert.ok(modules.includes(`${mod}_module (shared)`), `${mod} not loaded${show}`);
               assert.deepEqual(sites, ["drupal-cluster-balancer.conf"], show);
             } else {
-              for (const mod of ["rewrite", "headers", "php"]) assert.ok(modules.some((x) => x.startsWith(`${mod}`)), `${mod} not loaded${show}`);
+              for (const mod of ["rewrite", "headers", "php"])
+                assert.ok(
+                  modules.some((x) => x.startsWith(`${mod}`)),
+                  `${mod} not loaded${show}`,
+                );
               assert.deepEqual(sites, ["drupal-cluster-web.conf"], show);
             }
           }
           if (p.host.role === "data") {
             assert.match(r.output, new RegExp(`^option: bind-address\\s+${m.data.host.clusterAddress.replace(/\./g, "\\.")}$`, "m"), show);
             assert.match(r.output, new RegExp(`^option: port\\s+${m.data.port}$`, "m"), show);
-            const grants = r.output.split("\n").filter((l) => l.startsWith("grant: ")).map((l) => l.slice(7).trim()).sort();
+            const grants = r.output
+              .split("\n")
+              .filter((l) => l.startsWith("grant: "))
+              .map((l) => l.slice(7).trim())
+              .sort();
             assert.deepEqual(grants, m.web.map((w) => `${m.data.user}@${w.host.clusterAddress}`).sort(), show);
           }
           const php = files.filter((f) => f.path.endsWith(".php")).length;

@@ -103,7 +103,10 @@ describe("backup and restore: the backup folder and its manifest", () => {
   it("a backup that fails halfway removes its partial folder", async () => {
     const root2 = fs.mkdtempSync(path.join(os.tmpdir(), "backup-unit-"));
     try {
-      const failing = new FakeHost("data", dataAnswers({ dump: { code: 2, stdout: DUMP.subarray(0, 5000), stderr: "mariadb-dump: Got error: 2013: Lost connection" } }));
+      const failing = new FakeHost(
+        "data",
+        dataAnswers({ dump: { code: 2, stdout: DUMP.subarray(0, 5000), stderr: "mariadb-dump: Got error: 2013: Lost connection" } }),
+      );
       await assert.rejects(
         takeBackup(access(failing, new FakeHost("lb1", filesAnswers)), { root: root2, sink: quiet, version: "0.1.0" }),
         /mariadb-dump on data exited 2:\nmariadb-dump: Got error: 2013.*partial folder .* was removed/s,
@@ -182,7 +185,10 @@ describe("backup and restore: the backup folder and its manifest", () => {
   it("a backup of another stack is refused before any host is asked anything, unless --allow-other-stack", async () => {
     const data = new FakeHost("data", () => ({}));
     const files = new FakeHost("lb1", () => ({}));
-    await assert.rejects(restoreBackup(folder, async () => access(data, files, "ci-other"), { sink: quiet }), /a backup of stack ci-unit and this is stack ci-other .*--allow-other-stack.*Nothing was changed/s);
+    await assert.rejects(
+      restoreBackup(folder, async () => access(data, files, "ci-other"), { sink: quiet }),
+      /a backup of stack ci-unit and this is stack ci-other .*--allow-other-stack.*Nothing was changed/s,
+    );
     assert.equal(data.runs.length + files.runs.length, 0);
     await restoreBackup(folder, async () => access(data, files, "ci-other"), { sink: quiet, allowOtherStack: true });
     assert.ok(data.runs.length > 0);
@@ -199,28 +205,49 @@ describe("backup and restore: the backup folder and its manifest", () => {
     const swap = data.runs.find((x) => x.stdin.toString().includes("RENAME TABLE"));
     assert.ok(swap, "no swap");
     assert.equal(swap.stdin.toString(), swapDatabaseSql("drupal"));
-    const dataSteps = data.runs.map((x) => (x.stdin.toString().includes("RENAME TABLE") ? "swap" : x.script.includes("gunzip -c") ? "stage" : x.script.includes("drupal_cluster_pre_restore") ? "drop-old" : "check"));
+    const dataSteps = data.runs.map((x) =>
+      x.stdin.toString().includes("RENAME TABLE")
+        ? "swap"
+        : x.script.includes("gunzip -c")
+          ? "stage"
+          : x.script.includes("drupal_cluster_pre_restore")
+            ? "drop-old"
+            : "check",
+    );
     assert.deepEqual(dataSteps, ["check", "stage", "swap", "drop-old"]);
-    const fileSteps = files.runs.map((x) => (x.script.includes("tar --extract") ? "stage" : x.script.includes('mv -t "$p"') ? "swap" : x.script.startsWith("rm -rf") ? "drop-old" : "check"));
+    const fileSteps = files.runs.map((x) =>
+      x.script.includes("tar --extract") ? "stage" : x.script.includes('mv -t "$p"') ? "swap" : x.script.startsWith("rm -rf") ? "drop-old" : "check",
+    );
     assert.deepEqual(fileSteps, ["check", "stage", "swap", "drop-old"]);
   });
 
   it("a failure while staging leaves the live data untouched and says so, with the command to retry", async () => {
-    const data = new FakeHost("data", (s) => (s.includes("gunzip -c |") ? { code: 1, stderr: "ERROR 1064 (42000) at line 3: You have an error in your SQL syntax" } : {}));
+    const data = new FakeHost("data", (s) =>
+      s.includes("gunzip -c |") ? { code: 1, stderr: "ERROR 1064 (42000) at line 3: You have an error in your SQL syntax" } : {},
+    );
     const files = new FakeHost("lb1", () => ({}));
-    await assert.rejects(restoreBackup(folder, async () => access(data, files), { sink: quiet, retryCommand: "RETRY" }), (e: unknown) => {
-      assert.ok(e instanceof RestoreFailed);
-      assert.match(e.message, /while staging .*ERROR 1064.*State: nothing was changed.*To retry \(it starts over\): RETRY/s);
-      return true;
-    });
+    await assert.rejects(
+      restoreBackup(folder, async () => access(data, files), { sink: quiet, retryCommand: "RETRY" }),
+      (e: unknown) => {
+        assert.ok(e instanceof RestoreFailed);
+        assert.match(e.message, /while staging .*ERROR 1064.*State: nothing was changed.*To retry \(it starts over\): RETRY/s);
+        return true;
+      },
+    );
     assert.equal(data.runs.filter((x) => x.stdin.toString().includes("RENAME TABLE")).length, 0, "the database was swapped after a failed staging");
-    assert.ok(data.runs.some((x) => x.script.includes("DROP DATABASE IF EXISTS `drupal_cluster_restore`")), "the staging database was not dropped");
+    assert.ok(
+      data.runs.some((x) => x.script.includes("DROP DATABASE IF EXISTS `drupal_cluster_restore`")),
+      "the staging database was not dropped",
+    );
   });
 
   it("a failure while swapping the files says the database is the backup's and where each set of files is", async () => {
     const data = new FakeHost("data", () => ({}));
     const files = new FakeHost("lb1", (s) => (s.includes('mv -t "$p"') ? { code: 1, stderr: "mv: cannot move: No space left on device" } : {}));
-    await assert.rejects(restoreBackup(folder, async () => access(data, files), { sink: quiet, retryCommand: "RETRY" }), /State: the database is the backup's; the shared files may be partly the backup's: .*\.drupal-cluster-restore-stage.*\.drupal-cluster-restore-old.*To retry \(it starts over\): RETRY/s);
+    await assert.rejects(
+      restoreBackup(folder, async () => access(data, files), { sink: quiet, retryCommand: "RETRY" }),
+      /State: the database is the backup's; the shared files may be partly the backup's: .*\.drupal-cluster-restore-stage.*\.drupal-cluster-restore-old.*To retry \(it starts over\): RETRY/s,
+    );
   });
 });
 

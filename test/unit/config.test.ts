@@ -41,11 +41,20 @@ describe("validateConfig: each bad setting stops with one ConfigError naming the
   });
 
   it("unknown target", () => {
-    configError(edit(base, (v) => (v.target = "kubernetes")), `${PROJECT}:target`, '"kubernetes"', "ssh, docker");
+    configError(
+      edit(base, (v) => (v.target = "kubernetes")),
+      `${PROJECT}:target`,
+      '"kubernetes"',
+      "ssh, docker",
+    );
   });
 
   it("missing target", () => {
-    configError(edit(base, (v) => delete v.target), `${PROJECT}:target`, "required");
+    configError(
+      edit(base, (v) => delete v.target),
+      `${PROJECT}:target`,
+      "required",
+    );
   });
 
   it("unknown lbmethod", () => {
@@ -58,7 +67,12 @@ describe("validateConfig: each bad setting stops with one ConfigError naming the
   });
 
   it("unknown engine", () => {
-    configError(edit(base, (v) => (v.balancer.engine = "nginx")), `${PROJECT}:balancer.engine`, '"nginx"', "apache, proxy-node");
+    configError(
+      edit(base, (v) => (v.balancer.engine = "nginx")),
+      `${PROJECT}:balancer.engine`,
+      '"nginx"',
+      "apache, proxy-node",
+    );
   });
 
   it("duplicate route", () => {
@@ -73,11 +87,20 @@ describe("validateConfig: each bad setting stops with one ConfigError naming the
   });
 
   it("duplicate route through a default: lb2 given route lb1", () => {
-    configError(edit(base, (v) => (v.web[1].route = "lb1")), `${PROJECT}:web[1].route`, /duplicate route "lb1"/);
+    configError(
+      edit(base, (v) => (v.web[1].route = "lb1")),
+      `${PROJECT}:web[1].route`,
+      /duplicate route "lb1"/,
+    );
   });
 
   it("route containing the sticky separator '.'", () => {
-    configError(edit(base, (v) => (v.web[0].route = "lb.1")), `${PROJECT}:web[0].route`, '"lb.1"', '"."');
+    configError(
+      edit(base, (v) => (v.web[0].route = "lb.1")),
+      `${PROJECT}:web[0].route`,
+      '"lb.1"',
+      '"."',
+    );
   });
 
   it("route containing a custom separator", () => {
@@ -91,9 +114,21 @@ describe("validateConfig: each bad setting stops with one ConfigError naming the
 
   for (const bad of [0, 70000, "abc", -1, 80.5]) {
     it(`bad port ${JSON.stringify(bad)}`, () => {
-      configError(edit(base, (v) => (v.balancer.httpPort = bad)), `${PROJECT}:balancer.httpPort`, "1 to 65535");
-      configError(edit(base, (v) => (v.web[1].ssh.port = bad)), `${PROJECT}:web[1].ssh.port`, "1 to 65535");
-      configError(edit(base, (v) => (v.data.port = bad)), `${PROJECT}:data.port`, "1 to 65535");
+      configError(
+        edit(base, (v) => (v.balancer.httpPort = bad)),
+        `${PROJECT}:balancer.httpPort`,
+        "1 to 65535",
+      );
+      configError(
+        edit(base, (v) => (v.web[1].ssh.port = bad)),
+        `${PROJECT}:web[1].ssh.port`,
+        "1 to 65535",
+      );
+      configError(
+        edit(base, (v) => (v.data.port = bad)),
+        `${PROJECT}:data.port`,
+        "1 to 65535",
+      );
     });
   }
 
@@ -142,13 +177,30 @@ describe("validateConfig: each bad setting stops with one ConfigError naming the
   });
 
   it("unknown key inside balancer (a typo)", () => {
-    configError(edit(base, (v) => (v.balancer.lbmetod = "bybusyness")), `${PROJECT}:balancer.lbmetod`, "unknown setting", "lbmethod");
+    configError(
+      edit(base, (v) => (v.balancer.lbmetod = "bybusyness")),
+      `${PROJECT}:balancer.lbmetod`,
+      "unknown setting",
+      "lbmethod",
+    );
   });
 
   it("missing ssh for target ssh", () => {
-    configError(edit(base, (v) => delete v.web[0].ssh), `${PROJECT}:web[0].ssh`, "required for target ssh");
-    configError(edit(base, (v) => delete v.data.ssh), `${PROJECT}:data.ssh`, "required for target ssh");
-    configError(edit(base, (v) => delete v.balancer.ssh), `${PROJECT}:balancer.ssh`, "required for target ssh");
+    configError(
+      edit(base, (v) => delete v.web[0].ssh),
+      `${PROJECT}:web[0].ssh`,
+      "required for target ssh",
+    );
+    configError(
+      edit(base, (v) => delete v.data.ssh),
+      `${PROJECT}:data.ssh`,
+      "required for target ssh",
+    );
+    configError(
+      edit(base, (v) => delete v.balancer.ssh),
+      `${PROJECT}:balancer.ssh`,
+      "required for target ssh",
+    );
   });
 
   it("ssh on target docker is rejected", () => {
@@ -160,12 +212,24 @@ describe("validateConfig: each bad setting stops with one ConfigError naming the
   });
 
   it("empty web list", () => {
-    configError(edit(base, (v) => (v.web = [])), `${PROJECT}:web`, "at least one web server");
-    configError(edit(base, (v) => delete v.web), `${PROJECT}:web`, "at least one web server");
+    configError(
+      edit(base, (v) => (v.web = [])),
+      `${PROJECT}:web`,
+      "at least one web server",
+    );
+    configError(
+      edit(base, (v) => delete v.web),
+      `${PROJECT}:web`,
+      "at least one web server",
+    );
   });
 
   it("unknown app", () => {
-    configError(edit(base, (v) => (v.app = "wordpress")), `${PROJECT}:app`, "probe, drupal");
+    configError(
+      edit(base, (v) => (v.app = "wordpress")),
+      `${PROJECT}:app`,
+      "probe, drupal",
+    );
   });
 
   it("bad stickysession", () => {
@@ -193,8 +257,15 @@ describe("validateConfig: each bad setting stops with one ConfigError naming the
   });
 
   it("bad docker subnet", () => {
-    configError(edit(dockerValues(), (v) => (v.docker.subnet = "172.30.99.0/33")), `${PROJECT}:docker.subnet`);
-    configError(edit(dockerValues(), (v) => (v.docker.subnet = "172.30.99.0/28")), `${PROJECT}:docker.subnet`, "/24");
+    configError(
+      edit(dockerValues(), (v) => (v.docker.subnet = "172.30.99.0/33")),
+      `${PROJECT}:docker.subnet`,
+    );
+    configError(
+      edit(dockerValues(), (v) => (v.docker.subnet = "172.30.99.0/28")),
+      `${PROJECT}:docker.subnet`,
+      "/24",
+    );
   });
 });
 
@@ -255,7 +326,16 @@ describe("validateConfig: the model", () => {
     const proxyNode = sshValues({ engine: "proxy-node" });
     assert.equal(model(proxyNode).balancer.proxyNodeWorkers, "auto");
     assert.equal(model(dockerValues({ engine: "proxy-node" })).balancer.proxyNodeWorkers, "auto");
-    const cases: Array<[unknown, number | "auto"]> = [["auto", "auto"], [1, 1], [2, 2], [64, 64], ["4", 4], [" 8 ", 8], ["", "auto"], [null, "auto"]];
+    const cases: Array<[unknown, number | "auto"]> = [
+      ["auto", "auto"],
+      [1, 1],
+      [2, 2],
+      [64, 64],
+      ["4", 4],
+      [" 8 ", 8],
+      ["", "auto"],
+      [null, "auto"],
+    ];
     for (const [given, expected] of cases) {
       const m = model(edit(proxyNode, (v) => (v.balancer.proxyNodeWorkers = given)));
       assert.equal(m.balancer.proxyNodeWorkers, expected, `given ${JSON.stringify(given)}`);

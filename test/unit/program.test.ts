@@ -35,13 +35,27 @@ interface Case {
 const cases: Case[] = [
   ...stackFiles.map((stack) => ({ label: `stack file Pulumi.${stack}.yaml`, stack, values: readStackFile(stack), model: modelFromStackFile(stack) })),
   // Both targets are covered even before a docker stack file exists.
-  { label: "docker target, 3 web servers (unit config)", stack: "unit-docker", values: dockerValues({ webCount: 3 }), model: model(dockerValues({ webCount: 3 }), "unit-docker") },
-  { label: "ssh target, 5 web servers, proxy-node (unit config)", stack: "unit-ssh", values: sshValues({ webCount: 5, engine: "proxy-node" }), model: model(sshValues({ webCount: 5, engine: "proxy-node" }), "unit-ssh") },
+  {
+    label: "docker target, 3 web servers (unit config)",
+    stack: "unit-docker",
+    values: dockerValues({ webCount: 3 }),
+    model: model(dockerValues({ webCount: 3 }), "unit-docker"),
+  },
+  {
+    label: "ssh target, 5 web servers, proxy-node (unit config)",
+    stack: "unit-ssh",
+    values: sshValues({ webCount: 5, engine: "proxy-node" }),
+    model: model(sshValues({ webCount: 5, engine: "proxy-node" }), "unit-ssh"),
+  },
 ];
 
 function component(run: MockRun<unknown>, target: string, role: keyof typeof ROLE_TYPE, name: string): Registration {
   const found = run.registrations.filter((r) => r.type === `drupal-cluster:${target}:${ROLE_TYPE[role]}` && r.name === name);
-  assert.equal(found.length, 1, `expected one ${target} ${role} component named ${name}; registered: ${run.registrations.map((r) => `${r.type} ${r.name}`).join(", ")}`);
+  assert.equal(
+    found.length,
+    1,
+    `expected one ${target} ${role} component named ${name}; registered: ${run.registrations.map((r) => `${r.type} ${r.name}`).join(", ")}`,
+  );
   return found[0];
 }
 
@@ -96,9 +110,7 @@ describe("cluster program under pulumi mocks", function () {
           const below = descendants(run, comp);
           let delivered: string[];
           if (target === "ssh") {
-            delivered = run.registrations
-              .filter((r) => r.type === REMOTE_FILE && below.has(r.urn))
-              .map((r) => r.inputs.path as string);
+            delivered = run.registrations.filter((r) => r.type === REMOTE_FILE && below.has(r.urn)).map((r) => r.inputs.path as string);
           } else {
             const container = run.registrations.find((r) => r.type === CONTAINER && below.has(r.urn));
             assert.ok(container, `no container for ${p.host.name}`);
@@ -119,12 +131,18 @@ describe("cluster program under pulumi mocks", function () {
         };
         for (const w of webs) {
           const deps = dependsOn(w);
-          assert.ok(deps.some((u) => dataUrns.has(u)), `${w.name} does not wait for the data server: ${deps.join(", ")}`);
+          assert.ok(
+            deps.some((u) => dataUrns.has(u)),
+            `${w.name} does not wait for the data server: ${deps.join(", ")}`,
+          );
         }
         const balancerDeps = dependsOn(component(run, target, "balancer", "balancer"));
         for (const w of webs) {
           const webUrns = new Set([w.urn, ...descendants(run, w)]);
-          assert.ok(balancerDeps.some((u) => webUrns.has(u)), `the balancer does not wait for ${w.name}: ${balancerDeps.join(", ")}`);
+          assert.ok(
+            balancerDeps.some((u) => webUrns.has(u)),
+            `the balancer does not wait for ${w.name}: ${balancerDeps.join(", ")}`,
+          );
         }
       });
 
@@ -139,7 +157,10 @@ describe("cluster program under pulumi mocks", function () {
           const dbStep = run.registrations.find((r) => r.type === REMOTE_COMMAND && r.name === "data-database-and-grants");
           assert.ok(dbStep, "no database-and-grants step on data");
           for (const w of c.model.web) {
-            assert.ok(component(run, target, "web", w.host.name).dependencies.includes(dbStep.urn), `${w.host.name} starts before the database and grants exist`);
+            assert.ok(
+              component(run, target, "web", w.host.name).dependencies.includes(dbStep.urn),
+              `${w.host.name} starts before the database and grants exist`,
+            );
           }
         });
 
@@ -172,7 +193,10 @@ describe("cluster program under pulumi mocks", function () {
           const balancer = containers.find((r) => r.name === "balancer")!;
           assert.deepEqual(
             (balancer.inputs.ports as Array<{ internal: number; external: number }>).map((p) => [p.internal, p.external]).sort(),
-            [[c.model.balancer.httpPort, c.model.docker!.httpPort], [c.model.balancer.managerPort, c.model.docker!.managerPort]].sort(),
+            [
+              [c.model.balancer.httpPort, c.model.docker!.httpPort],
+              [c.model.balancer.managerPort, c.model.docker!.managerPort],
+            ].sort(),
           );
         });
 
@@ -181,7 +205,14 @@ describe("cluster program under pulumi mocks", function () {
           const knownIds: Record<string, string> = { root: "0", "www-data": "33" };
           for (const p of payloads) {
             const ctr = run.registrations.find((r) => r.type === CONTAINER && r.name === p.host.name)!;
-            const uploads = ctr.inputs.uploads as Array<{ file: string; content?: string; permissions?: string; owner?: string; group?: string; executable?: boolean }>;
+            const uploads = ctr.inputs.uploads as Array<{
+              file: string;
+              content?: string;
+              permissions?: string;
+              owner?: string;
+              group?: string;
+              executable?: boolean;
+            }>;
             const provision = uploads.find((u) => u.file === "/usr/local/sbin/drupal-cluster-provision")?.content ?? "";
             for (const f of p.files) {
               const u = uploads.find((x) => x.file === f.path)!;

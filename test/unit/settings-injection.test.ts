@@ -54,44 +54,84 @@ describe("issue 15: each row of the injection table is refused with its key name
 
   it("web[].address carrying SQL (extra statements in bootstrap.sql)", () => {
     const sql = "172.30.57.11' IDENTIFIED BY 'x'; CREATE USER 'evil'@'%' IDENTIFIED BY 'x'; GRANT ALL ON *.* TO 'evil'@'%' WITH GRANT OPTION; -- ";
-    refused(edit(ssh, (v) => (v.web[0].address = sql)), "web[0].address", "IPv4 address or a host name");
-    refused(edit(ssh, (v) => (v.web[1].address = "%")), "web[1].address");
+    refused(
+      edit(ssh, (v) => (v.web[0].address = sql)),
+      "web[0].address",
+      "IPv4 address or a host name",
+    );
+    refused(
+      edit(ssh, (v) => (v.web[1].address = "%")),
+      "web[1].address",
+    );
   });
 
   it("web[].address with a newline and an NFS export line", () => {
-    refused(edit(ssh, (v) => (v.web[1].address = "10.0.0.12\n/ *(rw,no_root_squash,insecure)")), "web[1].address", "\\n");
+    refused(
+      edit(ssh, (v) => (v.web[1].address = "10.0.0.12\n/ *(rw,no_root_squash,insecure)")),
+      "web[1].address",
+      "\\n",
+    );
   });
 
   it("data.address with a newline and MariaDB options", () => {
-    refused(edit(ssh, (v) => (v.data.address = "172.30.57.10\nskip-grant-tables\nbind-address = 0.0.0.0")), "data.address");
+    refused(
+      edit(ssh, (v) => (v.data.address = "172.30.57.10\nskip-grant-tables\nbind-address = 0.0.0.0")),
+      "data.address",
+    );
   });
 
   it("data.address with a command substitution", () => {
-    refused(edit(ssh, (v) => (v.data.address = "172.30.57.10$(touch /tmp/x)")), "data.address");
+    refused(
+      edit(ssh, (v) => (v.data.address = "172.30.57.10$(touch /tmp/x)")),
+      "data.address",
+    );
   });
 
   it("drupal.url with shell quoting that passed the old \\S+\\.tar\\.gz pattern", () => {
-    refused(edit(drupalTarball, (v) => (v.drupal.url = "https://x/';touch${IFS}/tmp/x;'.tar.gz")), "drupal.url", ".tar.gz");
+    refused(
+      edit(drupalTarball, (v) => (v.drupal.url = "https://x/';touch${IFS}/tmp/x;'.tar.gz")),
+      "drupal.url",
+      ".tar.gz",
+    );
   });
 
   it("drupal.version with shell quoting", () => {
-    refused(edit(drupalComposer, (v) => (v.drupal.version = "^10' ; touch /tmp/x ; '")), "drupal.version", "composer version constraint");
+    refused(
+      edit(drupalComposer, (v) => (v.drupal.version = "^10' ; touch /tmp/x ; '")),
+      "drupal.version",
+      "composer version constraint",
+    );
   });
 
   for (const bad of ["/srv/f;touch /tmp/x", "/", "/etc", "/var/www/probe", "/var/www/drupal/web"]) {
     it(`files.publicPath ${JSON.stringify(bad)}`, () => {
-      refused(edit(ssh, (v) => (v.files.publicPath = bad)), "files.publicPath", JSON.stringify(bad));
+      refused(
+        edit(ssh, (v) => (v.files.publicPath = bad)),
+        "files.publicPath",
+        JSON.stringify(bad),
+      );
     });
   }
 
   it("serverName with newlines and an Alias directive, or with a space", () => {
-    refused(edit(ssh, (v) => (v.serverName = "cluster.example.org\nAlias /leak /etc")), "serverName", "host name");
-    refused(edit(ssh, (v) => (v.serverName = "cluster.example.org other")), "serverName");
+    refused(
+      edit(ssh, (v) => (v.serverName = "cluster.example.org\nAlias /leak /etc")),
+      "serverName",
+      "host name",
+    );
+    refused(
+      edit(ssh, (v) => (v.serverName = "cluster.example.org other")),
+      "serverName",
+    );
   });
 
   for (const bad of ["balancer]\nRewriteRule .* /etc/passwd [L].", "bal\nancer.", "%{HTTP_HOST}."]) {
     it(`balancer.cookieValuePrefix ${JSON.stringify(bad)}`, () => {
-      refused(edit(ssh, (v) => (v.balancer.cookieValuePrefix = bad)), "balancer.cookieValuePrefix", "letters, digits");
+      refused(
+        edit(ssh, (v) => (v.balancer.cookieValuePrefix = bad)),
+        "balancer.cookieValuePrefix",
+        "letters, digits",
+      );
     });
   }
 
@@ -124,65 +164,124 @@ describe("issue 15: each row of the injection table is refused with its key name
 
   for (const bad of ["SID$1", "SID%1", "SID|path|x", "S ID", `${"S".repeat(60)}|jsessionid`]) {
     it(`balancer.stickysession ${JSON.stringify(bad)}`, () => {
-      refused(edit(ssh, (v) => (v.balancer.stickysession = bad)), "balancer.stickysession", "at most 63");
+      refused(
+        edit(ssh, (v) => (v.balancer.stickysession = bad)),
+        "balancer.stickysession",
+        "at most 63",
+      );
     });
   }
 
   for (const bad of ["0.0.0.0/0", "::/0", "fe80::1%eth0", "10.0.0.1/8", "::ffff:10.0.0.1", "10.0.0.0/08"]) {
     it(`balancer.managerAllow ${JSON.stringify(bad)} that Apache's Require ip refuses or misreads`, () => {
-      refused(edit(ssh, (v) => (v.balancer.managerAllow = ["10.0.0.0/8", bad])), "balancer.managerAllow[1]", JSON.stringify(bad));
+      refused(
+        edit(ssh, (v) => (v.balancer.managerAllow = ["10.0.0.0/8", bad])),
+        "balancer.managerAllow[1]",
+        JSON.stringify(bad),
+      );
     });
   }
 
   for (const db of ["mysql", "information_schema", "performance_schema", "sys", "MySQL"]) {
     it(`data.database ${JSON.stringify(db)}, a MariaDB system schema`, () => {
-      refused(edit(ssh, (v) => (v.data.database = db)), "data.database", "system schema");
+      refused(
+        edit(ssh, (v) => (v.data.database = db)),
+        "data.database",
+        "system schema",
+      );
     });
   }
 
   it("data.user root (ALTER USER would take over the server's own account)", () => {
-    refused(edit(ssh, (v) => (v.data.user = "root")), "data.user");
+    refused(
+      edit(ssh, (v) => (v.data.user = "root")),
+      "data.user",
+    );
   });
 
-  for (const [i, bad] of [[0, "[^]x"], [1, "\\u{41}"], [1, "\\u0041"], [0, "[]"], [1, "a{,3}"], [0, "[[:alpha:]]"]] as const) {
+  for (const [i, bad] of [
+    [0, "[^]x"],
+    [1, "\\u{41}"],
+    [1, "\\u0041"],
+    [0, "[]"],
+    [1, "a{,3}"],
+    [0, "[[:alpha:]]"],
+  ] as const) {
     it(`trustedHostPatterns ${JSON.stringify(bad)}: JavaScript compiles it, PHP's PCRE does not (or reads it otherwise)`, () => {
       const patterns = ["^cluster\\.example\\.org$", "^cluster\\.example\\.org$"];
       patterns[i] = bad;
-      refused(edit(ssh, (v) => (v.trustedHostPatterns = patterns)), `trustedHostPatterns[${i}]`, "PCRE");
+      refused(
+        edit(ssh, (v) => (v.trustedHostPatterns = patterns)),
+        `trustedHostPatterns[${i}]`,
+        "PCRE",
+      );
     });
   }
 
   describe("limits that only Apache or proxy-node would have refused, on the host", () => {
     it("a route of 64 characters (Apache: route length must be < 64)", () => {
-      refused(edit(ssh, (v) => (v.web[0].route = "r".repeat(64))), "web[0].route", "at most 63");
+      refused(
+        edit(ssh, (v) => (v.web[0].route = "r".repeat(64))),
+        "web[0].route",
+        "at most 63",
+      );
       assert.equal(model(edit(ssh, (v) => (v.web[0].route = "r".repeat(63)))).web[0].route.length, 63);
     });
 
     it("a balancer name of 85 or 104 characters (Apache: balancer://<name> too long beyond 84)", () => {
-      refused(edit(ssh, (v) => (v.balancer.name = "n".repeat(104))), "balancer.name", "84");
-      refused(edit(ssh, (v) => (v.balancer.name = "n".repeat(85))), "balancer.name");
+      refused(
+        edit(ssh, (v) => (v.balancer.name = "n".repeat(104))),
+        "balancer.name",
+        "84",
+      );
+      refused(
+        edit(ssh, (v) => (v.balancer.name = "n".repeat(85))),
+        "balancer.name",
+      );
       assert.equal(model(edit(ssh, (v) => (v.balancer.name = "n".repeat(84)))).balancer.name.length, 84);
     });
 
     it("serverName with a /", () => {
-      refused(edit(ssh, (v) => (v.serverName = "cluster.example.org/x")), "serverName");
+      refused(
+        edit(ssh, (v) => (v.serverName = "cluster.example.org/x")),
+        "serverName",
+      );
     });
 
     it("serverName beyond 253 characters or with a label beyond 63", () => {
-      refused(edit(ssh, (v) => (v.serverName = `${"a".repeat(64)}.example.org`)), "serverName");
-      refused(edit(ssh, (v) => (v.serverName = Array.from({ length: 5 }, () => "a".repeat(60)).join("."))), "serverName");
+      refused(
+        edit(ssh, (v) => (v.serverName = `${"a".repeat(64)}.example.org`)),
+        "serverName",
+      );
+      refused(
+        edit(ssh, (v) => (v.serverName = Array.from({ length: 5 }, () => "a".repeat(60)).join("."))),
+        "serverName",
+      );
     });
 
     it("managerPort 65535: proxy-node's agent would need 65536", () => {
-      refused(edit(ssh, (v) => (v.balancer.managerPort = 65535)), "balancer.managerPort", "65536");
+      refused(
+        edit(ssh, (v) => (v.balancer.managerPort = 65535)),
+        "balancer.managerPort",
+        "65536",
+      );
     });
 
     it("httpPort = managerPort + 1: Apache and the agent on one port", () => {
-      refused(edit(ssh, (v) => (v.balancer.httpPort = 8082)), "balancer.managerPort", "8082", `${PROJECT}:balancer.httpPort`);
+      refused(
+        edit(ssh, (v) => (v.balancer.httpPort = 8082)),
+        "balancer.managerPort",
+        "8082",
+        `${PROJECT}:balancer.httpPort`,
+      );
     });
 
     it("httpPort = managerPort", () => {
-      refused(edit(ssh, (v) => (v.balancer.httpPort = 8081)), "balancer.managerPort", "8081");
+      refused(
+        edit(ssh, (v) => (v.balancer.httpPort = 8081)),
+        "balancer.managerPort",
+        "8081",
+      );
     });
 
     it("engine proxy-node has no agent listener, so managerPort + 1 is free there", () => {
@@ -190,7 +289,11 @@ describe("issue 15: each row of the injection table is refused with its key name
     });
 
     it("docker target: published ports collide (webDirectPortBase + 1 = httpPort)", () => {
-      refused(edit(dockerValues(), (v) => (v.docker = { httpPort: 8091, webDirectPortBase: 8090 })), "docker.webDirectPortBase", "8091");
+      refused(
+        edit(dockerValues(), (v) => (v.docker = { httpPort: 8091, webDirectPortBase: 8090 })),
+        "docker.webDirectPortBase",
+        "8091",
+      );
     });
   });
 });
@@ -254,7 +357,13 @@ describe("issue 15: values in real use stay accepted", () => {
     });
   }
 
-  for (const pattern of ["^www\\.example\\.com$", "^(.+\\.)?example\\.org$", "^[a-z0-9-]+\\.example\\.com$", "^(?:a|b)\\.example\\.com$", "^node\\d{1,3}\\.lan$"]) {
+  for (const pattern of [
+    "^www\\.example\\.com$",
+    "^(.+\\.)?example\\.org$",
+    "^[a-z0-9-]+\\.example\\.com$",
+    "^(?:a|b)\\.example\\.com$",
+    "^node\\d{1,3}\\.lan$",
+  ]) {
     it(`trustedHostPatterns ${JSON.stringify(pattern)}`, () => {
       assert.deepEqual(model(edit(ssh, (v) => (v.trustedHostPatterns = [pattern]))).trustedHostPatterns, [pattern]);
     });

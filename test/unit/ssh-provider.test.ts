@@ -19,7 +19,16 @@ import { exampleHostKey, PROJECT, sshValues } from "../support/cluster-configs";
 const conn = { host: "203.0.113.11", port: 22, user: "root", privateKey: "KEY", hostKey: exampleHostKey(11) };
 const file = { connection: conn, path: "/etc/x.conf", content: "a = 1\n", mode: "0644", owner: "root:root" };
 const state = { ...file, hash: contentHash(file.content), found: "" };
-const step = { connection: conn, create: "apt-get install -y x", update: "service x reload", delete: "", check: "service x status", triggers: ["t1"], applied: true, found: "" };
+const step = {
+  connection: conn,
+  create: "apt-get install -y x",
+  update: "service x reload",
+  delete: "",
+  check: "service x status",
+  triggers: ["t1"],
+  applied: true,
+  found: "",
+};
 
 describe("ssh provider plugin: decisions without a host", () => {
   it("a file whose content, mode and owner match its state is unchanged; each one changing is a change", () => {
@@ -35,7 +44,11 @@ describe("ssh provider plugin: decisions without a host", () => {
   });
 
   it("another endpoint (host, port or user) replaces the file and the step; another path replaces the file", () => {
-    for (const c of [{ ...conn, host: "203.0.113.99" }, { ...conn, port: 2222 }, { ...conn, user: "admin" }]) {
+    for (const c of [
+      { ...conn, host: "203.0.113.99" },
+      { ...conn, port: 2222 },
+      { ...conn, user: "admin" },
+    ]) {
       assert.deepEqual(fileResource.diff(state, { ...file, connection: c }, "f").replaces, ["connection"]);
       assert.deepEqual(commandResource.diff(step, { ...step, connection: c }, "s").replaces, ["connection"]);
     }
@@ -50,7 +63,9 @@ describe("ssh provider plugin: decisions without a host", () => {
 
   it("a step whose script fails in an && chain is not marked applied (the marker lines never run)", () => {
     const name = `unit-${process.pid}-${Date.now()}`;
-    const r = spawnSync("bash", ["-ec", withMarker("false && true", `urn:pulumi:s::p::drupal-cluster:ssh:RemoteCommand::${name}`, "id-1")], { encoding: "utf8" });
+    const r = spawnSync("bash", ["-ec", withMarker("false && true", `urn:pulumi:s::p::drupal-cluster:ssh:RemoteCommand::${name}`, "id-1")], {
+      encoding: "utf8",
+    });
     assert.notEqual(r.status, 0, "the step's failure did not fail the script");
     assert.ok(!fs.existsSync(markerFile(name)), "the failed step was marked applied");
   });
@@ -76,7 +91,12 @@ describe("ssh provider plugin: decisions without a host", () => {
     assert.deepEqual(reveal({ a: secret("x"), b: [secret(1), 2] }), { a: "x", b: [1, 2] });
     const p = new DeliveryProvider("0.0.0");
     await assert.rejects(p.create("urn:pulumi:s::p::drupal-cluster:ssh:Nope::n", {}), /unknown resource type drupal-cluster:ssh:Nope/);
-    const d = await p.diff("id", "urn:pulumi:s::p::drupal-cluster:ssh:WebServer$drupal-cluster:ssh:RemoteFile::lb1:/etc/x.conf", { ...state, content: secret(file.content) }, file);
+    const d = await p.diff(
+      "id",
+      "urn:pulumi:s::p::drupal-cluster:ssh:WebServer$drupal-cluster:ssh:RemoteFile::lb1:/etc/x.conf",
+      { ...state, content: secret(file.content) },
+      file,
+    );
     assert.equal(d.changes, false);
   });
 
@@ -92,18 +112,21 @@ describe("ssh host keys in the stack config", () => {
   it("an ssh host without ssh.hostKey is refused, naming the host and the ssh-keyscan command", () => {
     const v = sshValues();
     delete ((v.web as Array<{ ssh: Record<string, unknown> }>)[1].ssh as Record<string, unknown>).hostKey;
-    assert.throws(() => validateConfig(stack, v), /drupal-cluster:web\[1\]\.ssh\.hostKey: host lb2 \(root@203\.0\.113\.12:22\) has no host key.*ssh-keyscan -p 22 -t ed25519 203\.0\.113\.12/);
+    assert.throws(
+      () => validateConfig(stack, v),
+      /drupal-cluster:web\[1\]\.ssh\.hostKey: host lb2 \(root@203\.0\.113\.12:22\) has no host key.*ssh-keyscan -p 22 -t ed25519 203\.0\.113\.12/,
+    );
   });
   it("a host key that is not an OpenSSH public key line is refused, naming its key", () => {
     const v = sshValues();
-    ((v.data as { ssh: Record<string, unknown> }).ssh).hostKey = "ssh-ed25519 not-base64!";
+    (v.data as { ssh: Record<string, unknown> }).ssh.hostKey = "ssh-ed25519 not-base64!";
     assert.throws(() => validateConfig(stack, v), /drupal-cluster:data\.ssh\.hostKey: host data: not an SSH public key line/);
-    ((v.data as { ssh: Record<string, unknown> }).ssh).hostKey = `ssh-rsa ${exampleHostKey(10).split(" ")[1]}`;
+    (v.data as { ssh: Record<string, unknown> }).ssh.hostKey = `ssh-rsa ${exampleHostKey(10).split(" ")[1]}`;
     assert.throws(() => validateConfig(stack, v), /drupal-cluster:data\.ssh\.hostKey/, "a key whose blob is of another type than its line says");
   });
   it("a trailing comment on the key line is dropped", () => {
     const v = sshValues();
-    ((v.data as { ssh: Record<string, unknown> }).ssh).hostKey = `${exampleHostKey(10)} root@data`;
+    (v.data as { ssh: Record<string, unknown> }).ssh.hostKey = `${exampleHostKey(10)} root@data`;
     assert.equal(validateConfig(stack, v).data.host.ssh?.hostKey, exampleHostKey(10));
   });
 });
@@ -149,10 +172,17 @@ describe("migrate: a deployment of the former dynamic resources", () => {
     assert.ok(String(res[stepIdx].provider).startsWith(`${String(res[prov].urn)}::`));
     assert.deepEqual(res[res.length - 1].dependencies, [res[stepIdx].urn], "dependencies follow the new URNs");
     assert.deepEqual(m.steps, [{ name: "lb1-install", id: "127.0.0.1:2211:1", host: "127.0.0.1", port: 2211 }]);
-    assert.equal((res[stepIdx].outputs as { connection: { hostKey: string } }).connection.hostKey, exampleHostKey(11), "the host's key from the config joins the migrated connection");
+    assert.equal(
+      (res[stepIdx].outputs as { connection: { hostKey: string } }).connection.hostKey,
+      exampleHostKey(11),
+      "the host's key from the config joins the migrated connection",
+    );
   });
 
   it("a deployment with nothing of the former resources is left alone", () => {
-    assert.equal(migrateDeployment({ version: 3, deployment: { resources: [{ urn: stackUrn, type: "pulumi:pulumi:Stack" }] } }, "s", "drupal-cluster", new Map()), null);
+    assert.equal(
+      migrateDeployment({ version: 3, deployment: { resources: [{ urn: stackUrn, type: "pulumi:pulumi:Stack" }] } }, "s", "drupal-cluster", new Map()),
+      null,
+    );
   });
 });

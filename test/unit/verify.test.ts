@@ -85,12 +85,22 @@ describe("verify: what it reads", () => {
     const out = (v: Record<string, unknown>) => Object.fromEntries(Object.entries(v).map(([k, value]) => [k, { value, secret: false }]));
     const apache = targetFromOutputs(
       "dev",
-      out({ balancerUrl: "http://127.0.0.1:8080", balancerManagerUrl: "http://127.0.0.1:8080/balancer-manager", proxyNodeManagerUrl: "http://127.0.0.1:8081", webUrls: { lb1: "http://127.0.0.1:8091" }, stickyCookie: "BALANCEID=balancer.<route>" }),
+      out({
+        balancerUrl: "http://127.0.0.1:8080",
+        balancerManagerUrl: "http://127.0.0.1:8080/balancer-manager",
+        proxyNodeManagerUrl: "http://127.0.0.1:8081",
+        webUrls: { lb1: "http://127.0.0.1:8091" },
+        stickyCookie: "BALANCEID=balancer.<route>",
+      }),
       new Secret("token-0123456789"),
     );
     assert.equal(engineOf(apache), "apache");
     assert.equal(apache.cookieName, "BALANCEID");
-    const pn = targetFromOutputs("x", out({ balancerUrl: "http://h", balancerManagerUrl: "http://h:8081", proxyNodeManagerUrl: "http://h:8081", webUrls: {}, stickyCookie: "B=b.<route>" }), undefined);
+    const pn = targetFromOutputs(
+      "x",
+      out({ balancerUrl: "http://h", balancerManagerUrl: "http://h:8081", proxyNodeManagerUrl: "http://h:8081", webUrls: {}, stickyCookie: "B=b.<route>" }),
+      undefined,
+    );
     assert.equal(engineOf(pn), "proxy-node");
     assert.throws(() => targetFromOutputs("gone", {}, undefined), /no balancerUrl or stickyCookie output/);
   });

@@ -4,7 +4,6 @@ import { ClusterModel, DockerModel } from "../../model/types";
 import { DeliverablePayload } from "../../payload/secret-payloads";
 import { PROVISION_PATH, provisionScript, READY_PATH } from "./provision";
 
-
 const ROLE_TYPE = {
   balancer: "drupal-cluster:docker:BalancerHost",
   web: "drupal-cluster:docker:WebServer",

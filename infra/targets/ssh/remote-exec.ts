@@ -101,8 +101,9 @@ export async function connectWithRetry(conn: SshConnection): Promise<Client> {
     } catch (e) {
       if (e instanceof HostKeyMismatch) throw e;
       const msg = e instanceof Error ? e.message : String(e);
-      if (/authentication|All configured authentication methods failed/i.test(msg)) throw new Error(`ssh ${conn.user}@${conn.host}:${conn.port}: ${msg}`);
-      if (Date.now() > deadline) throw new HostUnreachable(`ssh ${conn.user}@${conn.host}:${conn.port}: no answer for a minute (${msg})`);
+      if (/authentication|All configured authentication methods failed/i.test(msg))
+        throw new Error(`ssh ${conn.user}@${conn.host}:${conn.port}: ${msg}`, { cause: e });
+      if (Date.now() > deadline) throw new HostUnreachable(`ssh ${conn.user}@${conn.host}:${conn.port}: no answer for a minute (${msg})`, { cause: e });
       await new Promise((r) => setTimeout(r, 1000));
     }
   }
@@ -153,7 +154,9 @@ export async function writeRemoteFile(conn: SshConnection, path: string, content
   const p = shellQuote(path);
   const script = [
     `d=$(dirname ${p}); mkdir -p "$d"`,
-    keepOriginal ? `if [ -e ${p} ] && [ ! -e ${p}.drupal-cluster-orig ] && ! grep -q 'drupal-cluster' ${p} 2>/dev/null; then cp -p ${p} ${p}.drupal-cluster-orig; fi` : "",
+    keepOriginal
+      ? `if [ -e ${p} ] && [ ! -e ${p}.drupal-cluster-orig ] && ! grep -q 'drupal-cluster' ${p} 2>/dev/null; then cp -p ${p} ${p}.drupal-cluster-orig; fi`
+      : "",
     `t=$(mktemp "$d/.drupal-cluster.XXXXXX")`,
     `cat > "$t"`,
     `chmod ${shellQuote(mode)} "$t"; chown ${shellQuote(owner)} "$t"`,

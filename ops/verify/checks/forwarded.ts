@@ -14,7 +14,12 @@ export const forwardedHeaders: Check = {
   async run({ target: t }) {
     const page = probePage(
       await request(`${t.balancerUrl}/`, {
-        headers: { "X-Forwarded-For": "192.0.2.66", "X-Forwarded-Host": "forged.invalid", "X-Forwarded-Proto": "https", Forwarded: "for=192.0.2.66;host=forged.invalid;proto=https" },
+        headers: {
+          "X-Forwarded-For": "192.0.2.66",
+          "X-Forwarded-Host": "forged.invalid",
+          "X-Forwarded-Proto": "https",
+          Forwarded: "for=192.0.2.66;host=forged.invalid;proto=https",
+        },
       }),
     );
     const leaks: string[] = [];
@@ -24,6 +29,11 @@ export const forwardedHeaders: Check = {
     const host = new URL(t.balancerUrl).host;
     if (page.forwardedHost !== host) leaks.push(`${page.server} was told the host ${page.forwardedHost}, not ${host}`);
     if (leaks.length) return [fail(this.name, `forged headers sent to the balancer: ${leaks.join("; ")}`)];
-    return [pass(this.name, `forged X-Forwarded-For/-Host/-Proto and Forwarded did not reach ${page.server}: it saw client ${page.clientIp}, host ${page.forwardedHost}`)];
+    return [
+      pass(
+        this.name,
+        `forged X-Forwarded-For/-Host/-Proto and Forwarded did not reach ${page.server}: it saw client ${page.clientIp}, host ${page.forwardedHost}`,
+      ),
+    ];
   },
 };

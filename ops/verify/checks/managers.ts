@@ -16,7 +16,8 @@ interface Manager {
 
 export function managers(t: VerifyTarget): Manager[] {
   const out: Manager[] = [];
-  if (engineOf(t) === "apache" && t.balancerManagerUrl) out.push({ label: "balancer-manager", url: t.balancerManagerUrl, page: t.balancerManagerUrl, token: false });
+  if (engineOf(t) === "apache" && t.balancerManagerUrl)
+    out.push({ label: "balancer-manager", url: t.balancerManagerUrl, page: t.balancerManagerUrl, token: false });
   if (t.proxyNodeManagerUrl) {
     const label = engineOf(t) === "apache" ? "proxy-node agent's manager" : "proxy-node manager";
     out.push({ label, url: t.proxyNodeManagerUrl, page: `${t.proxyNodeManagerUrl}/api/members`, token: true });
@@ -41,7 +42,11 @@ export const managerToken: Check = {
     const wrong = `verify-wrong-${crypto.randomBytes(8).toString("hex")}`;
     const none = await request(m.page);
     const bad = await request(m.page, { headers: { authorization: `Bearer ${wrong}` } });
-    const change = await request(`${m.url}/api/members/verify-no-such-route`, { method: "POST", body: '{"status":"disabled"}', headers: { "content-type": "application/json" } });
+    const change = await request(`${m.url}/api/members/verify-no-such-route`, {
+      method: "POST",
+      body: '{"status":"disabled"}',
+      headers: { "content-type": "application/json" },
+    });
     const seen = `no token ${none.status}, a wrong token ${bad.status}, a change without token ${change.status}`;
     if (![none, bad, change].every((r) => refused(r.status))) return [fail(this.name, `${m.label} ${m.url} let a request without the right token in: ${seen}`)];
     const note = [none, bad, change].every((r) => r.status === 403) ? " (403: the allowlist refused this machine before the token was asked)" : "";
@@ -86,11 +91,22 @@ export const managerAllowlist: Check = {
     }
     const seen = answers.map((a) => `${a.m.label} ${a.said}`).join(", ");
     if (outside) {
-      if (answers.some((a) => a.answer === "let in")) return [fail(this.name, `from outside (${outside.command}): ${seen}: open to a client outside the allowlist`)];
+      if (answers.some((a) => a.answer === "let in"))
+        return [fail(this.name, `from outside (${outside.command}): ${seen}: open to a client outside the allowlist`)];
       if (answers.every((a) => a.answer === "refused")) return [pass(this.name, `from outside (${outside.command}): ${seen}`)];
-      return [skip(this.name, `from outside (${outside.command}): ${seen}: no answer that shows the allowlist (a network that blocks the port, or a command that does not reach the URL)`)];
+      return [
+        skip(
+          this.name,
+          `from outside (${outside.command}): ${seen}: no answer that shows the allowlist (a network that blocks the port, or a command that does not reach the URL)`,
+        ),
+      ];
     }
     if (answers.every((a) => a.answer === "refused")) return [pass(this.name, `this machine is outside the allowlist and refused: ${seen}`)];
-    return [skip(this.name, `this machine is let in (${seen}), so whether others are refused cannot be seen from here; --outside <command> checks from a machine outside the allowlist`)];
+    return [
+      skip(
+        this.name,
+        `this machine is let in (${seen}), so whether others are refused cannot be seen from here; --outside <command> checks from a machine outside the allowlist`,
+      ),
+    ];
   },
 };

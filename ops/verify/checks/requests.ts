@@ -20,7 +20,9 @@ export const absoluteForm: Check = {
     const target = `http://127.0.0.1:9/${NOT_FORWARDED_MARKER}-${Date.now()}`;
     const a = await rawExchange(t.balancerUrl, `GET ${target} HTTP/1.1\r\nHost: 127.0.0.1:9\r\nConnection: close\r\n\r\n`);
     if (refusedAs(a, false)) return [pass(this.name, `GET ${target} refused: ${a.said}`)];
-    return [fail(this.name, `GET ${target} was not refused: ${a.said}${a.status === 502 || a.status === 503 || a.status === 504 ? " (it tried to forward it)" : ""}`)];
+    return [
+      fail(this.name, `GET ${target} was not refused: ${a.said}${a.status === 502 || a.status === 503 || a.status === 504 ? " (it tried to forward it)" : ""}`),
+    ];
   },
 };
 
@@ -28,7 +30,10 @@ export const connect: Check = {
   name: "CONNECT",
   async run({ target: t }) {
     // A request behind the CONNECT: a tunnel, if one opened, would carry it.
-    const a = await rawExchange(t.balancerUrl, `CONNECT 127.0.0.1:9 HTTP/1.1\r\nHost: 127.0.0.1:9\r\n\r\nGET /${NOT_FORWARDED_MARKER}-connect HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n`);
+    const a = await rawExchange(
+      t.balancerUrl,
+      `CONNECT 127.0.0.1:9 HTTP/1.1\r\nHost: 127.0.0.1:9\r\n\r\nGET /${NOT_FORWARDED_MARKER}-connect HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n`,
+    );
     if (refusedAs(a, true)) return [pass(this.name, `CONNECT 127.0.0.1:9 refused: ${a.said}`)];
     return [fail(this.name, `CONNECT 127.0.0.1:9 was not refused: ${a.said}`)];
   },

@@ -23,7 +23,8 @@ export const session: Check = {
     let visits = first.visits;
     for (let i = 0; i < 3; i++) {
       const page = probePage(await b.get("/"));
-      if (page.user !== user) return [fail(this.name, `request ${i + 1} after logging in on ${first.server}: ${page.server} knows user ${page.user}, not ${user}`)];
+      if (page.user !== user)
+        return [fail(this.name, `request ${i + 1} after logging in on ${first.server}: ${page.server} knows user ${page.user}, not ${user}`)];
       if (page.visits !== visits + 1) return [fail(this.name, `request ${i + 1} after logging in: visit counter ${page.visits} after ${visits}`)];
       visits = page.visits;
     }
@@ -34,12 +35,24 @@ export const session: Check = {
       const page = probePage(await b.get("/"));
       if (page.server !== server) return [fail(this.name, `a client whose ${t.cookieName} names route ${route} reached ${page.server}, not ${server}`)];
       if (page.user !== user || page.visits !== visits + 1) {
-        return [fail(this.name, `the session moved to ${server} lost its login or counter: user ${page.user}, visit ${page.visits} (expected ${user}, ${visits + 1})`)];
+        return [
+          fail(
+            this.name,
+            `the session moved to ${server} lost its login or counter: user ${page.user}, visit ${page.visits} (expected ${user}, ${visits + 1})`,
+          ),
+        ];
       }
       visits = page.visits;
       moved.push(server);
     }
-    const elsewhere = moved.length ? `; its ${t.cookieName} moved to ${moved.join(", ")}: still logged in (visit ${visits})` : "; no other web server took a new client, so the session was not moved";
-    return [pass(this.name, `logged in as ${user} on ${first.server}; the next 3 requests kept the login (visits ${first.visits + 1}..${first.visits + 3})${elsewhere}`)];
+    const elsewhere = moved.length
+      ? `; its ${t.cookieName} moved to ${moved.join(", ")}: still logged in (visit ${visits})`
+      : "; no other web server took a new client, so the session was not moved";
+    return [
+      pass(
+        this.name,
+        `logged in as ${user} on ${first.server}; the next 3 requests kept the login (visits ${first.visits + 1}..${first.visits + 3})${elsewhere}`,
+      ),
+    ];
   },
 };

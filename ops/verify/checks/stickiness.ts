@@ -24,7 +24,8 @@ export const pinned: Check = {
     const page = probePage(first);
     const value = stickyValue(first, t);
     if (value === undefined) return [fail(this.name, `a new client got no ${t.cookieName} cookie from ${page.server}`)];
-    if (!value.startsWith(t.cookieValuePrefix)) return [fail(this.name, `${page.server} set ${t.cookieName}=${value}, which does not start with ${t.cookieValuePrefix}`)];
+    if (!value.startsWith(t.cookieValuePrefix))
+      return [fail(this.name, `${page.server} set ${t.cookieName}=${value}, which does not start with ${t.cookieValuePrefix}`)];
     const route = value.slice(t.cookieValuePrefix.length);
     if (route !== page.route) return [fail(this.name, `${t.cookieName}=${value} names route ${route}, but ${page.server} (route ${page.route}) answered`)];
     const again = probePage(await request(`${t.balancerUrl}/`, { headers: { cookie: `${t.cookieName}=${value}` } }));
@@ -82,11 +83,14 @@ export const sticky: Check = {
       for (let i = 1; i <= followUps; i++) {
         const page = probePage(await b.get("/"));
         if (page.server !== server) return [fail(this.name, `request ${i + 1} of a client pinned to ${server} went to ${page.server}${dropReason(b, t)}`)];
-        if (page.visits !== lastVisits + 1) return [fail(this.name, `request ${i + 1} of a client on ${server}: visit counter ${page.visits} after ${lastVisits}`)];
+        if (page.visits !== lastVisits + 1)
+          return [fail(this.name, `request ${i + 1} of a client on ${server}: visit counter ${page.visits} after ${lastVisits}`)];
         lastVisits = page.visits;
       }
     }
-    const missing = webServers(t).filter((w) => !clients.has(w.name)).map((w) => w.name);
+    const missing = webServers(t)
+      .filter((w) => !clients.has(w.name))
+      .map((w) => w.name);
     const where = [...clients.keys()].join(", ");
     if (missing.length) return [fail(this.name, `${followUps} follow-ups stayed on ${where}, but no new client reached ${missing.join(", ")}`)];
     return [pass(this.name, `${followUps} follow-up requests of a client pinned to each of ${where} stayed there (visit counters 2..${followUps + 1})`)];
@@ -109,7 +113,8 @@ export const cookieJar: Check = {
     const c = got.kept;
     const scope = `${c.hostOnly ? "host-only" : `Domain=${c.domain}`}, Path=${c.path}`;
     const next = probePage(await b.get("/"));
-    if (next.server !== page.server) return [fail(this.name, `the jar kept ${t.cookieName}=${c.value} (${scope}), but the next request went to ${next.server}, not ${page.server}`)];
+    if (next.server !== page.server)
+      return [fail(this.name, `the jar kept ${t.cookieName}=${c.value} (${scope}), but the next request went to ${next.server}, not ${page.server}`)];
     return [pass(this.name, `a browser-like jar kept ${t.cookieName}=${c.value} (${scope}) for ${t.balancerUrl} and sent it back: ${next.server} again`)];
   },
 };

@@ -3,10 +3,10 @@
 // requests wait their turn), and writes the response framing. Timeouts are
 // deadlines checked by one sweep per server (server.ts) rather than a timer per
 // socket, because re-arming a timer on every read and write is measurable per request.
-import * as net from 'node:net';
-import { parseRequestHead, RequestHead, RequestError, BodyDecoder, BodySink, Framing, STATUS_TEXT } from './request-parser';
-import { ResBody } from './response-parser';
-import type { ProxyServer } from './server';
+import * as net from "node:net";
+import { parseRequestHead, RequestHead, RequestError, BodyDecoder, BodySink, Framing, STATUS_TEXT } from "./request-parser";
+import { ResBody } from "./response-parser";
+import type { ProxyServer } from "./server";
 
 export interface ClientLimits {
   maxHeaderSize: number;
@@ -56,8 +56,8 @@ const enum Deadline {
   Linger,
 }
 
-const CRLFCRLF = Buffer.from('\r\n\r\n');
-const CONTINUE = 'HTTP/1.1 100 Continue\r\n\r\n';
+const CRLFCRLF = Buffer.from("\r\n\r\n");
+const CONTINUE = "HTTP/1.1 100 Continue\r\n\r\n";
 /** After our FIN, how long a client may take to close before we cut the connection. */
 export const LINGER_MS = 2000;
 /** Bytes of pipelined input held while a response is in flight before reading pauses. */
@@ -71,7 +71,7 @@ function hasBareLf(buf: Buffer, start: number, from: number): boolean {
   return false;
 }
 
-const kConn = Symbol('proxy-node.client');
+const kConn = Symbol("proxy-node.client");
 type TaggedSocket = net.Socket & { [kConn]?: ClientConn };
 
 export class ClientConn {
@@ -96,14 +96,17 @@ export class ClientConn {
   headSent = false;
   private ip: string | undefined;
 
-  constructor(readonly socket: TaggedSocket, private readonly server: ProxyServer) {
+  constructor(
+    readonly socket: TaggedSocket,
+    private readonly server: ProxyServer,
+  ) {
     socket[kConn] = this;
     this.decoder = new BodyDecoder(server.limits.maxHeaderSize);
-    socket.on('data', onData);
-    socket.on('end', onEnd);
-    socket.on('close', onClose);
-    socket.on('error', onError);
-    socket.on('drain', onDrain);
+    socket.on("data", onData);
+    socket.on("end", onEnd);
+    socket.on("close", onClose);
+    socket.on("error", onError);
+    socket.on("drain", onDrain);
     // Until the first byte: as long as a request head may take. Browsers open
     // connections ahead of need; an unused one is closed without a word.
     this.setDeadline(Deadline.KeepAlive, server.limits.headersMs);
@@ -115,7 +118,7 @@ export class ClientConn {
 
   /** Peer address, looked up once per connection (it is a syscall). */
   get remoteAddress(): string {
-    return (this.ip ??= this.socket.remoteAddress ?? '');
+    return (this.ip ??= this.socket.remoteAddress ?? "");
   }
 
   /** No request in progress: safe to close during shutdown. */
@@ -162,15 +165,15 @@ export class ClientConn {
       const end = buf.indexOf(CRLFCRLF, Math.max(pos, this.scanFrom));
       const max = this.server.limits.maxHeaderSize;
       if (end < 0 || end - pos > max) {
-        if (len - pos > max) return this.refuse(new RequestError(431, 'request head too large'));
+        if (len - pos > max) return this.refuse(new RequestError(431, "request head too large"));
         // A bare LF anywhere in an unfinished head (the end may be "\n\r\n" or
         // "\n\n") would otherwise wait here until the head timeout.
-        if (hasBareLf(buf, pos, Math.max(pos, this.scanFrom))) return this.refuse(new RequestError(400, 'bare LF line ending in the request head'));
+        if (hasBareLf(buf, pos, Math.max(pos, this.scanFrom))) return this.refuse(new RequestError(400, "bare LF line ending in the request head"));
         this.keep(buf, pos);
         this.scanFrom = Math.max(0, (this.pending as Buffer).length - 3);
         return;
       }
-      const text = buf.toString('latin1', pos, end);
+      const text = buf.toString("latin1", pos, end);
       let head: RequestHead;
       try {
         head = parseRequestHead(text, this.server.limits.maxHeadersCount);
@@ -218,7 +221,7 @@ export class ClientConn {
         // A new tunnel would only hold the stop up; the client retries elsewhere.
         this.server.handlers.refused(503);
         this.state = State.Wait;
-        this.sendSimple(503, 'Shutting down', ['Retry-After', '1']);
+        this.sendSimple(503, "Shutting down", ["Retry-After", "1"]);
         return;
       }
       this.detach();
@@ -244,7 +247,7 @@ export class ClientConn {
     this.bodyWanted = true;
     this.setDeadline(Deadline.Body, this.server.limits.requestMs);
     const head = this.head as RequestHead;
-    if (head.expectContinue && head.minor === 1 && this.pending === null && !this.headSent && !this.clientEnded) this.socket.write(CONTINUE, 'latin1');
+    if (head.expectContinue && head.minor === 1 && this.pending === null && !this.headSent && !this.clientEnded) this.socket.write(CONTINUE, "latin1");
     const p = this.pending;
     this.pending = null;
     if (p !== null) this.process(p, 0);
@@ -293,21 +296,21 @@ export class ClientConn {
       // The member's framing is not ours to copy: re-frame for this client.
       if (head.minor === 1) {
         this.chunkedOut = true;
-        s += 'Transfer-Encoding: chunked\r\n';
+        s += "Transfer-Encoding: chunked\r\n";
       } else this.closeAfter = true;
     }
     // Answered before the request body was read: the next request's start is
     // unknown, so this connection ends after the response, and says so.
     if (this.server.closing || this.state === State.Body) this.closeAfter = true;
-    if (this.closeAfter) s += 'Connection: close\r\n\r\n';
-    else s += head.minor === 0 ? 'Connection: keep-alive\r\n\r\n' : '\r\n';
+    if (this.closeAfter) s += "Connection: close\r\n\r\n";
+    else s += head.minor === 0 ? "Connection: keep-alive\r\n\r\n" : "\r\n";
     this.headSent = true;
     // Corked until the caller's flush(): head and first body bytes leave in one write.
     if (!this.corked) {
       this.corked = true;
       this.socket.cork();
     }
-    this.socket.write(s, 'latin1');
+    this.socket.write(s, "latin1");
   }
 
   /** This response is the connection's last. */
@@ -319,9 +322,9 @@ export class ClientConn {
   sendBody(chunk: Buffer): boolean {
     const sock = this.socket;
     if (!this.chunkedOut) return sock.write(chunk);
-    sock.write(`${chunk.length.toString(16)}\r\n`, 'latin1');
+    sock.write(`${chunk.length.toString(16)}\r\n`, "latin1");
     sock.write(chunk);
-    return sock.write('\r\n', 'latin1');
+    return sock.write("\r\n", "latin1");
   }
 
   flush(): void {
@@ -333,7 +336,7 @@ export class ClientConn {
 
   /** Completes the response; the connection then serves the next request or closes. */
   endResponse(): void {
-    if (this.chunkedOut) this.socket.write('0\r\n\r\n', 'latin1');
+    if (this.chunkedOut) this.socket.write("0\r\n\r\n", "latin1");
     this.flush();
     this.user = null;
     this.finishExchange();
@@ -342,9 +345,9 @@ export class ClientConn {
   /** A complete response of our own (errors, refusals). */
   sendSimple(status: number, text: string, extra: readonly string[] = []): void {
     const body = `${status} ${text}\n`;
-    const headers = ['Content-Type', 'text/plain; charset=utf-8', ...extra];
+    const headers = ["Content-Type", "text/plain; charset=utf-8", ...extra];
     this.sendHead(status, STATUS_TEXT[status] ?? text, headers, ResBody.Length, body.length);
-    if ((this.head as RequestHead).method !== 'HEAD') this.socket.write(body, 'latin1');
+    if ((this.head as RequestHead).method !== "HEAD") this.socket.write(body, "latin1");
     this.endResponse();
   }
 
@@ -416,7 +419,7 @@ export class ClientConn {
     this.head ??= REFUSED_HEAD;
     this.closeAfter = true;
     this.state = State.Wait;
-    this.sendSimple(err.status, STATUS_TEXT[err.status] ?? 'Bad Request');
+    this.sendSimple(err.status, STATUS_TEXT[err.status] ?? "Bad Request");
   }
 
   private bodyFailed(err: RequestError): void {
@@ -429,8 +432,8 @@ export class ClientConn {
   timedOut(): void {
     const kind = this.deadlineKind;
     this.setDeadline(Deadline.None, 0);
-    if (kind === Deadline.Head && this.state === State.Head) this.refuse(new RequestError(408, 'request head not received in time'));
-    else if (kind === Deadline.Body && this.state === State.Body) this.bodyFailed(new RequestError(408, 'request body not received in time'));
+    if (kind === Deadline.Head && this.state === State.Head) this.refuse(new RequestError(408, "request head not received in time"));
+    else if (kind === Deadline.Body && this.state === State.Body) this.bodyFailed(new RequestError(408, "request body not received in time"));
     else if (kind === Deadline.KeepAlive || kind === Deadline.Linger) this.socket.destroy();
   }
 
@@ -466,11 +469,11 @@ export class ClientConn {
   /** Hands the socket over (upgrade): no more reading, timeouts or accounting here. */
   private detach(): void {
     const s = this.socket;
-    s.off('data', onData);
-    s.off('end', onEnd);
-    s.off('close', onClose);
-    s.off('drain', onDrain);
-    s.off('error', onError);
+    s.off("data", onData);
+    s.off("end", onEnd);
+    s.off("close", onClose);
+    s.off("drain", onDrain);
+    s.off("error", onError);
     s[kConn] = undefined;
     // Not flowing until the new owner pipes it, so no byte is lost in between.
     s.pause();
@@ -482,8 +485,18 @@ export class ClientConn {
 
 const DISCARD: BodySink = { bodyData: () => undefined };
 const REFUSED_HEAD: RequestHead = {
-  method: '', url: '', minor: 1, raw: [], host: undefined, cookie: undefined, hopTokens: null,
-  framing: Framing.None, contentLength: -1, keepAlive: false, expectContinue: false, upgrade: undefined,
+  method: "",
+  url: "",
+  minor: 1,
+  raw: [],
+  host: undefined,
+  cookie: undefined,
+  hopTokens: null,
+  framing: Framing.None,
+  contentLength: -1,
+  keepAlive: false,
+  expectContinue: false,
+  upgrade: undefined,
 };
 
 function onData(this: TaggedSocket, d: Buffer): void {

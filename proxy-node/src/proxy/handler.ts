@@ -2,18 +2,18 @@
 // when that is safe. The client side is a ClientConn (client.ts), the member
 // side a pooled Conn (upstream.ts); the Exchange is the one object that ties
 // them together for one request, so a request allocates no closures of ours.
-import type { Balancer } from '../balancer';
-import type { Member } from '../members';
-import type { Metrics } from '../metrics';
-import type { Logger } from '../log';
-import { refuseStatus } from './incoming';
-import { outgoingHead, OutgoingOptions } from './outgoing';
-import { responseHeaders, ReverseRewriter } from './response';
-import type { Conn, UpstreamError, UpstreamUser } from './upstream';
-import type { ResponseHead } from './response-parser';
-import type { ClientConn, ClientUser, ServerHandlers } from './client';
-import { Framing, RequestError, RequestHead, STATUS_TEXT } from './request-parser';
-import { handleUpgrade } from './websocket';
+import type { Balancer } from "../balancer";
+import type { Member } from "../members";
+import type { Metrics } from "../metrics";
+import type { Logger } from "../log";
+import { refuseStatus } from "./incoming";
+import { outgoingHead, OutgoingOptions } from "./outgoing";
+import { responseHeaders, ReverseRewriter } from "./response";
+import type { Conn, UpstreamError, UpstreamUser } from "./upstream";
+import type { ResponseHead } from "./response-parser";
+import type { ClientConn, ClientUser, ServerHandlers } from "./client";
+import { Framing, RequestError, RequestHead, STATUS_TEXT } from "./request-parser";
+import { handleUpgrade } from "./websocket";
 
 export interface Timeouts {
   /** Also applied to each member's pool by the app. */
@@ -35,7 +35,7 @@ export interface ProxyContext {
   timeouts: Timeouts;
 }
 
-const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
+const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"]);
 
 class Exchange implements UpstreamUser, ClientUser {
   tried: Member[] | null = null;
@@ -98,7 +98,7 @@ class Exchange implements UpstreamUser, ClientUser {
     const sc = ctx.setCookie;
     let cookieLine: string | null = null;
     if (sc !== null && !(this.sticky && cookieNamesMember(this, m))) cookieLine = m.cookieLine;
-    const headers = responseHeaders(h.raw, { rewriter: ctx.rewriter, via: ctx.via, cookieName: sc ? sc.name : '', setCookieLine: cookieLine });
+    const headers = responseHeaders(h.raw, { rewriter: ctx.rewriter, via: ctx.via, cookieName: sc ? sc.name : "", setCookieLine: cookieLine });
     this.status = h.status;
     this.keepAlive = h.keepAlive;
     this.responded = true;
@@ -133,22 +133,22 @@ class Exchange implements UpstreamUser, ClientUser {
     if (this.done) return;
     const m = this.member;
     const { ctx } = this;
-    if (err.code === 'QUEUE_FULL' || err.code === 'QUEUE_TIMEOUT') {
+    if (err.code === "QUEUE_FULL" || err.code === "QUEUE_TIMEOUT") {
       // The member is busy, not broken: no error mark, and no retry that would
       // move a sticky client's session to another member.
       this.releaseMember();
-      finishWithError(this, 503, 'Member busy');
+      finishWithError(this, 503, "Member busy");
       return;
     }
     ctx.metrics.upstreamErrors++;
-    const timeout = err.code === 'TIMEOUT' || err.code === 'CONNECT_TIMEOUT';
+    const timeout = err.code === "TIMEOUT" || err.code === "CONNECT_TIMEOUT";
     if (timeout) ctx.metrics.upstreamTimeouts++;
     if (m !== null) {
       m.errors++;
       // A pooled connection the member closed while we sent is not the member's
       // fault; anything else marks it in error until `retry` passes (passive check).
       // A malformed answer is the answer's fault, not the member's health (like Apache).
-      if (err.code !== 'BAD_RESPONSE' && (err.connectFailed || !err.reused || timeout || err.code === 'UNREACHABLE')) m.markError(Date.now());
+      if (err.code !== "BAD_RESPONSE" && (err.connectFailed || !err.reused || timeout || err.code === "UNREACHABLE")) m.markError(Date.now());
     }
     this.releaseMember();
     if (this.responded) {
@@ -160,16 +160,16 @@ class Exchange implements UpstreamUser, ClientUser {
     const retryable =
       err.beforeResponse &&
       !this.bodyStarted &&
-      err.code !== 'TIMEOUT' &&
-      (IDEMPOTENT.has(this.req.method) || err.connectFailed || (err.reused && err.code === 'ECONNRESET') || this.req.framing !== Framing.None);
+      err.code !== "TIMEOUT" &&
+      (IDEMPOTENT.has(this.req.method) || err.connectFailed || (err.reused && err.code === "ECONNRESET") || this.req.framing !== Framing.None);
     if (retryable && m !== null && this.attempts <= ctx.balancer.maxRetries && !this.client.closed) {
       ctx.metrics.retries++;
       (this.tried ??= []).push(m);
       attempt(this);
       return;
     }
-    if (err.code === 'TIMEOUT') finishWithError(this, 504, 'Gateway Timeout');
-    else finishWithError(this, 502, 'Bad Gateway');
+    if (err.code === "TIMEOUT") finishWithError(this, 504, "Gateway Timeout");
+    else finishWithError(this, 502, "Bad Gateway");
   }
 
   /** The member socket drained after a body write returned false. */
@@ -189,7 +189,7 @@ class Exchange implements UpstreamUser, ClientUser {
     if (this.req.framing === Framing.Chunked) {
       conn.write(`${chunk.length.toString(16)}\r\n`);
       conn.write(chunk);
-      ok = conn.write('\r\n');
+      ok = conn.write("\r\n");
     } else ok = conn.write(chunk);
     if (!ok && !this.bodyPaused) {
       this.bodyPaused = true;
@@ -198,7 +198,7 @@ class Exchange implements UpstreamUser, ClientUser {
   }
 
   bodyEnd(): void {
-    if (this.req.framing === Framing.Chunked && this.conn !== null) this.conn.write('0\r\n\r\n');
+    if (this.req.framing === Framing.Chunked && this.conn !== null) this.conn.write("0\r\n\r\n");
     this.requestSent = true;
   }
 
@@ -211,7 +211,7 @@ class Exchange implements UpstreamUser, ClientUser {
       this.client.abort();
       return;
     }
-    finishWithError(this, err.status, STATUS_TEXT[err.status] ?? 'Bad Request');
+    finishWithError(this, err.status, STATUS_TEXT[err.status] ?? "Bad Request");
   }
 
   clientDrained(): void {
@@ -273,8 +273,8 @@ export function createHandlers(getCtx: () => ProxyContext): ServerHandlers {
         ctx.metrics.countStatus(refuse);
         if (ctx.logRequests) logLine(ctx, client, req, refuse, Date.now(), null, false, 0);
         // What follows a CONNECT is tunnel data, never requests of ours to serve.
-        if (req.method === 'CONNECT') client.closeAfterResponse();
-        client.sendSimple(refuse, refuse === 405 ? 'Method Not Allowed' : 'Refused');
+        if (req.method === "CONNECT") client.closeAfterResponse();
+        client.sendSimple(refuse, refuse === 405 ? "Method Not Allowed" : "Refused");
         return;
       }
       const ex = new Exchange(ctx, client, req);
@@ -301,8 +301,8 @@ function attempt(ex: Exchange): void {
   if (m === null) {
     ctx.metrics.noMember++;
     // nofailover (choice.sticky) answers 503 like Apache, also after a failed try.
-    if (ex.attempts === 0 || choice.sticky) finishWithError(ex, 503, 'No member available');
-    else finishWithError(ex, 502, 'Bad Gateway');
+    if (ex.attempts === 0 || choice.sticky) finishWithError(ex, 503, "No member available");
+    else finishWithError(ex, 502, "Bad Gateway");
     return;
   }
   ex.attempts++;
@@ -310,7 +310,7 @@ function attempt(ex: Exchange): void {
   ex.sticky = choice.sticky;
   m.busy++;
   m.requests++;
-  m.pool.acquire(ex, req.method === 'HEAD');
+  m.pool.acquire(ex, req.method === "HEAD");
 }
 
 // The request's cookie already names this member: the client has the cookie.
@@ -330,10 +330,19 @@ function finishWithError(ex: Exchange, status: number, text: string): void {
     client.abort();
     return;
   }
-  client.sendSimple(status, text, status === 503 ? ['Retry-After', '1'] : []);
+  client.sendSimple(status, text, status === 503 ? ["Retry-After", "1"] : []);
 }
 
-function logLine(ctx: ProxyContext, client: ClientConn, req: RequestHead, status: number, start: number, m: Member | null, sticky: boolean, attempts: number): void {
+function logLine(
+  ctx: ProxyContext,
+  client: ClientConn,
+  req: RequestHead,
+  status: number,
+  start: number,
+  m: Member | null,
+  sticky: boolean,
+  attempts: number,
+): void {
   ctx.logger.request({
     time: new Date().toISOString(),
     client: client.remoteAddress,

@@ -5,7 +5,7 @@
 // node's http server, which cost about half of proxy-node's CPU per request
 // (see bench/proxy-node.ts). Pure functions and one small decoder class: the
 // connection handling around it is in client.ts.
-import { isToken, hasCtl, decimalLength, hexDigit } from './tokens';
+import { isToken, hasCtl, decimalLength, hexDigit } from "./tokens";
 
 /** How the request body is delimited. */
 export const enum Framing {
@@ -37,23 +37,26 @@ export interface RequestHead {
 }
 
 export class RequestError extends Error {
-  constructor(readonly status: number, message: string) {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
     super(message);
-    this.name = 'RequestError';
+    this.name = "RequestError";
   }
 }
 
 export const STATUS_TEXT: Record<number, string> = {
-  400: 'Bad Request',
-  405: 'Method Not Allowed',
-  408: 'Request Timeout',
-  417: 'Expectation Failed',
-  431: 'Request Header Fields Too Large',
-  501: 'Not Implemented',
-  502: 'Bad Gateway',
-  503: 'Service Unavailable',
-  504: 'Gateway Timeout',
-  505: 'HTTP Version Not Supported',
+  400: "Bad Request",
+  405: "Method Not Allowed",
+  408: "Request Timeout",
+  417: "Expectation Failed",
+  431: "Request Header Fields Too Large",
+  501: "Not Implemented",
+  502: "Bad Gateway",
+  503: "Service Unavailable",
+  504: "Gateway Timeout",
+  505: "HTTP Version Not Supported",
 };
 
 const bad = (why: string): RequestError => new RequestError(400, why);
@@ -63,20 +66,20 @@ const bad = (why: string): RequestError => new RequestError(400, why);
  * final CRLFCRLF), read as latin1 so every byte maps to one char and back.
  */
 export function parseRequestHead(head: string, maxHeadersCount: number): RequestHead {
-  let eol = head.indexOf('\r\n');
+  let eol = head.indexOf("\r\n");
   if (eol < 0) eol = head.length;
-  const sp1 = head.indexOf(' ');
-  if (sp1 <= 0 || sp1 > eol) throw bad('malformed request line');
-  const sp2 = head.indexOf(' ', sp1 + 1);
-  if (sp2 < 0 || sp2 > eol || sp2 === sp1 + 1) throw bad('malformed request line');
+  const sp1 = head.indexOf(" ");
+  if (sp1 <= 0 || sp1 > eol) throw bad("malformed request line");
+  const sp2 = head.indexOf(" ", sp1 + 1);
+  if (sp2 < 0 || sp2 > eol || sp2 === sp1 + 1) throw bad("malformed request line");
   const method = head.slice(0, sp1);
-  if (!isToken(method)) throw bad('invalid method');
+  if (!isToken(method)) throw bad("invalid method");
   const url = head.slice(sp1 + 1, sp2);
   // Visible ASCII only: clients percent-encode anything else (RFC 3986), and a
   // raw byte above 0x7F is read differently by different members.
   for (let i = 0; i < url.length; i++) {
     const c = url.charCodeAt(i);
-    if (c <= 32 || c >= 127) throw bad('invalid request target');
+    if (c <= 32 || c >= 127) throw bad("invalid request target");
   }
   const minor = parseVersion(head, sp2 + 1, eol);
 
@@ -94,13 +97,13 @@ export function parseRequestHead(head: string, maxHeadersCount: number): Request
   let count = 0;
   let pos = eol + 2;
   while (pos < head.length) {
-    let end = head.indexOf('\r\n', pos);
+    let end = head.indexOf("\r\n", pos);
     if (end < 0) end = head.length;
     if (++count > maxHeadersCount) throw new RequestError(431, `more than ${maxHeadersCount} header fields`);
     const first = head.charCodeAt(pos);
-    if (first === 32 || first === 9) throw bad('obsolete line folding');
-    const colon = head.indexOf(':', pos);
-    if (colon <= pos || colon > end) throw bad('header line without a name and colon');
+    if (first === 32 || first === 9) throw bad("obsolete line folding");
+    const colon = head.indexOf(":", pos);
+    if (colon <= pos || colon > end) throw bad("header line without a name and colon");
     const name = head.slice(pos, colon);
     // Also refuses "Host : x" (space before the colon) and stray CR/LF.
     if (!isToken(name)) throw bad(`invalid header name ${JSON.stringify(name.slice(0, 40))}`);
@@ -109,55 +112,55 @@ export function parseRequestHead(head: string, maxHeadersCount: number): Request
     raw.push(name, value);
     switch (name.length) {
       case 4:
-        if (name.toLowerCase() === 'host') {
-          if (host !== undefined) throw bad('more than one Host header');
+        if (name.toLowerCase() === "host") {
+          if (host !== undefined) throw bad("more than one Host header");
           host = value;
         }
         break;
       case 6: {
         const l = name.toLowerCase();
-        if (l === 'cookie') cookie = cookie === undefined ? value : `${cookie}; ${value}`;
-        else if (l === 'expect') {
-          if (value.toLowerCase() !== '100-continue') throw new RequestError(417, `unsupported expectation ${JSON.stringify(value)}`);
+        if (l === "cookie") cookie = cookie === undefined ? value : `${cookie}; ${value}`;
+        else if (l === "expect") {
+          if (value.toLowerCase() !== "100-continue") throw new RequestError(417, `unsupported expectation ${JSON.stringify(value)}`);
           expectContinue = true;
         }
         break;
       }
       case 7:
-        if (name.toLowerCase() === 'upgrade') upgradeValue = value;
+        if (name.toLowerCase() === "upgrade") upgradeValue = value;
         break;
       case 10:
-        if (name.toLowerCase() === 'connection') {
-          for (const part of value.split(',')) {
+        if (name.toLowerCase() === "connection") {
+          for (const part of value.split(",")) {
             const t = part.trim().toLowerCase();
-            if (t === 'close') close = true;
-            else if (t === 'keep-alive') ka = true;
-            else if (t === 'upgrade') connUpgrade = true;
-            else if (t !== '') (hopTokens ??= []).push(t);
+            if (t === "close") close = true;
+            else if (t === "keep-alive") ka = true;
+            else if (t === "upgrade") connUpgrade = true;
+            else if (t !== "") (hopTokens ??= []).push(t);
           }
         }
         break;
       case 14:
-        if (name.toLowerCase() === 'content-length') {
+        if (name.toLowerCase() === "content-length") {
           // Even identical repeats are refused: we would pass both on, and a strict member refuses those.
-          if (contentLength >= 0) throw bad('more than one Content-Length header');
+          if (contentLength >= 0) throw bad("more than one Content-Length header");
           contentLength = parseLength(value);
         }
         break;
       case 17:
-        if (name.toLowerCase() === 'transfer-encoding') te = te === undefined ? value : `${te}, ${value}`;
+        if (name.toLowerCase() === "transfer-encoding") te = te === undefined ? value : `${te}, ${value}`;
         break;
     }
     pos = end + 2;
   }
-  if (minor === 1 && host === undefined) throw bad('HTTP/1.1 request without Host');
+  if (minor === 1 && host === undefined) throw bad("HTTP/1.1 request without Host");
   let framing = contentLength > 0 ? Framing.Length : Framing.None;
   if (te !== undefined) {
     // RFC 9112 6.1 and 6.3: TE in 1.0, or TE with CL, is faulty framing; it is
     // how requests are smuggled past one parser into another.
-    if (minor === 0) throw bad('Transfer-Encoding in an HTTP/1.0 request');
-    if (contentLength >= 0) throw bad('both Transfer-Encoding and Content-Length');
-    if (te.trim().toLowerCase() !== 'chunked') throw new RequestError(501, `unsupported Transfer-Encoding ${JSON.stringify(te)}`);
+    if (minor === 0) throw bad("Transfer-Encoding in an HTTP/1.0 request");
+    if (contentLength >= 0) throw bad("both Transfer-Encoding and Content-Length");
+    if (te.trim().toLowerCase() !== "chunked") throw new RequestError(501, `unsupported Transfer-Encoding ${JSON.stringify(te)}`);
     framing = Framing.Chunked;
   }
   return {
@@ -177,13 +180,13 @@ export function parseRequestHead(head: string, maxHeadersCount: number): Request
 }
 
 function parseVersion(head: string, start: number, end: number): number {
-  if (end - start === 8 && head.startsWith('HTTP/1.', start)) {
+  if (end - start === 8 && head.startsWith("HTTP/1.", start)) {
     const minor = head.charCodeAt(start + 7) - 48;
     if (minor === 0 || minor === 1) return minor;
   }
   const v = head.slice(start, end);
   if (/^HTTP\/\d\.\d$/.test(v)) throw new RequestError(505, `unsupported version ${v}`);
-  throw bad('malformed HTTP version');
+  throw bad("malformed HTTP version");
 }
 
 function trimOws(s: string, start: number, end: number): string {
@@ -261,9 +264,9 @@ export class BodyDecoder {
             this.line = null;
           }
           pos = eol + 1;
-          if (line.length < 2 || line[line.length - 2] !== 13) throw bad('chunked body line must end with CRLF');
+          if (line.length < 2 || line[line.length - 2] !== 13) throw bad("chunked body line must end with CRLF");
           if (this.state === Chunk.Size) {
-            if (line.length > MAX_CHUNK_LINE) throw bad('chunk size line too long');
+            if (line.length > MAX_CHUNK_LINE) throw bad("chunk size line too long");
             this.remaining = parseChunkSize(line);
             this.state = this.remaining === 0 ? Chunk.Trailers : Chunk.Data;
           } else if (line.length === 2) {
@@ -271,7 +274,7 @@ export class BodyDecoder {
           } else {
             // Trailer fields are dropped: we never forward them, so we only bound them.
             this.trailerBytes += line.length;
-            if (this.trailerBytes > this.maxTrailerSize) throw new RequestError(431, 'chunked trailers too large');
+            if (this.trailerBytes > this.maxTrailerSize) throw new RequestError(431, "chunked trailers too large");
           }
           break;
         }
@@ -286,16 +289,16 @@ export class BodyDecoder {
         case Chunk.DataEnd: {
           // The CRLF after chunk data may arrive split across reads.
           if (this.line === null && len - pos === 1) {
-            if (buf[pos] !== 13) throw bad('chunk data not followed by CRLF');
+            if (buf[pos] !== 13) throw bad("chunk data not followed by CRLF");
             this.line = buf.subarray(pos, pos + 1);
             return len;
           }
           if (this.line !== null) {
             this.line = null;
-            if (buf[pos] !== 10) throw bad('chunk data not followed by CRLF');
+            if (buf[pos] !== 10) throw bad("chunk data not followed by CRLF");
             pos += 1;
           } else {
-            if (buf[pos] !== 13 || buf[pos + 1] !== 10) throw bad('chunk data not followed by CRLF');
+            if (buf[pos] !== 13 || buf[pos + 1] !== 10) throw bad("chunk data not followed by CRLF");
             pos += 2;
           }
           this.state = Chunk.Size;
@@ -308,10 +311,10 @@ export class BodyDecoder {
 
   private keepLine(part: Buffer): void {
     const line = this.line === null ? Buffer.from(part) : Buffer.concat([this.line, part]);
-    if (line.length > MAX_CHUNK_LINE && this.state === Chunk.Size) throw bad('chunk size line too long');
+    if (line.length > MAX_CHUNK_LINE && this.state === Chunk.Size) throw bad("chunk size line too long");
     // A lone CR may be the start of the final empty line, which is not counted.
     if (this.state === Chunk.Trailers && line.length > 1 && this.trailerBytes + line.length + 1 > this.maxTrailerSize) {
-      throw new RequestError(431, 'chunked trailers too large');
+      throw new RequestError(431, "chunked trailers too large");
     }
     this.line = line;
   }
@@ -327,16 +330,16 @@ function parseChunkSize(line: Buffer): number {
     const v = hexDigit(c);
     if (v < 0) break;
     // 12 hex digits is 256 TiB: anything longer is an attack on a 32/53-bit integer somewhere.
-    if (i >= 12) throw bad('chunk size too large');
+    if (i >= 12) throw bad("chunk size too large");
     n = n * 16 + v;
   }
-  if (i === 0) throw bad('invalid chunk size');
+  if (i === 0) throw bad("invalid chunk size");
   if (i < end) {
     const c = line[i];
-    if (c !== 59 /* ; */ && c !== 32 && c !== 9) throw bad('invalid chunk size');
+    if (c !== 59 /* ; */ && c !== 32 && c !== 9) throw bad("invalid chunk size");
     for (let j = i; j < end; j++) {
       const d = line[j];
-      if ((d < 32 && d !== 9) || d === 127) throw bad('control character in chunk extension');
+      if ((d < 32 && d !== 9) || d === 127) throw bad("control character in chunk extension");
     }
   }
   return n;

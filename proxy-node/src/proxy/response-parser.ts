@@ -3,7 +3,7 @@
 // the proxy together (measured: ~1.7x req/s without it). Client requests are
 // read by request-parser.ts; this only reads members' answers, and anything
 // it does not understand is an error (502), never a guess.
-import { isToken, hasCtl, decimalLength, hexDigit } from './tokens';
+import { isToken, hasCtl, decimalLength, hexDigit } from "./tokens";
 
 /** How the response body is delimited on the member connection. */
 export const enum ResBody {
@@ -45,7 +45,7 @@ const enum State {
 }
 
 const MAX_HEAD = 65536;
-const CRLFCRLF = Buffer.from('\r\n\r\n');
+const CRLFCRLF = Buffer.from("\r\n\r\n");
 
 export class ResponseParser {
   private state = State.Done;
@@ -87,7 +87,7 @@ export class ResponseParser {
         case State.Head: {
           const end = buf.indexOf(CRLFCRLF, pos);
           if (end < 0) {
-            if (len - pos > MAX_HEAD) throw new ParseError('response head too large');
+            if (len - pos > MAX_HEAD) throw new ParseError("response head too large");
             this.pending = buf.subarray(pos);
             return;
           }
@@ -107,7 +107,7 @@ export class ResponseParser {
           pos += n;
           (this.sink as ResponseSink).body(chunk);
           if (this.remaining === 0) {
-            if (pos < len) throw new ParseError('data after the end of a response');
+            if (pos < len) throw new ParseError("data after the end of a response");
             this.state = State.Done;
             this.finish();
             return;
@@ -117,7 +117,7 @@ export class ResponseParser {
         case State.ChunkSize: {
           const eol = buf.indexOf(10, pos);
           if (eol < 0) {
-            if (len - pos > 1024) throw new ParseError('chunk size line too long');
+            if (len - pos > 1024) throw new ParseError("chunk size line too long");
             this.pending = buf.subarray(pos);
             return;
           }
@@ -140,7 +140,7 @@ export class ResponseParser {
             this.pending = buf.subarray(pos);
             return;
           }
-          if (buf[pos] !== 13 || buf[pos + 1] !== 10) throw new ParseError('missing CRLF after chunk');
+          if (buf[pos] !== 13 || buf[pos + 1] !== 10) throw new ParseError("missing CRLF after chunk");
           pos += 2;
           this.state = State.ChunkSize;
           break;
@@ -149,14 +149,14 @@ export class ResponseParser {
           // Trailer fields are dropped (we never announce TE: trailers); read to the empty line.
           const eol = buf.indexOf(10, pos);
           if (eol < 0) {
-            if (len - pos > MAX_HEAD) throw new ParseError('trailers too large');
+            if (len - pos > MAX_HEAD) throw new ParseError("trailers too large");
             this.pending = buf.subarray(pos);
             return;
           }
           const empty = eol === pos || (eol === pos + 1 && buf[pos] === 13);
           pos = eol + 1;
           if (empty) {
-            if (pos < len) throw new ParseError('data after the end of a response');
+            if (pos < len) throw new ParseError("data after the end of a response");
             this.state = State.Done;
             this.finish();
             return;
@@ -168,7 +168,7 @@ export class ResponseParser {
           return;
         }
         case State.Done:
-          throw new ParseError('data after the end of a response');
+          throw new ParseError("data after the end of a response");
       }
     }
   }
@@ -191,20 +191,20 @@ export class ResponseParser {
 
   private parseHead(head: string, more: boolean): void {
     // Status line: HTTP/1.x SP 3DIGIT SP reason
-    if (!head.startsWith('HTTP/1.') || head.charCodeAt(8) !== 32) throw new ParseError('bad status line');
+    if (!head.startsWith("HTTP/1.") || head.charCodeAt(8) !== 32) throw new ParseError("bad status line");
     const minor = head.charCodeAt(7) - 48;
-    if (minor !== 0 && minor !== 1) throw new ParseError('bad HTTP version');
+    if (minor !== 0 && minor !== 1) throw new ParseError("bad HTTP version");
     const d1 = head.charCodeAt(9) - 48;
     const d2 = head.charCodeAt(10) - 48;
     const d3 = head.charCodeAt(11) - 48;
     if (!(d1 >= 1 && d1 <= 9 && d2 >= 0 && d2 <= 9 && d3 >= 0 && d3 <= 9) || (head.length > 12 && head.charCodeAt(12) !== 32)) {
-      throw new ParseError('bad status code');
+      throw new ParseError("bad status code");
     }
     const status = d1 * 100 + d2 * 10 + d3;
-    let lineEnd = head.indexOf('\r\n');
+    let lineEnd = head.indexOf("\r\n");
     if (lineEnd < 0) lineEnd = head.length;
-    const reason = head.length > 13 ? head.slice(13, lineEnd) : '';
-    if (hasCtl(reason)) throw new ParseError('bad reason phrase');
+    const reason = head.length > 13 ? head.slice(13, lineEnd) : "";
+    if (hasCtl(reason)) throw new ParseError("bad reason phrase");
     const raw: string[] = [];
     let contentLength = -1;
     let chunked = false;
@@ -212,42 +212,42 @@ export class ResponseParser {
     let close = minor === 0;
     let pos = lineEnd + 2;
     while (pos < head.length) {
-      let eol = head.indexOf('\r\n', pos);
+      let eol = head.indexOf("\r\n", pos);
       if (eol < 0) eol = head.length;
-      const colon = head.indexOf(':', pos);
-      if (colon <= pos || colon > eol) throw new ParseError('bad header line');
+      const colon = head.indexOf(":", pos);
+      if (colon <= pos || colon > eol) throw new ParseError("bad header line");
       const first = head.charCodeAt(pos);
-      if (first === 32 || first === 9) throw new ParseError('obsolete line folding');
+      if (first === 32 || first === 9) throw new ParseError("obsolete line folding");
       const name = head.slice(pos, colon);
-      if (!isToken(name)) throw new ParseError('bad header name');
+      if (!isToken(name)) throw new ParseError("bad header name");
       const value = head.slice(colon + 1, eol).trim();
-      if (hasCtl(value)) throw new ParseError('bad header value');
+      if (hasCtl(value)) throw new ParseError("bad header value");
       raw.push(name, value);
       const c = name.charCodeAt(0) | 0x20;
       if (c === 99 /* c */ || c === 116 /* t */) {
         const lower = name.toLowerCase();
-        if (lower === 'content-length') {
+        if (lower === "content-length") {
           const n = parseLength(value);
-          if (contentLength >= 0 && contentLength !== n) throw new ParseError('conflicting Content-Length');
+          if (contentLength >= 0 && contentLength !== n) throw new ParseError("conflicting Content-Length");
           contentLength = n;
-        } else if (lower === 'transfer-encoding') {
+        } else if (lower === "transfer-encoding") {
           te = true;
           const codings = value.toLowerCase();
-          chunked = codings === 'chunked' || codings.endsWith(',chunked') || /,\s*chunked$/.test(codings);
-        } else if (lower === 'connection') {
+          chunked = codings === "chunked" || codings.endsWith(",chunked") || /,\s*chunked$/.test(codings);
+        } else if (lower === "connection") {
           const v = value.toLowerCase();
-          if (v === 'keep-alive') {
+          if (v === "keep-alive") {
             if (minor === 0) close = false;
-          } else if (v === 'close' || /(^|,)\s*close\s*(,|$)/.test(v)) close = true;
+          } else if (v === "close" || /(^|,)\s*close\s*(,|$)/.test(v)) close = true;
           else if (minor === 0 && /(^|,)\s*keep-alive\s*(,|$)/.test(v)) close = false;
         }
       }
       pos = eol + 2;
     }
-    if (te && contentLength >= 0) throw new ParseError('both Transfer-Encoding and Content-Length');
+    if (te && contentLength >= 0) throw new ParseError("both Transfer-Encoding and Content-Length");
     if (status < 200) {
       // Interim response (100 Continue, 103 Early Hints): skipped, the final one follows.
-      if (status === 101) throw new ParseError('unexpected 101 on a non-upgrade request');
+      if (status === 101) throw new ParseError("unexpected 101 on a non-upgrade request");
       this.state = State.Head;
       return;
     }
@@ -267,7 +267,7 @@ export class ResponseParser {
       this.state = chunked ? State.ChunkSize : State.UntilClose;
       this.keepAlive = chunked && !close;
     } else if (contentLength >= 0) {
-      if (contentLength === 0 && more) throw new ParseError('data after the end of a response');
+      if (contentLength === 0 && more) throw new ParseError("data after the end of a response");
       this.remaining = contentLength;
       this.state = contentLength === 0 ? State.Done : State.Length;
       this.keepAlive = !close;
@@ -275,7 +275,14 @@ export class ResponseParser {
       this.state = State.UntilClose;
       this.keepAlive = false;
     }
-    const body = this.state === State.Length ? ResBody.Length : this.state === State.ChunkSize ? ResBody.Chunked : this.state === State.UntilClose ? ResBody.UntilClose : ResBody.None;
+    const body =
+      this.state === State.Length
+        ? ResBody.Length
+        : this.state === State.ChunkSize
+          ? ResBody.Chunked
+          : this.state === State.UntilClose
+            ? ResBody.UntilClose
+            : ResBody.None;
     sink.head({ status, reason, raw, keepAlive: this.keepAlive, body, contentLength });
     if (this.state === State.Done && this.sink === sink) this.finish();
   }
@@ -290,19 +297,18 @@ function parseChunkSize(buf: Buffer, pos: number, eol: number): number {
     const v = hexDigit(c);
     if (v < 0) break;
     n = n * 16 + v;
-    if (++digits > 12) throw new ParseError('chunk size too large');
+    if (++digits > 12) throw new ParseError("chunk size too large");
   }
-  if (digits === 0) throw new ParseError('bad chunk size');
+  if (digits === 0) throw new ParseError("bad chunk size");
   // Allow chunk extensions (";..."), optional whitespace, and the CR.
   const c = buf[i];
-  if (i < eol && c !== 59 && c !== 13 && c !== 32 && c !== 9) throw new ParseError('bad chunk size line');
-  if (buf[eol - 1] !== 13) throw new ParseError('chunk size line must end with CRLF');
+  if (i < eol && c !== 59 && c !== 13 && c !== 32 && c !== 9) throw new ParseError("bad chunk size line");
+  if (buf[eol - 1] !== 13) throw new ParseError("chunk size line must end with CRLF");
   return n;
 }
 
 function parseLength(v: string): number {
   const n = decimalLength(v);
-  if (n < 0) throw new ParseError('bad Content-Length');
+  if (n < 0) throw new ParseError("bad Content-Length");
   return n;
 }
-

@@ -4,14 +4,17 @@
 // Content-Length and Transfer-Encoding are never copied: the client
 // connection writes the framing from the parsed answer (client.ts sendHead),
 // so a member listing them in Connection cannot strip them.
-import { connectionTokens, isHopByHop } from './hop';
+import { connectionTokens, isHopByHop } from "./hop";
 
 export class ReverseRewriter {
   private prefixes: string[] = [];
-  constructor(private publicUrl: string, authorities: readonly string[]) {
+  constructor(
+    private publicUrl: string,
+    authorities: readonly string[],
+  ) {
     for (const a of authorities) {
       this.prefixes.push(`http://${a}`);
-      if (a.endsWith(':80')) this.prefixes.push(`http://${a.slice(0, -3)}`);
+      if (a.endsWith(":80")) this.prefixes.push(`http://${a.slice(0, -3)}`);
     }
     // Longest first so "http://lb1:8080" is not cut at "http://lb1:80".
     this.prefixes.sort((x, y) => y.length - x.length);
@@ -49,19 +52,19 @@ export function responseHeaders(raw: readonly string[], o: ResponseOptions): str
     const c = name.charCodeAt(0) | 0x20;
     if (c === 108 /* l */ || c === 99 /* c */ || c === 117 /* u */ || c === 118 /* v */ || c === 115 /* s */ || c === 116 /* t */) {
       const lower = name.toLowerCase();
-      if (lower === 'content-length' || lower === 'transfer-encoding') continue;
-      if (lower === 'location' || lower === 'content-location' || lower === 'uri') value = o.rewriter.rewrite(value);
-      else if (lower === 'via') {
+      if (lower === "content-length" || lower === "transfer-encoding") continue;
+      if (lower === "location" || lower === "content-location" || lower === "uri") value = o.rewriter.rewrite(value);
+      else if (lower === "via") {
         via = via === undefined ? value : `${via}, ${value}`;
         continue;
-      } else if (needCookie && lower === 'set-cookie' && setsCookie(value, o.cookieName)) needCookie = false;
+      } else if (needCookie && lower === "set-cookie" && setsCookie(value, o.cookieName)) needCookie = false;
     }
     if (isHopByHop(name, tokens)) continue;
     out.push(name, value);
   }
-  if (o.via !== null) out.push('Via', via === undefined ? o.via : `${via}, ${o.via}`);
-  else if (via !== undefined) out.push('Via', via);
-  if (needCookie && o.setCookieLine !== null) out.push('Set-Cookie', o.setCookieLine);
+  if (o.via !== null) out.push("Via", via === undefined ? o.via : `${via}, ${o.via}`);
+  else if (via !== undefined) out.push("Via", via);
+  if (needCookie && o.setCookieLine !== null) out.push("Set-Cookie", o.setCookieLine);
   return out;
 }
 

@@ -1,8 +1,8 @@
 // The client-facing listener (ProxyServer): accepts connections, hands each
 // to a ClientConn (client.ts), and sweeps their deadlines: one timer per
 // server rather than one per socket. Also closes them all on stop.
-import * as net from 'node:net';
-import { ClientConn, ClientLimits, LINGER_MS, ServerHandlers } from './client';
+import * as net from "node:net";
+import { ClientConn, ClientLimits, LINGER_MS, ServerHandlers } from "./client";
 
 /** The client-facing listener: a net.Server plus the connections it has open. */
 export class ProxyServer {
@@ -12,7 +12,10 @@ export class ProxyServer {
   private sweeper: NodeJS.Timeout | null = null;
   closing = false;
 
-  constructor(public limits: ClientLimits, readonly handlers: ServerHandlers) {
+  constructor(
+    public limits: ClientLimits,
+    readonly handlers: ServerHandlers,
+  ) {
     // allowHalfOpen: a client that shuts down its sending side still gets its answer.
     this.server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => {
       this.conns.add(new ClientConn(socket, this));
@@ -47,7 +50,7 @@ export class ProxyServer {
   /** Upgraded sockets (WebSockets) are no longer ours to read, but still ours to close at stop. */
   adoptTunnel(socket: net.Socket): void {
     this.tunnels.add(socket);
-    socket.once('close', () => this.tunnels.delete(socket));
+    socket.once("close", () => this.tunnels.delete(socket));
   }
 
   /** Stops accepting; resolves when every connection has closed. Requests in flight finish with Connection: close. */

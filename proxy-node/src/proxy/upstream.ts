@@ -11,8 +11,8 @@
 // request waiting on it without an answer byte fails as UNREACHABLE, which the
 // handler resends elsewhere when idempotent. A hung host still accepts (its
 // kernel does the handshake), so its requests keep waiting for their timeout.
-import * as net from 'node:net';
-import { ResponseParser, ResponseHead, ResponseSink, ParseError } from './response-parser';
+import * as net from "node:net";
+import { ResponseParser, ResponseHead, ResponseSink, ParseError } from "./response-parser";
 
 /** What a pool connection reports to the request using it. */
 export interface UpstreamUser {
@@ -51,7 +51,7 @@ export interface PoolCounters {
   bytesOut: number;
 }
 
-const kConn = Symbol('proxy-node.conn');
+const kConn = Symbol("proxy-node.conn");
 type TaggedSocket = net.Socket & { [kConn]?: Conn };
 
 export class Conn implements ResponseSink {
@@ -67,7 +67,10 @@ export class Conn implements ResponseSink {
   slotHandedOver = false;
   private err: Error | null = null;
 
-  constructor(readonly pool: Pool, readonly socket: TaggedSocket) {
+  constructor(
+    readonly pool: Pool,
+    readonly socket: TaggedSocket,
+  ) {
     socket[kConn] = this;
   }
 
@@ -88,7 +91,7 @@ export class Conn implements ResponseSink {
   /** Writes request bytes; false means wait for drained(). */
   write(data: string | Buffer): boolean {
     this.pool.counters.bytesOut += data.length;
-    return typeof data === 'string' ? this.socket.write(data, 'latin1') : this.socket.write(data);
+    return typeof data === "string" ? this.socket.write(data, "latin1") : this.socket.write(data);
   }
 
   setTimeout(ms: number): void {
@@ -145,7 +148,7 @@ export class Conn implements ResponseSink {
       this.parser.execute(d);
     } catch (e) {
       if (!(e instanceof ParseError)) throw e;
-      this.fail(new UpstreamError(`invalid response from member: ${e.message}`, 'BAD_RESPONSE', false, false, this.reused));
+      this.fail(new UpstreamError(`invalid response from member: ${e.message}`, "BAD_RESPONSE", false, false, this.reused));
     }
     user.flush();
   }
@@ -160,8 +163,8 @@ export class Conn implements ResponseSink {
     this.pool.forget(this);
     if (this.user === null) return;
     if (this.parser.readsUntilClose && this.parser.closed()) return;
-    const code = (this.err as NodeJS.ErrnoException | null)?.code ?? 'ECONNRESET';
-    this.fail(new UpstreamError(this.err?.message ?? 'member closed the connection', code, !this.gotResponseBytes, !this.connected, this.reused));
+    const code = (this.err as NodeJS.ErrnoException | null)?.code ?? "ECONNRESET";
+    this.fail(new UpstreamError(this.err?.message ?? "member closed the connection", code, !this.gotResponseBytes, !this.connected, this.reused));
   }
 
   onConnect(): void {
@@ -178,8 +181,8 @@ export class Conn implements ResponseSink {
       this.socket.destroy();
       return;
     }
-    const phase = this.connected ? 'TIMEOUT' : 'CONNECT_TIMEOUT';
-    this.fail(new UpstreamError(this.connected ? 'member timed out' : 'connect timeout', phase, !this.gotResponseBytes, !this.connected, this.reused));
+    const phase = this.connected ? "TIMEOUT" : "CONNECT_TIMEOUT";
+    this.fail(new UpstreamError(this.connected ? "member timed out" : "connect timeout", phase, !this.gotResponseBytes, !this.connected, this.reused));
   }
 
   fail(err: UpstreamError): void {
@@ -220,7 +223,7 @@ interface Waiter {
 }
 
 /** Why a request never got a member connection. */
-export type QueueRefusal = 'full' | 'timeout';
+export type QueueRefusal = "full" | "timeout";
 
 export interface QueueCounters {
   queueRefused: Record<QueueRefusal, number>;
@@ -263,7 +266,6 @@ export class Pool {
     public queueCounters: QueueCounters | null = null,
   ) {}
 
-
   /** Gets a connection for `user`; user.ready() is called when it can write. */
   acquire(user: UpstreamUser, headRequest: boolean): void {
     if (this.sweeper === null && !this.closed) {
@@ -282,7 +284,7 @@ export class Pool {
       return;
     }
     if (this.waiting.length >= this.maxQueue) {
-      this.refuse(user, 'full');
+      this.refuse(user, "full");
       return;
     }
     const w: Waiter = { user, head: headRequest, timer: setTimeout(onQueueTimeout, this.queueMs, this, user) };
@@ -301,13 +303,13 @@ export class Pool {
     const i = this.waiting.findIndex((w) => w.user === user);
     if (i < 0) return;
     this.waiting.splice(i, 1);
-    this.refuse(user, 'timeout');
+    this.refuse(user, "timeout");
   }
 
   private refuse(user: UpstreamUser, why: QueueRefusal): void {
     if (this.queueCounters !== null) this.queueCounters.queueRefused[why]++;
-    const msg = why === 'full' ? 'member connection queue is full' : 'waited too long for a member connection';
-    user.failed(new UpstreamError(msg, why === 'full' ? 'QUEUE_FULL' : 'QUEUE_TIMEOUT', true, true, false));
+    const msg = why === "full" ? "member connection queue is full" : "waited too long for a member connection";
+    user.failed(new UpstreamError(msg, why === "full" ? "QUEUE_FULL" : "QUEUE_TIMEOUT", true, true, false));
   }
 
   /** The next waiting request, its queue timer stopped. */
@@ -375,12 +377,12 @@ export class Pool {
     const socket: TaggedSocket = net.connect({ host: this.host, port: this.port, noDelay: true });
     const conn = new Conn(this, socket);
     socket.setTimeout(this.connectMs);
-    socket.on('data', onSocketData);
-    socket.on('error', onSocketError);
-    socket.on('close', onSocketClose);
-    socket.on('timeout', onSocketTimeout);
-    socket.on('drain', onSocketDrain);
-    socket.once('connect', onSocketConnect);
+    socket.on("data", onSocketData);
+    socket.on("error", onSocketError);
+    socket.on("close", onSocketClose);
+    socket.on("timeout", onSocketTimeout);
+    socket.on("drain", onSocketDrain);
+    socket.once("connect", onSocketConnect);
     return conn;
   }
 
@@ -424,7 +426,7 @@ export class Pool {
     for (const c of [...this.busy]) {
       if (!c.waitingForAnswer()) continue;
       this.unreachableFailures++;
-      c.fail(new UpstreamError(`member unreachable: ${why}`, 'UNREACHABLE', true, false, c.reused));
+      c.fail(new UpstreamError(`member unreachable: ${why}`, "UNREACHABLE", true, false, c.reused));
     }
   }
 
@@ -436,7 +438,7 @@ export class Pool {
     for (const c of this.free.splice(0)) c.destroy();
     for (const w of this.waiting.splice(0)) {
       clearTimeout(w.timer);
-      w.user.failed(new UpstreamError('pool closed', 'POOL_CLOSED', true, true, false));
+      w.user.failed(new UpstreamError("pool closed", "POOL_CLOSED", true, true, false));
     }
   }
 }
@@ -458,9 +460,9 @@ function checkAccepts(host: string, port: number, deadlineMs: number, done: (rea
   };
   const timer = setTimeout(finish, deadlineMs, false, `no connection accepted within ${deadlineMs} ms`);
   timer.unref();
-  s.once('connect', () => finish(true, 'accepted'));
-  s.once('error', (e: NodeJS.ErrnoException) => {
-    if (e.code === 'ECONNREFUSED') finish(true, 'refused');
+  s.once("connect", () => finish(true, "accepted"));
+  s.once("error", (e: NodeJS.ErrnoException) => {
+    if (e.code === "ECONNREFUSED") finish(true, "refused");
     else finish(false, e.code ?? e.message);
   });
 }

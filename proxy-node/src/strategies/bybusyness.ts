@@ -1,10 +1,10 @@
 // Apache mod_lbmethod_bybusyness: fewest requests in flight wins; among equally
 // busy members the byrequests accumulator decides, so weights still matter.
-import type { Member } from '../members';
-import type { Strategy } from './strategy';
+import type { Member } from "../members";
+import type { Strategy } from "./strategy";
 
 export class ByBusyness implements Strategy {
-  readonly name = 'bybusyness' as const;
+  readonly name = "bybusyness" as const;
 
   pick(candidates: readonly Member[]): Member | undefined {
     let best: Member | undefined;

@@ -1,11 +1,11 @@
 // Apache mod_lbmethod_byrequests: every candidate's lbstatus grows by its
 // lbfactor, the highest lbstatus wins (strictly greater, so the first in
 // member order wins ties), and the winner pays back the sum of all lbfactors.
-import type { Member } from '../members';
-import type { Strategy } from './strategy';
+import type { Member } from "../members";
+import type { Strategy } from "./strategy";
 
 export class ByRequests implements Strategy {
-  readonly name = 'byrequests' as const;
+  readonly name = "byrequests" as const;
 
   pick(candidates: readonly Member[]): Member | undefined {
     let best: Member | undefined;

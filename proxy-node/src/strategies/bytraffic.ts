@@ -1,10 +1,10 @@
 // Apache mod_lbmethod_bytraffic: least bytes (in + out) weighted by lbfactor wins;
 // the first in member order wins ties.
-import type { Member } from '../members';
-import type { Strategy } from './strategy';
+import type { Member } from "../members";
+import type { Strategy } from "./strategy";
 
 export class ByTraffic implements Strategy {
-  readonly name = 'bytraffic' as const;
+  readonly name = "bytraffic" as const;
 
   pick(candidates: readonly Member[]): Member | undefined {
     let best: Member | undefined;

@@ -1,5 +1,5 @@
-import type { Member } from '../members';
-import type { LbMethod } from '../config';
+import type { Member } from "../members";
+import type { LbMethod } from "../config";
 
 /**
  * A balancing strategy picks among candidates the balancer already filtered

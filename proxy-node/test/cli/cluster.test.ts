@@ -1,73 +1,89 @@
 // workers > 1: node:cluster workers proxy, the primary owns manager and health checks.
-import { strict as assert } from 'node:assert';
-import { spawn, ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { startMember, request, closeAll, until, freePort } from '../helpers';
-import { builtBin } from '../bin';
+import { strict as assert } from "node:assert";
+import { spawn, ChildProcess } from "node:child_process";
+import { mkdtempSync, writeFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { startMember, request, closeAll, until, freePort } from "../helpers";
+import { builtBin } from "../bin";
 
-const TOKEN = 'cluster-token-1';
+const TOKEN = "cluster-token-1";
 
-describe('cli: cluster mode (workers: 2)', function () {
+describe("cli: cluster mode (workers: 2)", function () {
   this.timeout(60_000);
   let child: ChildProcess | null = null;
-  let dir = '';
+  let dir = "";
 
   afterEach(async () => {
     if (child && child.exitCode === null) {
-      child.kill('SIGTERM');
-      await new Promise((r) => child?.once('exit', r));
+      child.kill("SIGTERM");
+      await new Promise((r) => child?.once("exit", r));
     }
     child = null;
     await closeAll();
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  it('sticky routing, live manager changes reach every worker, counters are summed, SIGTERM stops all', async () => {
-    const lb1 = await startMember('lb1');
-    const lb2 = await startMember('lb2');
+  it("sticky routing, live manager changes reach every worker, counters are summed, SIGTERM stops all", async () => {
+    const lb1 = await startMember("lb1");
+    const lb2 = await startMember("lb2");
     const port = await freePort();
     const mport = await freePort();
-    dir = mkdtempSync(join(tmpdir(), 'proxy-node-cluster-'));
-    const file = join(dir, 'c.json');
-    writeFileSync(file, JSON.stringify({
-      workers: 2,
-      listen: { host: '127.0.0.1', port },
-      manager: { host: '127.0.0.1', port: mport, allow: ['127.0.0.0/8'], token: TOKEN },
-      log: { requests: false },
-      balancer: { members: [{ url: lb1.url, route: 'lb1' }, { url: lb2.url, route: 'lb2' }] },
-    }));
-    const c = spawn(process.execPath, [builtBin(), '--config', file], { stdio: ['ignore', 'ignore', 'pipe'] });
+    dir = mkdtempSync(join(tmpdir(), "proxy-node-cluster-"));
+    const file = join(dir, "c.json");
+    writeFileSync(
+      file,
+      JSON.stringify({
+        workers: 2,
+        listen: { host: "127.0.0.1", port },
+        manager: { host: "127.0.0.1", port: mport, allow: ["127.0.0.0/8"], token: TOKEN },
+        log: { requests: false },
+        balancer: {
+          members: [
+            { url: lb1.url, route: "lb1" },
+            { url: lb2.url, route: "lb2" },
+          ],
+        },
+      }),
+    );
+    const c = spawn(process.execPath, [builtBin(), "--config", file], { stdio: ["ignore", "ignore", "pipe"] });
     child = c;
-    let err = '';
-    c.stderr?.on('data', (d: Buffer) => (err += d.toString()));
-    await until(() => err.includes('proxy-node cluster started'), `cluster start: ${err}`);
+    let err = "";
+    c.stderr?.on("data", (d: Buffer) => (err += d.toString()));
+    await until(() => err.includes("proxy-node cluster started"), `cluster start: ${err}`);
 
     // Cookie-less first: sticky requests also advance byrequests (as in Apache) and would skew this.
     // Each request is a new client on a new connection; the workers take turns
     // and start at different points of the sequence, so the spread stays within one.
     const count = { lb1: 0, lb2: 0 };
     for (let i = 0; i < 10; i++) {
-      count[(await request(port, { path: '/' })).body as 'lb1' | 'lb2']++;
+      count[(await request(port, { path: "/" })).body as "lb1" | "lb2"]++;
       assert.ok(Math.abs(count.lb1 - count.lb2) <= 1, `uneven spread after ${i + 1} new clients: ${JSON.stringify(count)}`);
     }
-    for (let i = 0; i < 10; i++) await request(port, { path: '/' });
-    const sticky = { Cookie: 'BALANCEID=balancer.lb2' };
-    for (let i = 0; i < 20; i++) assert.equal((await request(port, { path: '/', headers: sticky })).body, 'lb2');
+    for (let i = 0; i < 10; i++) await request(port, { path: "/" });
+    const sticky = { Cookie: "BALANCEID=balancer.lb2" };
+    for (let i = 0; i < 20; i++) assert.equal((await request(port, { path: "/", headers: sticky })).body, "lb2");
 
     const auth = { Authorization: `Bearer ${TOKEN}` };
-    const members = JSON.parse((await request(mport, { path: '/api/members', headers: auth })).body) as { members: Array<{ route: string; requests: number }> };
-    assert.equal(members.members.reduce((a, m) => a + m.requests, 0), 40);
+    const members = JSON.parse((await request(mport, { path: "/api/members", headers: auth })).body) as { members: Array<{ route: string; requests: number }> };
+    assert.equal(
+      members.members.reduce((a, m) => a + m.requests, 0),
+      40,
+    );
 
-    const change = await request(mport, { method: 'POST', path: '/api/members/lb2', headers: { ...auth, 'Content-Type': 'application/json' }, body: '{"status":"disabled"}' });
+    const change = await request(mport, {
+      method: "POST",
+      path: "/api/members/lb2",
+      headers: { ...auth, "Content-Type": "application/json" },
+      body: '{"status":"disabled"}',
+    });
     assert.equal(change.status, 200);
     // Fresh connections spread over both workers; every one must see lb2 disabled.
-    for (let i = 0; i < 30; i++) assert.equal((await request(port, { path: '/', headers: sticky })).body, 'lb1');
+    for (let i = 0; i < 30; i++) assert.equal((await request(port, { path: "/", headers: sticky })).body, "lb1");
 
-    const exited = new Promise<number | null>((r) => c.once('exit', (code) => r(code)));
-    c.kill('SIGTERM');
+    const exited = new Promise<number | null>((r) => c.once("exit", (code) => r(code)));
+    c.kill("SIGTERM");
     assert.equal(await exited, 0);
-    await assert.rejects(request(port, { path: '/' }));
+    await assert.rejects(request(port, { path: "/" }));
   });
 });

@@ -1,6 +1,6 @@
-import { strict as assert } from 'node:assert';
-import { Balancer } from '../../src/balancer';
-import { validateConfig, MemberStatus } from '../../src/config';
+import { strict as assert } from "node:assert";
+import { Balancer } from "../../src/balancer";
+import { validateConfig, MemberStatus } from "../../src/config";
 
 function balancer(statuses: MemberStatus[], extra: Record<string, unknown> = {}): Balancer {
   const cfg = validateConfig({
@@ -11,69 +11,69 @@ function balancer(statuses: MemberStatus[], extra: Record<string, unknown> = {})
 
 function routes(b: Balancer, cookie: string | undefined, n: number, now = 1000): Array<string | null> {
   const out: Array<string | null> = [];
-  for (let i = 0; i < n; i++) out.push(b.choose('/', cookie, null, now).member?.route ?? null);
+  for (let i = 0; i < n; i++) out.push(b.choose("/", cookie, null, now).member?.route ?? null);
   return out;
 }
 
-describe('unit: member states and stickiness together', () => {
+describe("unit: member states and stickiness together", () => {
   afterEach(() => undefined);
 
-  it('a sticky cookie for lb2 always chooses lb2', () => {
-    const b = balancer(['enabled', 'enabled']);
-    assert.deepEqual(routes(b, 'BALANCEID=balancer.lb2', 5), ['lb2', 'lb2', 'lb2', 'lb2', 'lb2']);
+  it("a sticky cookie for lb2 always chooses lb2", () => {
+    const b = balancer(["enabled", "enabled"]);
+    assert.deepEqual(routes(b, "BALANCEID=balancer.lb2", 5), ["lb2", "lb2", "lb2", "lb2", "lb2"]);
     b.destroy();
   });
 
-  it('a route naming no member is treated as non-sticky', () => {
-    const b = balancer(['enabled', 'enabled']);
-    const c = b.choose('/', 'BALANCEID=a.b.lb2', null, 0);
+  it("a route naming no member is treated as non-sticky", () => {
+    const b = balancer(["enabled", "enabled"]);
+    const c = b.choose("/", "BALANCEID=a.b.lb2", null, 0);
     assert.equal(c.sticky, false);
-    assert.equal(c.route, 'b.lb2');
-    assert.equal(c.member?.route, 'lb1');
+    assert.equal(c.route, "b.lb2");
+    assert.equal(c.member?.route, "lb1");
     b.destroy();
   });
 
-  it('draining: only its sticky clients', () => {
-    const b = balancer(['draining', 'enabled']);
-    assert.deepEqual(routes(b, undefined, 3), ['lb2', 'lb2', 'lb2']);
-    assert.deepEqual(routes(b, 'BALANCEID=balancer.lb1', 2), ['lb1', 'lb1']);
+  it("draining: only its sticky clients", () => {
+    const b = balancer(["draining", "enabled"]);
+    assert.deepEqual(routes(b, undefined, 3), ["lb2", "lb2", "lb2"]);
+    assert.deepEqual(routes(b, "BALANCEID=balancer.lb1", 2), ["lb1", "lb1"]);
     b.destroy();
   });
 
-  it('disabled: no requests at all; its sticky clients fail over (Apache 2.4)', () => {
-    const b = balancer(['disabled', 'enabled']);
-    assert.deepEqual(routes(b, 'BALANCEID=balancer.lb1', 2), ['lb2', 'lb2']);
+  it("disabled: no requests at all; its sticky clients fail over (Apache 2.4)", () => {
+    const b = balancer(["disabled", "enabled"]);
+    assert.deepEqual(routes(b, "BALANCEID=balancer.lb1", 2), ["lb2", "lb2"]);
     b.destroy();
   });
 
-  it('stopped: nothing; with nofailover its sticky clients get no member', () => {
-    const b = balancer(['stopped', 'enabled'], { nofailover: true });
-    assert.deepEqual(routes(b, 'BALANCEID=balancer.lb1', 1), [null]);
-    assert.deepEqual(routes(b, undefined, 2), ['lb2', 'lb2']);
+  it("stopped: nothing; with nofailover its sticky clients get no member", () => {
+    const b = balancer(["stopped", "enabled"], { nofailover: true });
+    assert.deepEqual(routes(b, "BALANCEID=balancer.lb1", 1), [null]);
+    assert.deepEqual(routes(b, undefined, 2), ["lb2", "lb2"]);
     b.destroy();
   });
 
-  it('hot standby is used only when no other member is usable', () => {
-    const b = balancer(['enabled', 'standby']);
-    assert.deepEqual(routes(b, undefined, 3), ['lb1', 'lb1', 'lb1']);
-    b.members[0].status = 'stopped';
-    assert.deepEqual(routes(b, undefined, 2), ['lb2', 'lb2']);
+  it("hot standby is used only when no other member is usable", () => {
+    const b = balancer(["enabled", "standby"]);
+    assert.deepEqual(routes(b, undefined, 3), ["lb1", "lb1", "lb1"]);
+    b.members[0].status = "stopped";
+    assert.deepEqual(routes(b, undefined, 2), ["lb2", "lb2"]);
     b.destroy();
   });
 
-  it('a member in error is skipped until `retry` seconds passed, then tried again', () => {
-    const b = balancer(['enabled', 'enabled']);
+  it("a member in error is skipped until `retry` seconds passed, then tried again", () => {
+    const b = balancer(["enabled", "enabled"]);
     b.members[0].markError(1000);
-    assert.deepEqual(routes(b, 'BALANCEID=balancer.lb1', 2, 5000), ['lb2', 'lb2']);
-    assert.deepEqual(routes(b, 'BALANCEID=balancer.lb1', 1, 11_001), ['lb1']);
+    assert.deepEqual(routes(b, "BALANCEID=balancer.lb1", 2, 5000), ["lb2", "lb2"]);
+    assert.deepEqual(routes(b, "BALANCEID=balancer.lb1", 1, 11_001), ["lb1"]);
     b.destroy();
   });
 
-  it('retries exclude members already tried', () => {
-    const b = balancer(['enabled', 'enabled', 'enabled']);
-    const c = b.choose('/', 'BALANCEID=balancer.lb1', [b.members[0]], 0);
+  it("retries exclude members already tried", () => {
+    const b = balancer(["enabled", "enabled", "enabled"]);
+    const c = b.choose("/", "BALANCEID=balancer.lb1", [b.members[0]], 0);
     assert.equal(c.sticky, false);
-    assert.notEqual(c.member?.route, 'lb1');
+    assert.notEqual(c.member?.route, "lb1");
     b.destroy();
   });
 });

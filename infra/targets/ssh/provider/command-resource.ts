@@ -80,7 +80,9 @@ export const commandResource = {
     const marker = shellQuote(markerPath(urn));
     const script = [
       `if [ "$(cat ${marker} 2>/dev/null)" != ${shellQuote(id)} ]; then echo "not applied on this host (no marker: a new or rebuilt host)"; exit 0; fi`,
-      p.check ? `if ! ( ${p.check} ) >/dev/null 2>&1; then echo "applied, but its check fails now: "${shellQuote(p.check.replace(/[^ -~]/g, ""))}; exit 0; fi` : "",
+      p.check
+        ? `if ! ( ${p.check} ) >/dev/null 2>&1; then echo "applied, but its check fails now: "${shellQuote(p.check.replace(/[^ -~]/g, ""))}; exit 0; fi`
+        : "",
       "echo ok",
     ].join("\n");
     const r = await execRemote(p.connection, script);

@@ -46,7 +46,9 @@ export function connectionOf(v: unknown, what: string): SshConnection {
   const hostKey = o.hostKey;
   // Without it any host at the address would do: never talk to one we cannot tell from an impostor.
   if (typeof hostKey !== "string" || hostKey === "") {
-    throw new Error(`${what}: no host key for ${String(o.user)}@${String(o.host)}:${String(port)} (ssh.hostKey in the stack config; npm run migrate records it in a migrated stack)`);
+    throw new Error(
+      `${what}: no host key for ${String(o.user)}@${String(o.host)}:${String(port)} (ssh.hostKey in the stack config; npm run migrate records it in a migrated stack)`,
+    );
   }
   return { host: str(o, "host", what), port, user: str(o, "user", what), privateKey: str(o, "privateKey", what), hostKey };
 }

@@ -75,7 +75,10 @@ export class DeliveryProvider implements Provider {
       // Nothing can be removed from a host that is gone; only the operator knows it is gone for good.
       if (e instanceof HostUnreachable) {
         const stack = urn.split("::")[0].replace(/^urn:pulumi:/, "");
-        throw new Error(`${e.message}. If that host is gone for good, drop this resource from the stack's state instead: npm run pulumi -- state delete --stack ${stack} --yes '${urn}'`);
+        throw new Error(
+          `${e.message}. If that host is gone for good, drop this resource from the stack's state instead: npm run pulumi -- state delete --stack ${stack} --yes '${urn}'`,
+          { cause: e },
+        );
       }
       throw e;
     }

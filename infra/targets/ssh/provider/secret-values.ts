@@ -30,4 +30,3 @@ export function reveal(v: unknown): unknown {
   }
   return v;
 }
-
