@@ -364,11 +364,24 @@ describe("fault: client-side edge cases", () => {
   });
 
   it("a client reset while a large answer streams: the member connection is not reused mid-answer, the next request gets its own answer", async () => {
-    const big = "x".repeat(4 * MB);
+    // An answer far larger than every socket buffer on the way (loopback's
+    // receive buffer alone may grow to 32 MiB), streamed with backpressure, so it
+    // is still streaming whatever the kernel's settings when the client resets.
+    const chunk = Buffer.alloc(MB, "x");
     const lb1 = await startMember("lb1", (req, res) => {
-      const body = req.url === "/big" ? big : `small ${req.url}`;
-      res.writeHead(200, { "Content-Length": String(body.length) });
-      res.end(body);
+      if (req.url !== "/big") {
+        const body = `small ${req.url}`;
+        res.writeHead(200, { "Content-Length": String(body.length) });
+        res.end(body);
+        return;
+      }
+      res.writeHead(200, { "Content-Length": String(1024 * MB) });
+      let sent = 0;
+      const more = (): void => {
+        while (!res.destroyed && sent < 1024 && res.write(chunk)) sent++;
+      };
+      res.on("drain", more);
+      more();
     });
     const app = await startProxy(baseConfig([{ url: lb1.url, route: "lb1", maxSockets: 1 }]));
     const c = new RawClient(app.port);
