@@ -12,8 +12,11 @@ export type ProxyNodeArtifact = string;
 /** Where the balancer keeps proxy-node's bin: one file, replaced whole when proxy-node changes. */
 export const PROXY_NODE_BIN = "/opt/proxy-node/bin/proxy-node";
 const PROXY_NODE_CONFIG = "/etc/proxy-node/config.json";
-/** How long a stop waits for in-flight requests (proxy-node's default timeouts.shutdownMs) before SIGKILL. */
-const PROXY_NODE_STOP_SECONDS = 30;
+/**
+ * How long a stop waits before SIGKILL: proxy-node's own drain (its default
+ * timeouts.shutdownMs, 30 s) plus time to close, so the kill never races the drain.
+ */
+const PROXY_NODE_STOP_SECONDS = 35;
 
 /**
  * The one way the balancer starts proxy-node: the systemd unit, the container

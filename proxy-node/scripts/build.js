@@ -20,6 +20,8 @@ const OUT = path.join(ROOT, pkg.bin["proxy-node"]);
 /** Bundles src/cli.ts into the bin; returns its path. */
 function build() {
   const dist = path.dirname(OUT);
+  // The clean-up below empties this folder: never let a changed "bin" point it at the package itself.
+  if (dist !== path.join(ROOT, "dist")) throw new Error(`the bin ${pkg.bin["proxy-node"]} must live in dist/, which each build empties`);
   fs.mkdirSync(dist, { recursive: true });
   // Written beside and renamed over the bin: a process starting it meanwhile
   // (a test, a cluster worker) finds the old one or the new one, never half.

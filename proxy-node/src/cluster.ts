@@ -14,7 +14,7 @@ import { ProxyNode } from "./app";
 import type { Member } from "./members";
 import type { Metrics } from "./metrics";
 
-type MemberStats = { url: string; requests: number; errors: number; bytesIn: number; bytesOut: number; busy: number };
+type MemberStats = { url: string; requests: number; errors: number; bytesIn: number; bytesOut: number; busy: number; unreachable: number };
 type MetricStats = Record<"requests" | "inFlight" | "refused" | "retries" | "noMember" | "upstreamErrors" | "upstreamTimeouts" | "websockets", number> & {
   byClass: number[];
   queueRefused: Metrics["queueRefused"];
@@ -112,7 +112,7 @@ export class ClusterPrimary {
       ),
     );
     const byUrl = new Map<string, Member>(this.app.balancer.members.map((m) => [m.url, m]));
-    for (const m of byUrl.values()) m.requests = m.errors = m.bytesIn = m.bytesOut = m.busy = 0;
+    for (const m of byUrl.values()) m.requests = m.errors = m.bytesIn = m.bytesOut = m.busy = m.pool.unreachableFailures = 0;
     const mt = this.app.metrics;
     for (const k of METRIC_KEYS) mt[k] = 0;
     mt.byClass = [0, 0, 0, 0, 0, 0];
@@ -127,6 +127,7 @@ export class ClusterPrimary {
         m.bytesIn += s.bytesIn;
         m.bytesOut += s.bytesOut;
         m.busy += s.busy;
+        m.pool.unreachableFailures += s.unreachable;
       }
       for (const k of METRIC_KEYS) mt[k] += r.metrics[k];
       r.metrics.byClass.forEach((v, i) => (mt.byClass[i] += v));
@@ -205,6 +206,7 @@ export function runWorker(logger: JsonLogger): void {
             bytesIn: m.bytesIn,
             bytesOut: m.bytesOut,
             busy: m.busy,
+            unreachable: m.pool.unreachableFailures,
           })),
           metrics,
         });

@@ -4,7 +4,7 @@
 // anything ships. Validation reports exactly one error, naming the key, so a bad
 // render is obvious at render time, and a hand-edited file in the journal.
 import { readFileSync } from "node:fs";
-import { availableParallelism } from "node:os";
+import * as os from "node:os";
 import { parseCidr, Cidr } from "./cidr";
 
 export type MemberStatus = "enabled" | "disabled" | "draining" | "standby" | "stopped";
@@ -294,8 +294,13 @@ function oneOf<T extends string>(o: Obj, name: string, key: string, def: T, valu
 
 export const MAX_WORKERS = 64;
 
+/** os.availableParallelism came with node 18.14; bookworm's first nodejs was 18.13. */
+function cores(): number {
+  return typeof os.availableParallelism === "function" ? os.availableParallelism() : os.cpus().length;
+}
+
 /** What `"workers": "auto"` becomes: the cores this process may use, 1 to MAX_WORKERS. */
-export function autoWorkers(parallelism: number = availableParallelism()): number {
+export function autoWorkers(parallelism: number = cores()): number {
   if (!Number.isFinite(parallelism) || parallelism < 1) return 1;
   return Math.min(Math.floor(parallelism), MAX_WORKERS);
 }

@@ -54,12 +54,16 @@ class Exchange implements UpstreamUser, ClientUser {
   status = 0;
   done = false;
   readonly start = Date.now();
+  /** Idempotent and without a body: may go to another member after it was sent (UpstreamUser). */
+  readonly resendable: boolean;
 
   constructor(
     readonly ctx: ProxyContext,
     readonly client: ClientConn,
     readonly req: RequestHead,
-  ) {}
+  ) {
+    this.resendable = IDEMPOTENT.has(req.method) && req.framing === Framing.None;
+  }
 
   // UpstreamUser: the pool calls these.
 
@@ -148,7 +152,9 @@ class Exchange implements UpstreamUser, ClientUser {
       // A pooled connection the member closed while we sent is not the member's
       // fault; anything else marks it in error until `retry` passes (passive check).
       // A malformed answer is the answer's fault, not the member's health (like Apache).
-      if (err.code !== "BAD_RESPONSE" && (err.connectFailed || !err.reused || timeout || err.code === "UNREACHABLE")) m.markError(Date.now());
+      // UNREACHABLE is a finding about requests already sent, not a failed try: the
+      // next connect to the member, with its own deadline, decides on the mark.
+      if (err.code !== "BAD_RESPONSE" && err.code !== "UNREACHABLE" && (err.connectFailed || !err.reused || timeout)) m.markError(Date.now());
     }
     this.releaseMember();
     if (this.responded) {

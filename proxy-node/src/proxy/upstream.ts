@@ -6,16 +6,23 @@
 //
 // A member cut off from the network sends no reset: a request written on a
 // kept-alive connection would wait for the answer timeout. So when a request
-// has waited `STALL_MS` for its first byte, the pool checks that the member
-// still accepts connections; if it does not within the connect deadline, every
-// request waiting on it without an answer byte fails as UNREACHABLE, which the
-// handler resends elsewhere when idempotent. A hung host still accepts (its
-// kernel does the handshake), so its requests keep waiting for their timeout.
+// the handler could resend (idempotent, no body) has waited `STALL_MS` for its
+// first byte, the pool checks that the member still accepts connections. Only
+// if it accepts none within the connect deadline, and nothing else came from it
+// meanwhile (no byte on any of its connections, no connect completed), do the
+// resendable requests waiting on it fail as UNREACHABLE and go elsewhere. The
+// silence matters: a member whose accept queue is full drops a check's SYN as a
+// cut-off one does, but a busy member keeps answering its other requests.
+// Requests that cannot be resent are left to their own answer timeout. A hung
+// host still accepts (its kernel does the handshake), so its requests keep
+// waiting for their timeout too. Times are monotonic (performance.now()).
 import * as net from "node:net";
 import { ResponseParser, ResponseHead, ResponseSink, ParseError } from "./response-parser";
 
 /** What a pool connection reports to the request using it. */
 export interface UpstreamUser {
+  /** The request may be sent again to another member (idempotent, no body): only such requests are failed by a reachability check. */
+  readonly resendable: boolean;
   /** This connection is now the user's (it may still be connecting). */
   attached(conn: Conn): void;
   /** The connection is ready for this request's bytes (new and connected, or reused). */
@@ -60,7 +67,7 @@ export class Conn implements ResponseSink {
   connected = false;
   reused = false;
   gotResponseBytes = false;
-  /** When the current request was handed its connection (0: none yet). */
+  /** When the current request was handed its connection, performance.now() (0: none yet). */
   sentAt = 0;
   dead = false;
   /** Closed to make room for an upgrade, which took over its slot in the pool's count. */
@@ -83,7 +90,7 @@ export class Conn implements ResponseSink {
     user.attached(this);
     if (this.connected) {
       this.socket.ref();
-      this.sentAt = Date.now();
+      this.sentAt = performance.now();
       user.ready(this);
     }
   }
@@ -135,8 +142,14 @@ export class Conn implements ResponseSink {
     return this.user !== null && this.sentAt !== 0 && !this.gotResponseBytes;
   }
 
+  /** Waiting for an answer, and the reachability check may fail it. */
+  waitingAndResendable(): boolean {
+    return this.waitingForAnswer() && (this.user as UpstreamUser).resendable;
+  }
+
   onData(d: Buffer): void {
     this.pool.counters.bytesIn += d.length;
+    this.pool.lifeSigns++;
     if (this.user === null) {
       // Bytes nobody asked for: the connection cannot be trusted any more.
       this.socket.destroy();
@@ -169,8 +182,9 @@ export class Conn implements ResponseSink {
 
   onConnect(): void {
     this.connected = true;
+    this.pool.lifeSigns++;
     if (this.user) {
-      this.sentAt = Date.now();
+      this.sentAt = performance.now();
       this.user.ready(this);
     }
   }
@@ -231,10 +245,12 @@ export interface QueueCounters {
 
 /** A request that has waited this long for its first answer byte makes the pool check that its member still accepts connections. */
 export const STALL_MS = 500;
+/** A request still waiting after a check that found its member reachable is checked again after this long. */
+export const RECHECK_MS = 5000;
 const SWEEP_MS = 250;
 
 function onSweep(pool: Pool): void {
-  pool.sweep(Date.now());
+  pool.sweep(performance.now());
 }
 
 export class Pool {
@@ -245,8 +261,10 @@ export class Pool {
   total = 0;
   private closed = false;
   private sweeper: NodeJS.Timeout | null = null;
-  /** Start of the last reachability check; a request sent after it is not covered by its result. */
+  /** Start of the last reachability check (performance.now()); a request sent after it is not covered by its result. */
   private checkStartedAt = 0;
+  /** Counts bytes read and connects completed on this pool's connections: any change during a check means the member is there. */
+  lifeSigns = 0;
   private checking = false;
   /** Requests failed because their member stopped accepting connections. */
   unreachableFailures = 0;
@@ -392,16 +410,18 @@ export class Pool {
   }
 
   /**
-   * Starts a reachability check when a request has waited STALL_MS for its
-   * first answer byte and no check started since it was sent. One check at a
+   * Starts a reachability check when a resendable request has waited STALL_MS
+   * for its first answer byte and no check started since it was sent (or the
+   * last one, which found the member there, is RECHECK_MS old). One check at a
    * time per member: a plain TCP connect, closed at once.
    */
   sweep(now: number): void {
     if (this.checking) return;
     const limit = now - STALL_MS;
+    const recheck = now - this.checkStartedAt >= RECHECK_MS;
     let stalled = false;
     for (const c of this.busy) {
-      if (c.waitingForAnswer() && c.sentAt <= limit && c.sentAt > this.checkStartedAt) {
+      if (c.waitingAndResendable() && c.sentAt <= limit && (recheck || c.sentAt > this.checkStartedAt)) {
         stalled = true;
         break;
       }
@@ -410,21 +430,25 @@ export class Pool {
     this.checking = true;
     this.checkStartedAt = now;
     this.reachabilityChecks++;
+    const signs = this.lifeSigns;
     checkAccepts(this.host, this.port, this.connectMs, (reachable, why) => {
       this.checking = false;
-      if (!reachable && !this.closed) this.unreachable(why);
+      if (reachable || this.closed) return;
+      if (this.lifeSigns !== signs) return; // refused the check, but answered or accepted something else: busy, not gone
+      this.unreachable(why);
     });
   }
 
   /**
-   * The member did not accept a connection: what waits on it will not be
-   * answered, including requests sent while the check ran (waiting for a check
-   * of their own would double their wait).
+   * The member accepted nothing and said nothing for a connect deadline: what
+   * waits on it will not be answered. Every resendable request waiting fails,
+   * including those sent while the check ran (a check of their own would
+   * double their wait); the rest keep their own answer timeout.
    */
   private unreachable(why: string): void {
     for (const c of this.free.splice(0)) c.destroy();
     for (const c of [...this.busy]) {
-      if (!c.waitingForAnswer()) continue;
+      if (!c.waitingAndResendable()) continue;
       this.unreachableFailures++;
       c.fail(new UpstreamError(`member unreachable: ${why}`, "UNREACHABLE", true, false, c.reused));
     }
