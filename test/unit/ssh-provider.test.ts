@@ -7,7 +7,7 @@ import * as assert from "node:assert/strict";
 import { fileResource, contentHash } from "../../infra/targets/ssh/provider/file-resource";
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
-import { commandResource, withMarker } from "../../infra/targets/ssh/provider/command-resource";
+import { commandResource, updateScript, withMarker } from "../../infra/targets/ssh/provider/command-resource";
 import { markerFile } from "../../infra/targets/ssh/markers";
 import { DeliveryProvider } from "../../infra/targets/ssh/provider/provider";
 import { reveal, secret } from "../../infra/targets/ssh/provider/secret-values";
@@ -59,6 +59,15 @@ describe("ssh provider plugin: decisions without a host", () => {
     assert.equal(commandResource.diff(step, step, "s").changes, false);
     assert.equal(commandResource.diff({ ...step, applied: false, found: "not applied on this host" }, step, "s").changes, true);
     assert.equal(commandResource.diff(step, { ...step, triggers: ["t2"] }, "s").changes, true);
+  });
+
+  it("a running service whose start script alone changed is left running; a changed trigger reloads it, a step without reload runs again", () => {
+    const service = { ...step, create: "service x start", update: "service x restart", delete: "service x stop" };
+    assert.equal(updateScript(service, { ...service, create: "systemctl enable x; service x start" }), null);
+    assert.equal(updateScript(service, { ...service, create: "systemctl enable x; service x start", triggers: ["t2"] }), "service x restart");
+    assert.equal(updateScript(service, { ...service, update: "service x reload" }), "service x reload");
+    const plainStep = { ...step, update: "" };
+    assert.equal(updateScript(plainStep, { ...plainStep, create: "apt-get install -y x y" }), "apt-get install -y x y");
   });
 
   it("a step whose script fails in an && chain is not marked applied (the marker lines never run)", () => {

@@ -51,6 +51,20 @@ function sameWork(a: CommandProps, b: CommandProps): boolean {
   return a.create === b.create && a.update === b.update && a.delete === b.delete && JSON.stringify(a.triggers) === JSON.stringify(b.triggers);
 }
 
+/**
+ * What an update runs where the effect is applied, or null for nothing. With a
+ * reload script (a service), a changed start script alone (the same reload,
+ * stop and triggers) runs nothing: the service is running and nothing it reads
+ * changed; the new start script is what its next start uses. Restarting a
+ * database because the way to start it was reworded is not what an operator expects.
+ */
+export function updateScript(olds: CommandProps, news: CommandProps): string | null {
+  if (sameWork(olds, news)) return null;
+  const startOnly =
+    news.update !== "" && olds.update === news.update && olds.delete === news.delete && JSON.stringify(olds.triggers) === JSON.stringify(news.triggers);
+  return startOnly ? null : news.update || news.create;
+}
+
 export const commandResource = {
   diff(oldsRaw: unknown, newsRaw: unknown, what: string): DiffResult {
     const olds = commandProps(oldsRaw, what);
@@ -106,7 +120,8 @@ export const commandResource = {
       const m = await execRemote(news.connection, `cat ${shellQuote(markerPath(urn))} 2>/dev/null || true`);
       full = m.stdout.trim() !== id;
     }
-    const script = full ? news.create : news.update || news.create;
+    const script = full ? news.create : updateScript(olds, news);
+    if (script === null) return { outs: outputs({ ...news, applied: true, found: "" }, "") };
     const r = await runRemote(news.connection, full ? "create (applied again)" : "update", withMarker(script, urn, id));
     return { outs: outputs({ ...news, applied: true, found: "" }, r.stdout) };
   },
