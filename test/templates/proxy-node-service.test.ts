@@ -5,7 +5,7 @@
  * stand-in for proxy-node on 127.0.0.1, no docker).
  */
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as net from "node:net";
 import * as os from "node:os";
@@ -266,6 +266,25 @@ describe("proxy-node-service without systemd (the container supervisor)", functi
     }
     fs.rmSync(sb.dir, { recursive: true, force: true });
     sb = undefined;
+  });
+
+  it("stale pidfiles naming another process (a container restarted, its pids reused) start proxy-node anyway and never signal that process", async () => {
+    sb = await sandbox(10, {});
+    const s = sb;
+    const other = spawn("sleep", ["60"], { stdio: "ignore" });
+    try {
+      fs.writeFileSync(path.join(s.dir, "proxy-node.pid"), `${other.pid}\n`);
+      fs.writeFileSync(path.join(s.dir, "proxy-node-supervisor.pid"), `${other.pid}\n`);
+      assert.notEqual(run(s, "status").status, 0, "another process passed for proxy-node");
+      const start = run(s, "start");
+      assert.equal(start.status, 0, start.out);
+      await until("proxy-node to listen", () => events(s).some((e) => e.endsWith(" listening")));
+      assert.equal(run(s, "status").status, 0);
+      assert.equal(run(s, "stop").status, 0);
+      assert.ok(alive(other.pid as number), "stop signalled a process that is not proxy-node");
+    } finally {
+      other.kill("SIGKILL");
+    }
   });
 
   it("restart waits for the draining process to exit: then one supervisor, one process, the port never found taken", async () => {
