@@ -213,10 +213,11 @@ describe("fault: a member cut off while a kept-alive connection to it is pooled"
 
   it("a member whose accept queue is full but that keeps answering on its other connection is not taken for gone: its slow GET stays with it", async () => {
     // Serves two kept-alive connections in threads: /slow answers after 3 s, anything else at once; accepts nothing more.
+    // Its accept queue (listen(4)) takes a check's connect while the two are primed, however slowly; the fillers then fill it.
     const py = [
       "import socket, threading, time",
       "s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)",
-      's.bind(("127.0.0.1", 0)); s.listen(0)',
+      's.bind(("127.0.0.1", 0)); s.listen(4)',
       "print(s.getsockname()[1], flush=True)",
       "def serve(c):",
       '    buf = b""',
@@ -253,7 +254,7 @@ describe("fault: a member cut off while a kept-alive connection to it is pooled"
       primed.map((r) => r.body),
       ["fast", "fast"],
     );
-    const fillers = [0, 1, 2, 3].map(() => net.connect(memberPort, "127.0.0.1").on("error", () => undefined));
+    const fillers = [0, 1, 2, 3, 4, 5, 6, 7].map(() => net.connect(memberPort, "127.0.0.1").on("error", () => undefined));
     extra.push(() => fillers.forEach((f) => f.destroy()));
     const slow = request(app.port, { path: "/slow", headers: pinned });
     let fast = 0;
