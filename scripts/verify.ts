@@ -67,7 +67,10 @@ export function targetFromOutputs(stackName: string, outputs: OutputMap, manager
   const sticky = str("stickyCookie");
   if (!balancerUrl || !sticky)
     throw new Error(`stack ${stackName} has no balancerUrl or stickyCookie output: is it up? (DRUPAL_CLUSTER_STACK=${stackName} npm run up)`);
-  const webUrls = (outputs.webUrls?.value ?? {}) as Record<string, string | undefined>;
+  const webUrls = outputs.webUrls?.value as Record<string, string | undefined> | undefined;
+  // Without them the checks that go through every web server would pass having checked none.
+  if (!webUrls || typeof webUrls !== "object" || Object.keys(webUrls).length === 0)
+    throw new Error(`stack ${stackName} has no webUrls output naming its web servers: is it up? (DRUPAL_CLUSTER_STACK=${stackName} npm run up)`);
   return {
     stack: stackName,
     balancerUrl,
@@ -82,12 +85,9 @@ export function targetFromOutputs(stackName: string, outputs: OutputMap, manager
 export async function readTarget(stackName: string): Promise<VerifyTarget> {
   const stack = await selectStack(stackName);
   const outputs = await stack.outputs();
-  let token: Secret | undefined;
-  try {
-    token = new Secret((await stack.getConfig(`${PROJECT}:managerToken`)).value);
-  } catch {
-    token = undefined; // then the checks that need it say so
-  }
+  // Not set: the checks that need it say so. Set but unreadable (a wrong passphrase): verify cannot do its job.
+  const set = (await stack.getAllConfig())[`${PROJECT}:managerToken`];
+  const token = set ? new Secret(set.value) : undefined;
   return targetFromOutputs(stackName, outputs, token);
 }
 

@@ -14,6 +14,8 @@ export interface ProbePage {
   /** X-Forwarded-For as the web server received it (else the peer's address). */
   clientIp: string;
   forwardedHost: string | null;
+  /** X-Forwarded-Proto as the web server received it: the balancer's, or none. */
+  forwardedProto: string | null;
   forwarded: string | null;
 }
 

@@ -16,8 +16,9 @@
  * The folder is written as .<name>.partial and renamed when everything is on
  * disk and flushed: a backup folder without the dot is always whole. A failure
  * (or Ctrl-C) removes the partial folder. Folder 0700, files 0600: the dump is
- * the site's database (sessions, users' password hashes). No secret of the stack
- * (passwords, keys, tokens) is written to it.
+ * the site's database (sessions, users' password hashes; with Drupal, its state,
+ * which holds the cron key). No other secret of the stack (passwords, keys,
+ * tokens) is written to it.
  */
 import * as fs from "node:fs";
 import * as path from "node:path";

@@ -24,6 +24,7 @@ import { takeBackup } from "./backup";
 import { stackAccess } from "./cluster";
 import { humanBytes } from "./progress";
 import { restoreBackup } from "./restore";
+import { shellQuote } from "../../infra/targets/ssh/remote-exec";
 
 export const DEFAULT_BACKUP_ROOT = path.join(REPO_ROOT, "backups");
 
@@ -81,7 +82,7 @@ async function main(argv: string[]): Promise<void> {
     const m = r.manifest;
     console.log(
       `backup: ${r.folder}\n  database ${humanBytes(m.database.bytes)}, files ${humanBytes(m.files.bytes)} (${m.files.fileCount} files), ${r.seconds.toFixed(1)} s\n` +
-        `  restore with: DRUPAL_CLUSTER_STACK=${args.stack} npm run restore -- ${r.folder}`,
+        `  restore with: DRUPAL_CLUSTER_STACK=${shellQuote(args.stack)} npm run restore -- ${shellQuote(r.folder)}`,
     );
     return;
   }
@@ -91,11 +92,16 @@ async function main(argv: string[]): Promise<void> {
       usage(2);
     }
     const folder = path.resolve(args.folder);
-    const retryCommand = `DRUPAL_CLUSTER_STACK=${args.stack} npm run restore -- ${folder}${args.allowOtherStack ? " --allow-other-stack" : ""}`;
+    const retryCommand = `DRUPAL_CLUSTER_STACK=${shellQuote(args.stack)} npm run restore -- ${shellQuote(folder)}${args.allowOtherStack ? " --allow-other-stack" : ""}`;
     const r = await restoreBackup(folder, () => stackAccess(args.stack, {}, say), { sink: say, allowOtherStack: args.allowOtherStack, retryCommand });
     console.log(
       `restore: stack ${args.stack} has the data of ${path.basename(folder)} (made ${r.manifest.finishedAt}); ${humanBytes(r.bytesSent)} sent, ${r.seconds.toFixed(1)} s`,
     );
+    // Drupal keeps its cron key in the database: the restored one is the backup's, which this stack's cron may not send.
+    if (r.manifest.app === "drupal")
+      console.log(
+        "  Drupal's cron key (system.cron_key) is now the backup's: set this stack's again on one web server, as root: /usr/local/sbin/drupal-cluster-cron-key",
+      );
     return;
   }
   process.stderr.write(`unknown command ${args.command}\n`);

@@ -57,6 +57,8 @@ export function swapDatabaseSql(live: string): string {
     `FROM information_schema.TABLES WHERE TABLE_SCHEMA = '${from}'`;
   return [
     "SET SESSION group_concat_max_len = 16777216;",
+    // A long transaction on the live site must not hold the swap (and, queued behind it, the site) for MariaDB's default of a year.
+    "SET SESSION lock_wait_timeout = 60;",
     `CREATE DATABASE IF NOT EXISTS ${id(live)} CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci;`,
     `DROP DATABASE IF EXISTS ${id(OLD_DATABASE)};`,
     `CREATE DATABASE ${id(OLD_DATABASE)};`,
@@ -93,7 +95,7 @@ export async function restoreBackup(folder: string, connect: () => Promise<Clust
   const p = shellQuote(access.files.publicPath);
   const stageDir = `${access.files.publicPath}/${STAGE_DIR}`;
   const oldDir = `${access.files.publicPath}/${OLD_DIR}`;
-  const retry = opts.retryCommand ?? `DRUPAL_CLUSTER_STACK=${access.stack} npm run restore -- ${folder}`;
+  const retry = opts.retryCommand ?? `DRUPAL_CLUSTER_STACK=${shellQuote(access.stack)} npm run restore -- ${shellQuote(folder)}`;
   const where = `database ${live} on ${data.label}, files ${access.files.publicPath} on ${files.label}`;
   say(`restore of ${path.basename(folder)} (stack ${m.stack}, ${m.finishedAt}) into stack ${access.stack}: ${where}`);
 

@@ -98,11 +98,19 @@ describe("verify: what it reads", () => {
     assert.equal(apache.cookieName, "BALANCEID");
     const pn = targetFromOutputs(
       "x",
-      out({ balancerUrl: "http://h", balancerManagerUrl: "http://h:8081", proxyNodeManagerUrl: "http://h:8081", webUrls: {}, stickyCookie: "B=b.<route>" }),
+      out({
+        balancerUrl: "http://h",
+        balancerManagerUrl: "http://h:8081",
+        proxyNodeManagerUrl: "http://h:8081",
+        webUrls: { lb1: undefined },
+        stickyCookie: "B=b.<route>",
+      }),
       undefined,
     );
     assert.equal(engineOf(pn), "proxy-node");
     assert.throws(() => targetFromOutputs("gone", {}, undefined), /no balancerUrl or stickyCookie output/);
+    const noWeb = out({ balancerUrl: "http://h", stickyCookie: "B=b.<route>", webUrls: {} });
+    assert.throws(() => targetFromOutputs("bare", noWeb, undefined), /no webUrls output naming its web servers/);
   });
 
   it("reads each worker's route and status from Apache's balancer-manager page; only Init Ok is healthy", () => {

@@ -26,13 +26,17 @@ export const forwardedHeaders: Check = {
     if (page.clientIp.includes("192.0.2.66")) leaks.push(`X-Forwarded-For arrived as ${page.clientIp}`);
     if (String(page.forwardedHost).includes("forged.invalid")) leaks.push(`X-Forwarded-Host arrived as ${page.forwardedHost}`);
     if (page.forwarded !== null) leaks.push(`Forwarded arrived as ${page.forwarded}`);
+    // The balancer may say which scheme the client used (proxy-node does), never pass on the client's own.
+    const scheme = new URL(t.balancerUrl).protocol.replace(/:$/, "");
+    const proto = page.forwardedProto ?? null;
+    if (proto !== null && proto !== scheme) leaks.push(`X-Forwarded-Proto arrived as ${proto} for a ${scheme} request`);
     const host = new URL(t.balancerUrl).host;
     if (page.forwardedHost !== host) leaks.push(`${page.server} was told the host ${page.forwardedHost}, not ${host}`);
     if (leaks.length) return [fail(this.name, `forged headers sent to the balancer: ${leaks.join("; ")}`)];
     return [
       pass(
         this.name,
-        `forged X-Forwarded-For/-Host/-Proto and Forwarded did not reach ${page.server}: it saw client ${page.clientIp}, host ${page.forwardedHost}`,
+        `forged X-Forwarded-For/-Host/-Proto and Forwarded did not reach ${page.server}: it saw client ${page.clientIp}, host ${page.forwardedHost}, scheme ${page.forwardedProto ?? "(none)"}`,
       ),
     ];
   },
