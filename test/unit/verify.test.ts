@@ -9,6 +9,10 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { inspect } from "node:util";
+import * as http from "node:http";
+import { AddressInfo } from "node:net";
+import { forwardedHeaders } from "../../ops/verify/checks/forwarded";
+import { VerifyTarget } from "../../ops/verify/target";
 import { CookieJar, domainMatch, pathMatch } from "../../ops/verify/cookie-jar";
 import { parseBalancerManager, workerHealthy } from "../../ops/verify/apache-manager-page";
 import { curlVantage, parseStickyCookie, Secret } from "../../ops/verify";
@@ -162,4 +166,36 @@ describe("verify: the manager token", () => {
       fs.rmSync(dir, { recursive: true, force: true });
     }
   });
+});
+
+describe("verify: forwarding headers a client forged", () => {
+  // A stand-in balancer on 127.0.0.1 whose web server reports what it was told, as the probe page
+  // does: the balancer's own host unless the case forges one, and the scheme the case gives.
+  async function balancerTelling(told: { forwardedHost?: string; forwardedProto: string | null }): Promise<{ url: string; close: () => void }> {
+    const server = http.createServer((req, res) => {
+      res.setHeader("content-type", "application/json");
+      const page = { server: "lb1", route: "lb1", visits: 1, user: null, session: "s", clientIp: "172.30.57.1", forwarded: null };
+      res.end(JSON.stringify({ ...page, forwardedHost: told.forwardedHost ?? req.headers.host, forwardedProto: told.forwardedProto }));
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, close: () => server.close() };
+  }
+
+  for (const [what, told, verdict] of [
+    ["the balancer's own scheme", { forwardedProto: "http" }, "PASS"],
+    ["no scheme at all", { forwardedProto: null }, "PASS"],
+    ["the client's forged https", { forwardedProto: "https" }, "FAIL"],
+    ["the client's forged host", { forwardedHost: "forged.invalid", forwardedProto: "http" }, "FAIL"],
+  ] as const) {
+    it(`${verdict} when the web server is told ${what}`, async () => {
+      const b = await balancerTelling(told);
+      try {
+        const target: VerifyTarget = { stack: "t", balancerUrl: b.url, webUrls: { lb1: undefined }, cookieName: "BALANCEID", cookieValuePrefix: "balancer." };
+        const [r] = await forwardedHeaders.run({ target });
+        assert.equal(r.verdict, verdict, r.saw);
+      } finally {
+        b.close();
+      }
+    });
+  }
 });
