@@ -18,14 +18,25 @@ const PY = [
   "time.sleep(600)",
 ].join("\n");
 
-export async function blackhole(): Promise<Blackhole> {
-  const child: ChildProcess = spawn("python3", ["-c", PY], { stdio: ["ignore", "pipe", "inherit"] });
+/** Runs a Python listener that prints its port on its first line; resolves with that port. */
+export async function pythonListener(src: string): Promise<{ port: number; child: ChildProcess }> {
+  const child = spawn("python3", ["-c", src], { stdio: ["ignore", "pipe", "inherit"] });
   const port = await new Promise<number>((resolve, reject) => {
     child.once("error", reject);
     child.stdout?.once("data", (d: Buffer) => resolve(Number(d.toString().trim())));
   });
-  // Fill the accept queue; from now on SYNs to the port go unanswered.
-  const fillers = [0, 1, 2].map(() => net.connect(port, "127.0.0.1").on("error", () => undefined));
+  return { port, child };
+}
+
+/** Connections nobody accepts, enough to fill a listener's accept queue: further SYNs to it are dropped. */
+export function fillAcceptQueue(port: number, count: number): net.Socket[] {
+  return Array.from({ length: count }, () => net.connect(port, "127.0.0.1").on("error", () => undefined));
+}
+
+export async function blackhole(): Promise<Blackhole> {
+  const { port, child } = await pythonListener(PY);
+  // From now on SYNs to the port go unanswered.
+  const fillers = fillAcceptQueue(port, 3);
   await new Promise((r) => setTimeout(r, 200));
   return {
     port,

@@ -5,9 +5,9 @@
 // idempotent request elsewhere; a member that is merely slow (it still accepts
 // connections) keeps its request.
 import { strict as assert } from "node:assert";
-import { spawn, ChildProcess } from "node:child_process";
-import * as net from "node:net";
-import { startMember, startProxy, baseConfig, request, closeAll, sleep, until } from "../helpers";
+import { startMember, startProxy, baseConfig, request, closeAll, sleep, until, MemberServer } from "../helpers";
+import { fillAcceptQueue, pythonListener } from "../blackhole";
+import type { ProxyNode } from "../../src/app";
 import type { Pool } from "../../src/proxy/upstream";
 
 // Serves one request on each of its first two connections and keeps them open,
@@ -35,16 +35,12 @@ interface CutOff {
 }
 
 async function memberToBeCutOff(): Promise<CutOff> {
-  const child: ChildProcess = spawn("python3", ["-c", PY], { stdio: ["ignore", "pipe", "inherit"] });
-  const port = await new Promise<number>((resolve, reject) => {
-    child.once("error", reject);
-    child.stdout?.once("data", (d: Buffer) => resolve(Number(d.toString().trim())));
-  });
-  const fillers: net.Socket[] = [];
+  const { port, child } = await pythonListener(PY);
+  const fillers: ReturnType<typeof fillAcceptQueue> = [];
   return {
     url: `http://127.0.0.1:${port}`,
     cut: async () => {
-      for (let i = 0; i < 8; i++) fillers.push(net.connect(port, "127.0.0.1").on("error", () => undefined));
+      fillers.push(...fillAcceptQueue(port, 8));
       await sleep(200);
     },
     close: () => {
@@ -52,15 +48,6 @@ async function memberToBeCutOff(): Promise<CutOff> {
       child.kill();
     },
   };
-}
-
-async function spawnPy(src: string): Promise<{ port: number; child: ChildProcess }> {
-  const child = spawn("python3", ["-c", src], { stdio: ["ignore", "pipe", "inherit"] });
-  const port = await new Promise<number>((resolve, reject) => {
-    child.once("error", reject);
-    child.stdout?.once("data", (d: Buffer) => resolve(Number(d.toString().trim())));
-  });
-  return { port, child };
 }
 
 // Alive but saturated: one connection at a time, `work` seconds per request,
@@ -99,18 +86,32 @@ describe("fault: a member cut off while a kept-alive connection to it is pooled"
   const CONNECT_MS = 500;
   const HEADERS_MS = 10_000;
 
+  /** proxy-node in front of lb1 (at `lb1Url`) and a plain member lb2. */
+  async function inFront(lb1Url: string, headersMs = HEADERS_MS): Promise<{ app: ProxyNode; lb2: MemberServer }> {
+    const lb2 = await startMember("lb2");
+    const members = [
+      { url: lb1Url, route: "lb1" },
+      { url: lb2.url, route: "lb2" },
+    ];
+    return { app: await startProxy(baseConfig(members, { timeouts: { connectMs: CONNECT_MS, headersMs } })), lb2 };
+  }
+
+  /** A Python member for this test, stopped after it. */
+  async function pythonMember(src: string): Promise<number> {
+    const { port, child } = await pythonListener(src);
+    extra.push(() => child.kill());
+    return port;
+  }
+
+  /** Fills the member's accept queue for the rest of this test. */
+  function fill(port: number, count: number): void {
+    const fillers = fillAcceptQueue(port, count);
+    extra.push(() => fillers.forEach((f) => f.destroy()));
+  }
+
   async function setUp(): Promise<{ port: number; lb2Seen: () => number; pool: Pool }> {
     member = await memberToBeCutOff();
-    const lb2 = await startMember("lb2");
-    const app = await startProxy(
-      baseConfig(
-        [
-          { url: member.url, route: "lb1" },
-          { url: lb2.url, route: "lb2" },
-        ],
-        { timeouts: { connectMs: CONNECT_MS, headersMs: HEADERS_MS } },
-      ),
-    );
+    const { app, lb2 } = await inFront(member.url);
     // Two requests at once open the two connections that stay in the pool.
     const first = await Promise.all([0, 1].map(() => request(app.port, { path: "/", headers: { Cookie: "BALANCEID=balancer.lb1" } })));
     assert.deepEqual(
@@ -167,45 +168,23 @@ describe("fault: a member cut off while a kept-alive connection to it is pooled"
       "c, _ = s.accept()",
       "time.sleep(600)",
     ].join("\n");
-    const { port: memberPort, child } = await spawnPy(py);
-    extra.push(() => child.kill());
-    const lb2 = await startMember("lb2");
-    const app = await startProxy(
-      baseConfig(
-        [
-          { url: `http://127.0.0.1:${memberPort}`, route: "lb1" },
-          { url: lb2.url, route: "lb2" },
-        ],
-        { timeouts: { connectMs: CONNECT_MS, headersMs: 20_000 } },
-      ),
-    );
+    const memberPort = await pythonMember(py);
+    const { app } = await inFront(`http://127.0.0.1:${memberPort}`, 20_000);
     const pool = app.balancer.members[0].pool;
     const get = request(app.port, { path: "/page", headers: { Cookie: "BALANCEID=balancer.lb1" } });
     await until(() => pool.reachabilityChecks === 1 && !pool.checkRunning, "the first check to find the member", 5000);
-    const fillers = [0, 1, 2, 3, 4].map(() => net.connect(memberPort, "127.0.0.1").on("error", () => undefined));
-    extra.push(() => fillers.forEach((f) => f.destroy()));
+    fill(memberPort, 5);
     const r = await get;
     assert.deepEqual([r.status, r.body], [200, "lb2"]);
     assert.equal(pool.reachabilityChecks, 2);
   });
 
   it("a saturated member (its accept queue full, one request at a time) keeps a POST it is working on: answered by it", async () => {
-    const { port: memberPort, child } = await spawnPy(busyMemberPy(3));
-    extra.push(() => child.kill());
-    const lb2 = await startMember("lb2");
-    const app = await startProxy(
-      baseConfig(
-        [
-          { url: `http://127.0.0.1:${memberPort}`, route: "lb1" },
-          { url: lb2.url, route: "lb2" },
-        ],
-        { timeouts: { connectMs: CONNECT_MS, headersMs: HEADERS_MS } },
-      ),
-    );
+    const memberPort = await pythonMember(busyMemberPy(3));
+    const { app, lb2 } = await inFront(`http://127.0.0.1:${memberPort}`);
     const post = request(app.port, { method: "POST", path: "/node/add", headers: { Cookie: "BALANCEID=balancer.lb1", "Content-Length": "0" } });
     await sleep(150);
-    const fillers = [0, 1, 2].map(() => net.connect(memberPort, "127.0.0.1").on("error", () => undefined));
-    extra.push(() => fillers.forEach((f) => f.destroy()));
+    fill(memberPort, 3);
     const r = await post;
     assert.deepEqual([r.status, r.body], [200, "busy"]);
     assert.equal(lb2.seen.length, 0);
@@ -235,18 +214,8 @@ describe("fault: a member cut off while a kept-alive connection to it is pooled"
       "    c, _ = s.accept(); threading.Thread(target=serve, args=(c,), daemon=True).start()",
       "time.sleep(600)",
     ].join("\n");
-    const { port: memberPort, child } = await spawnPy(py);
-    extra.push(() => child.kill());
-    const lb2 = await startMember("lb2");
-    const app = await startProxy(
-      baseConfig(
-        [
-          { url: `http://127.0.0.1:${memberPort}`, route: "lb1" },
-          { url: lb2.url, route: "lb2" },
-        ],
-        { timeouts: { connectMs: CONNECT_MS, headersMs: HEADERS_MS } },
-      ),
-    );
+    const memberPort = await pythonMember(py);
+    const { app, lb2 } = await inFront(`http://127.0.0.1:${memberPort}`);
     const pool = app.balancer.members[0].pool;
     const pinned = { Cookie: "BALANCEID=balancer.lb1" };
     const primed = await Promise.all([0, 1].map(() => request(app.port, { path: "/", headers: pinned })));
@@ -254,8 +223,7 @@ describe("fault: a member cut off while a kept-alive connection to it is pooled"
       primed.map((r) => r.body),
       ["fast", "fast"],
     );
-    const fillers = [0, 1, 2, 3, 4, 5, 6, 7].map(() => net.connect(memberPort, "127.0.0.1").on("error", () => undefined));
-    extra.push(() => fillers.forEach((f) => f.destroy()));
+    fill(memberPort, 8);
     const slow = request(app.port, { path: "/slow", headers: pinned });
     let fast = 0;
     let going = true;
@@ -280,16 +248,7 @@ describe("fault: a member cut off while a kept-alive connection to it is pooled"
       seen++;
       setTimeout(() => res.end("lb1 slow"), 2000);
     });
-    const lb2 = await startMember("lb2");
-    const app = await startProxy(
-      baseConfig(
-        [
-          { url: slow.url, route: "lb1" },
-          { url: lb2.url, route: "lb2" },
-        ],
-        { timeouts: { connectMs: CONNECT_MS, headersMs: HEADERS_MS } },
-      ),
-    );
+    const { app, lb2 } = await inFront(slow.url);
     const r = await request(app.port, { path: "/", headers: { Cookie: "BALANCEID=balancer.lb1" } });
     assert.equal(r.status, 200);
     assert.equal(r.body, "lb1 slow");
