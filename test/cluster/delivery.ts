@@ -9,6 +9,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { REPO_ROOT } from "../../infra/config/stack-file";
+import { allHosts } from "../../infra/model/types";
 import { containerName } from "../../scripts/local-hosts";
 import { DriftReport } from "../../scripts/drift-report";
 import { upWithSummary } from "../../scripts/stack";
@@ -43,7 +44,7 @@ export function restoreHostKey(c: RunningCluster, v: Variant, host: string): voi
 }
 
 function hostModel(c: RunningCluster, name: string) {
-  const h = [c.model.data.host, c.model.balancer.host, ...c.model.web.map((w) => w.host)].find((x) => x.name === name);
+  const h = allHosts(c.model).find((x) => x.name === name);
   if (!h) throw new Error(`no host ${name}`);
   return h;
 }
@@ -118,7 +119,7 @@ export async function rebootWithSystemd(c: RunningCluster, v: Variant, log: (s: 
   assert.ok(enabled(lb2, "apache2"), `the up did not enable apache2 on ${lb2} again: ${drift.found.join("; ")}`);
   assert.ok(enabled(balancer, "proxy-node"), `the up did not enable proxy-node on ${balancer} again: ${drift.found.join("; ")}`);
 
-  const hosts = [c.model.data.host, c.model.balancer.host, ...c.model.web.map((w) => w.host)];
+  const hosts = allHosts(c.model);
   const t0 = Date.now();
   execFileSync("docker", ["restart", "--time", "20", ...hosts.map((h) => containerName(c.model, h))], { stdio: ["ignore", "ignore", "pipe"] });
   const pending = new Set(c.model.web.map((w) => w.route));

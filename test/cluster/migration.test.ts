@@ -19,6 +19,7 @@ import { containerName } from "../../scripts/local-hosts";
 import { leftovers, RunningCluster, Variant, variantOverrides } from "../support/local-cluster";
 import { modelFromStackFile } from "../../infra/config/stack-file";
 import { PROXY_NODE_BIN } from "../../infra/payload/balancer";
+import { allHosts } from "../../infra/model/types";
 import { checkSticky } from "./checks";
 import { recordFigure } from "../support/figures";
 
@@ -34,7 +35,7 @@ function sh(cmd: string, args: string[], cwd: string, env: NodeJS.ProcessEnv = p
 /** Every file of ours on each host as "mtime sha256", and apache2's and MariaDB's process ids. */
 function snapshot(c: RunningCluster): Map<string, string> {
   const out = new Map<string, string>();
-  for (const h of [c.model.data.host, c.model.balancer.host, ...c.model.web.map((w) => w.host)]) {
+  for (const h of allHosts(c.model)) {
     const script =
       "find /etc/apache2 /etc/mysql/mariadb.conf.d /etc/drupal-cluster /var/www/probe /etc/proxy-node /opt/proxy-node /usr/local/sbin -type f 2>/dev/null | sort |" +
       ' while read -r f; do echo "$f $(stat -c %Y "$f")-$(sha256sum < "$f" | cut -c1-16)"; done;' +

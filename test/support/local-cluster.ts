@@ -1,6 +1,6 @@
 import { spawnSync } from "node:child_process";
 import { modelFromStackFile, readStackFile } from "../../infra/config/stack-file";
-import { ClusterModel, LocalHostsInit } from "../../infra/model/types";
+import { allHosts, ClusterModel, LocalHostsInit } from "../../infra/model/types";
 import { containerName } from "../../scripts/local-hosts";
 import { down, up } from "../../scripts/stack";
 
@@ -98,7 +98,7 @@ export async function tearDown(v: Variant, log: (s: string) => void = () => unde
 
 /** Runs a shell command in one of the cluster's hosts. */
 export function onHost(model: ClusterModel, host: string, script: string): { code: number; out: string } {
-  const h = [model.data.host, model.balancer.host, ...model.web.map((w) => w.host)].find((x) => x.name === host);
+  const h = allHosts(model).find((x) => x.name === host);
   if (!h) throw new Error(`no host ${host}`);
   const r = spawnSync("docker", ["exec", containerName(model, h), "bash", "-c", script], { encoding: "utf8" });
   return { code: r.status ?? -1, out: (r.stdout + r.stderr).trim() };

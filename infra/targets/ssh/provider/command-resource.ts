@@ -60,8 +60,7 @@ function sameWork(a: CommandProps, b: CommandProps): boolean {
  */
 export function updateScript(olds: CommandProps, news: CommandProps): string | null {
   if (sameWork(olds, news)) return null;
-  const startOnly =
-    news.update !== "" && olds.update === news.update && olds.delete === news.delete && JSON.stringify(olds.triggers) === JSON.stringify(news.triggers);
+  const startOnly = news.update !== "" && sameWork({ ...olds, create: news.create }, news);
   return startOnly ? null : news.update || news.create;
 }
 
