@@ -137,14 +137,9 @@ export class Conn implements ResponseSink {
     if (!this.dead) this.socket.destroy();
   }
 
-  /** The request has its connection and no byte of an answer yet. */
-  waitingForAnswer(): boolean {
-    return this.user !== null && this.sentAt !== 0 && !this.gotResponseBytes;
-  }
-
-  /** Waiting for an answer, and the reachability check may fail it. */
+  /** The request has its connection, no byte of an answer yet, and may be resent: the reachability check may fail it. */
   waitingAndResendable(): boolean {
-    return this.waitingForAnswer() && (this.user as UpstreamUser).resendable;
+    return this.user !== null && this.user.resendable && this.sentAt !== 0 && !this.gotResponseBytes;
   }
 
   onData(d: Buffer): void {
