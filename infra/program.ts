@@ -5,13 +5,24 @@ import { ClusterModel } from "./model/types";
 import { readProxyNodeArtifact } from "./payload/artifacts";
 import { DeliverablePayload, deliverablePayloads } from "./payload/secret-payloads";
 import { ProxyNodeArtifact } from "./payload/balancer";
-import { DockerHost, dockerNetwork } from "./targets/docker/cluster";
+import { DockerHost, dockerNetwork, frontForwarder } from "./targets/docker/cluster";
+
+/** One balancer's own pages, when there are two of them. */
+export interface BalancerOutputs {
+  address: string;
+  balancerManagerUrl: string | undefined;
+  proxyNodeManagerUrl: string | undefined;
+}
 
 export interface ClusterOutputs {
   target: string;
+  /** Where clients go: with a balancer pair, the virtual address (or what stands for it). */
   balancerUrl: string | undefined;
   balancerManagerUrl: string | undefined;
   proxyNodeManagerUrl: string | undefined;
+  /** With a balancer pair: the address keepalived moves, and each balancer's own managers. */
+  virtualAddress?: string;
+  balancers?: Record<string, BalancerOutputs>;
   webUrls: Record<string, string | undefined>;
   dataAddress: string;
   stickyCookie: string;
@@ -59,16 +70,35 @@ function deliverToDocker(model: ClusterModel, payloads: DeliverablePayload[]): v
       web.map((w) => w.container),
     ),
   );
+  if (model.balancer.redundancy) frontForwarder(model, d, network);
 }
 
 function outputs(model: ClusterModel): ClusterOutputs {
   const b = model.balancer;
-  const balancerUrl = b.host.url;
+  const balancerUrl = b.publicUrl;
+  // Apache's balancer-manager is served on a balancer's own HTTP port: through the
+  // virtual address it would be whichever balancer holds it, so each has its own.
+  const apacheManager = (url: string | undefined): string | undefined => (url ? `${url}/balancer-manager` : undefined);
+  const own = (url: string | undefined, proxyNodeManagerUrl: string | undefined, address: string): BalancerOutputs => ({
+    address,
+    balancerManagerUrl: b.engine === "apache" ? apacheManager(url) : proxyNodeManagerUrl,
+    proxyNodeManagerUrl,
+  });
+  const pair = b.redundancy
+    ? {
+        virtualAddress: b.redundancy.virtualAddress,
+        balancers: {
+          [b.host.name]: own(b.host.url, b.managerUrl, b.host.clusterAddress),
+          [b.redundancy.peer.name]: own(b.redundancy.peer.url, b.redundancy.peerManagerUrl, b.redundancy.peer.clusterAddress),
+        },
+      }
+    : {};
   return {
     target: model.target,
     balancerUrl,
-    balancerManagerUrl: b.engine === "apache" ? balancerUrl && `${balancerUrl}/balancer-manager` : b.managerUrl,
+    balancerManagerUrl: b.engine === "apache" ? apacheManager(b.host.url) : b.managerUrl,
     proxyNodeManagerUrl: b.managerUrl,
+    ...pair,
     webUrls: Object.fromEntries(model.web.map((w) => [w.host.name, w.host.url])),
     dataAddress: `${model.data.host.clusterAddress}:${model.data.port}`,
     stickyCookie: `${model.sticky.cookieName}=${model.sticky.valuePrefix}<route>`,

@@ -70,9 +70,74 @@ function publishes(model: ClusterModel, h: HostModel): string[] {
   const out = [`127.0.0.1:${h.ssh!.port}:22`];
   const http = portOf(h.url);
   if (http) out.push(`127.0.0.1:${http}:${h.role === "balancer" ? model.balancer.httpPort : 80}`);
-  const mgr = h.role === "balancer" ? portOf(model.balancer.managerUrl) : undefined;
+  const pair = model.balancer.redundancy;
+  const mgr = h.role !== "balancer" ? undefined : portOf(pair && h === pair.peer ? pair.peerManagerUrl : model.balancer.managerUrl);
   if (mgr) out.push(`127.0.0.1:${mgr}:${model.balancer.managerPort}`);
   return out;
+}
+
+/**
+ * How the forwarder connects on: like a client's TCP stack, which sends its SYN
+ * again when the first gets no answer, it tries again while the address moves
+ * (each try waits 2 s at most, 20 tries) instead of failing the client at once.
+ */
+export const FRONT_CONNECT_OPTIONS = "connect-timeout=2,retry=20,interval=0.2";
+
+/** The forwarder's address: .3 of the cluster network (the virtual address is .4 in our stacks). */
+export function frontAddress(model: ClusterModel): string {
+  return model.localHosts!.subnet.split("/")[0].replace(/\.0$/, ".3");
+}
+
+/** The forwarder that stands for the clients' network of a balancer pair (see frontUp). */
+export function frontName(model: ClusterModel): string {
+  return `${model.project}-${model.stack}-front`;
+}
+
+/**
+ * A balancer pair's virtual address lives on the private cluster network, and a
+ * published port leads to one container only. So the stack's public URL is a
+ * forwarder on that network, standing for the clients' network: each connection
+ * to 127.0.0.1:<balancer.url's port> goes on to the virtual address, wherever
+ * keepalived has put it at that moment. Nothing else on this machine is sent
+ * to the cluster network.
+ */
+function frontUp(model: ClusterModel, labels: string[]): void {
+  const pair = model.balancer.redundancy;
+  const port = portOf(model.balancer.publicUrl);
+  if (!pair || !port) return;
+  const name = frontName(model);
+  const state = spawnSync("docker", ["inspect", "-f", "{{.State.Running}}", name], { encoding: "utf8" }).stdout.trim();
+  if (state === "true") return;
+  if (state === "false") {
+    docker(["start", name]);
+    return;
+  }
+  const http = model.balancer.httpPort;
+  docker([
+    "run",
+    "-d",
+    "--name",
+    name,
+    "--hostname",
+    "front",
+    ...labels,
+    "--label",
+    "drupal-cluster.host=front",
+    "--network",
+    model.localHosts!.network,
+    // A fixed address: docker would otherwise hand out the lowest free one, which may be the virtual address.
+    "--ip",
+    frontAddress(model),
+    "--restart",
+    "unless-stopped",
+    "-p",
+    `127.0.0.1:${port}:${http}`,
+    "--entrypoint",
+    "socat",
+    HOST_IMAGE,
+    `TCP-LISTEN:${http},fork,reuseaddr`,
+    `TCP:${pair.virtualAddress}:${http},${FRONT_CONNECT_OPTIONS}`,
+  ]);
 }
 
 export function containerName(model: ClusterModel, h: HostModel): string {
@@ -108,10 +173,13 @@ export function hostsUp(model: ClusterModel, publicKey: string, root: string): v
     const env = { ...process.env, HOST_KEY_ED25519: Buffer.from(hostKeyPair(root, model.stack, h.name).privateKey).toString("base64") };
     for (const p of publishes(model, h)) args.push("-p", p);
     if (h.role === "web" && model.files.share === "external") args.push("-v", `${lh.filesVolume}:${model.files.publicPath}`);
+    // keepalived adds and removes the pair's virtual address on the balancers' interface.
+    if (h.role === "balancer" && model.balancer.redundancy) args.push("--cap-add", "NET_ADMIN");
     if (lh.init === "systemd") args.push(...systemdRunArgs(), SYSTEMD_HOST_IMAGE);
     else args.push(HOST_IMAGE);
     docker(args, undefined, env);
   }
+  frontUp(model, labels);
 }
 
 /**

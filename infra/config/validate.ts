@@ -32,6 +32,7 @@ import { checkDistinctPorts, Listener } from "./ports";
 import { ConfigReader } from "./reader";
 import {
   AppModel,
+  balancerHosts,
   BalancerModel,
   ClusterModel,
   DataModel,
@@ -42,6 +43,7 @@ import {
   LocalHostsModel,
   LogLevel,
   ProxyNodeWorkers,
+  RedundancyModel,
   Role,
   SshEndpoint,
   StickyModel,
@@ -76,6 +78,8 @@ const TOP_LEVEL_KEYS = [
 ];
 
 const HOST_NAME = /^[a-z][a-z0-9-]{0,62}$/;
+/** Names the program gives hosts itself (the balancer pair's second one is balancer2 unless named). */
+const RESERVED_HOST_NAMES = ["balancer", "balancer2", "data"];
 
 export interface StackIdentity {
   project: string;
@@ -102,25 +106,32 @@ export function validateConfig(id: StackIdentity, values: Record<string, unknown
     // Fixed addresses: MariaDB grants and Apache's Require ip name them.
     const prefix = docker.subnet.split("/")[0].replace(/\.0$/, "");
     balancer.host.clusterAddress = `${prefix}.5`;
+    if (balancer.redundancy) {
+      balancer.redundancy.peer.clusterAddress = `${prefix}.6`;
+      if (!root.child("balancer").child("redundancy").has("virtualAddress")) balancer.redundancy.virtualAddress = `${prefix}.4`;
+    }
     data.host.clusterAddress = `${prefix}.10`;
     web.forEach((w, i) => {
       w.host.clusterAddress = `${prefix}.${11 + i}`;
       w.memberUrl = `http://${w.host.clusterAddress}:80`;
     });
     if (web.length > 200) throw new ConfigError(`${id.project}:web`, "at most 200 web servers fit the docker subnet");
-    checkDockerPorts(docker, web.length, root.child("docker").key);
+    checkDockerPorts(docker, web.length, root.child("docker").key, balancer.redundancy !== undefined);
   }
 
   const names = new Set<string>();
-  for (const h of [data.host, balancer.host, ...web.map((w) => w.host)]) {
+  for (const h of [data.host, ...balancerHosts(balancer), ...web.map((w) => w.host)]) {
     if (names.has(h.name)) throw new ConfigError(`${id.project}:web`, `host name "${h.name}" is used twice`);
     names.add(h.name);
   }
+  if (balancer.redundancy)
+    checkVirtualAddress(root.child("balancer").child("redundancy"), balancer.redundancy, [data.host, ...balancerHosts(balancer), ...web.map((w) => w.host)]);
   if (target === "ssh") {
     const recorded = readLocalHostKeys(root, [...names]);
     const hosts = [
       { host: data.host, key: `${id.project}:data` },
       { host: balancer.host, key: `${id.project}:balancer` },
+      ...(balancer.redundancy ? [{ host: balancer.redundancy.peer, key: `${id.project}:balancer.redundancy.peer` }] : []),
       ...web.map((w, i) => ({ host: w.host, key: `${id.project}:web[${i}]` })),
     ];
     attachHostKeys(hosts, recorded, root.has("localHosts"));
@@ -284,8 +295,8 @@ function readWeb(root: ConfigReader, target: Target, sticky: StickyModel, docker
   const routes = new Set<string>();
   return items.map((r, i) => {
     const name = r.string("name", `lb${i + 1}`);
-    if (!HOST_NAME.test(name) || name === "balancer" || name === "data") {
-      throw new ConfigError(`${r.key}.name`, `"${name}" is not accepted; use a lower-case host name other than balancer and data`);
+    if (!HOST_NAME.test(name) || RESERVED_HOST_NAMES.includes(name)) {
+      throw new ConfigError(`${r.key}.name`, `"${name}" is not accepted; use a lower-case host name other than ${RESERVED_HOST_NAMES.join(", ")}`);
     }
     const route = r.string("route", name);
     if (!ROUTE.test(route) || route.includes(sticky.separator)) {
@@ -349,6 +360,8 @@ function readBalancer(b: ConfigReader, target: Target, docker?: DockerModel): Ba
     "managerPort",
     "managerUrl",
     "proxyNodeWorkers",
+    "redundancy",
+    "directUrl",
   ]);
   const name = b.string("name", "drupal");
   if (!BALANCER_NAME.test(name)) {
@@ -360,6 +373,13 @@ function readBalancer(b: ConfigReader, target: Target, docker?: DockerModel): Ba
   const managerPort = b.port("managerPort", 8081);
   if (docker) host.url = `http://${docker.bindAddress}:${docker.httpPort}`;
   const managerUrl = docker ? `http://${docker.bindAddress}:${docker.managerPort}` : readUrl(b, "managerUrl");
+  // balancer.url is where clients go. With a pair that is the virtual address,
+  // and each balancer's own HTTP port (its Apache manager) may have a directUrl.
+  const publicUrl = host.url;
+  const redundancy = b.has("redundancy") ? readRedundancy(b.child("redundancy"), target, docker) : undefined;
+  if (redundancy) host.url = docker ? undefined : readUrl(b, "directUrl");
+  else if (b.has("directUrl"))
+    throw new ConfigError(`${b.key}.directUrl`, "is only used with balancer.redundancy (a balancer's own URL beside the pair's balancer.url); remove it");
   const engine = b.oneOf("engine", ENGINES, "apache");
   // What listens on the balancer (infra/payload/balancer.ts): the client port (Apache
   // or proxy-node), proxy-node's manager, and with Apache in front proxy-node's own
@@ -377,6 +397,8 @@ function readBalancer(b: ConfigReader, target: Target, docker?: DockerModel): Ba
   }
   return {
     host,
+    publicUrl,
+    redundancy,
     engine,
     name,
     lbmethod: b.oneOf("lbmethod", LBMETHODS, "byrequests"),
@@ -394,8 +416,55 @@ function readBalancer(b: ConfigReader, target: Target, docker?: DockerModel): Ba
   };
 }
 
+/** VRRP's interface names: what `ip link` accepts (at most 15 characters, no / or space). */
+const INTERFACE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$/;
+
+function readRedundancy(r: ConfigReader, target: Target, docker?: DockerModel): RedundancyModel {
+  r.onlyKeys(["virtualAddress", "routerId", "interface", "advertInterval", "preempt", "peer"]);
+  const p = r.child("peer");
+  if (target === "ssh" && !r.has("peer"))
+    throw new ConfigError(`${r.key}.peer`, "is required: the second balancer (name, address, ssh, and optionally directUrl and managerUrl)");
+  const name = p.string("name", "balancer2");
+  if (!HOST_NAME.test(name) || name === "balancer" || name === "data") {
+    throw new ConfigError(`${p.key}.name`, `"${name}" is not accepted; use a lower-case host name other than balancer and data`);
+  }
+  if (p.has("url"))
+    throw new ConfigError(`${p.key}.url`, "is not used: clients use the pair's balancer.url; give this balancer's own HTTP address as directUrl");
+  const peer = readHost(p, name, "balancer", target, ["name", "directUrl", "managerUrl"]);
+  peer.url = docker ? undefined : readUrl(p, "directUrl");
+  let virtualAddress = "";
+  if (target === "ssh" || r.has("virtualAddress")) {
+    virtualAddress = r.string("virtualAddress");
+    if (!isIPv4(virtualAddress)) {
+      throw new ConfigError(
+        `${r.key}.virtualAddress`,
+        `${quote(virtualAddress)} is not accepted; use a free IPv4 address on the balancers' network, such as 192.168.1.4`,
+      );
+    }
+  }
+  const iface = r.string("interface", "eth0");
+  if (!INTERFACE_NAME.test(iface))
+    throw new ConfigError(`${r.key}.interface`, `${quote(iface)} is not accepted; use a network interface name such as eth0 or ens18`);
+  return {
+    peer,
+    peerManagerUrl: docker ? `http://${docker.bindAddress}:${docker.peerManagerPort}` : readUrl(p, "managerUrl"),
+    virtualAddress,
+    routerId: r.integer("routerId", { min: 1, max: 255 }, 51),
+    interface: iface,
+    advertInterval: r.integer("advertInterval", { min: 1, max: 255 }, 1),
+    preempt: r.boolean("preempt", false),
+  };
+}
+
+/** The virtual address must be free: a host that has it would answer for the pair. */
+function checkVirtualAddress(r: ConfigReader, red: RedundancyModel, hosts: HostModel[]): void {
+  const taken = hosts.find((h) => h.clusterAddress === red.virtualAddress);
+  if (taken)
+    throw new ConfigError(`${r.key}.virtualAddress`, `${red.virtualAddress} is ${taken.name}'s own address; use a free address on the balancers' network`);
+}
+
 function readDocker(d: ConfigReader, id: StackIdentity): DockerModel {
-  d.onlyKeys(["image", "network", "subnet", "bindAddress", "httpPort", "managerPort", "webDirectPortBase"]);
+  d.onlyKeys(["image", "network", "subnet", "bindAddress", "httpPort", "managerPort", "peerManagerPort", "webDirectPortBase"]);
   const subnet = d.string("subnet", "172.30.58.0/24");
   checkIPv4Block(`${d.key}.subnet`, subnet, 24);
   const bindAddress = d.string("bindAddress", "127.0.0.1");
@@ -409,6 +478,7 @@ function readDocker(d: ConfigReader, id: StackIdentity): DockerModel {
     bindAddress,
     httpPort: d.port("httpPort", 8080),
     managerPort: d.port("managerPort", 8081),
+    peerManagerPort: d.port("peerManagerPort", 8083),
     webDirectPortBase,
   };
 }
@@ -435,11 +505,12 @@ function dockerName(r: ConfigReader, name: string, fallback: string, grammar: Re
 }
 
 /** Everything the docker target publishes on its bind address. */
-function checkDockerPorts(d: DockerModel, webCount: number, key: string): void {
+function checkDockerPorts(d: DockerModel, webCount: number, key: string, pair: boolean): void {
   const listeners: Listener[] = [
     { key: `${key}.httpPort`, what: "the balancer", port: d.httpPort },
     { key: `${key}.managerPort`, what: "the manager", port: d.managerPort },
   ];
+  if (pair) listeners.push({ key: `${key}.peerManagerPort`, what: "the second balancer's manager", port: d.peerManagerPort });
   if (d.webDirectPortBase !== undefined) {
     for (let n = 1; n <= webCount; n++) {
       listeners.push({ key: `${key}.webDirectPortBase`, what: `web server ${n}'s direct port (webDirectPortBase + ${n})`, port: d.webDirectPortBase + n });

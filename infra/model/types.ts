@@ -70,7 +70,15 @@ export interface WebMember {
 }
 
 export interface BalancerModel {
+  /** The balancer; with a redundant pair, the first of the two (keepalived's higher priority). */
   host: HostModel;
+  /**
+   * Where clients reach the cluster (balancer.url): the balancer's own address,
+   * or with a redundant pair the virtual address that keepalived moves.
+   */
+  publicUrl?: string;
+  /** A second balancer sharing a virtual address with the first (the guide's step three). */
+  redundancy?: RedundancyModel;
   engine: Engine;
   name: string;
   lbmethod: LbMethod;
@@ -96,6 +104,35 @@ export interface BalancerModel {
    * proxy-node on the balancer (its cores, at most 64). Unused with engine apache.
    */
   proxyNodeWorkers: ProxyNodeWorkers;
+}
+
+/**
+ * Two balancers rendered from one model, so both route a client alike (the
+ * cookie names the route, not the balancer) and either can hold the address.
+ */
+export interface RedundancyModel {
+  /** The second balancer (name balancer2 unless set). */
+  peer: HostModel;
+  /** Client-facing URL of the second balancer's proxy-node manager (each balancer keeps its own). */
+  peerManagerUrl?: string;
+  /** IPv4 address that keepalived (VRRP) keeps on whichever balancer is master. */
+  virtualAddress: string;
+  /** VRRP's virtual_router_id, 1-255: the same on both, unique among VRRP routers on the LAN. */
+  routerId: number;
+  /** The network interface that holds each balancer's cluster address and gets the virtual one. */
+  interface: string;
+  /** Seconds between VRRP adverts; a backup takes over after about 3 missed adverts. */
+  advertInterval: number;
+  /**
+   * false (default): a balancer that comes back stays backup, so the address
+   * moves once per failure, not twice. true: the first balancer takes it back.
+   */
+  preempt: boolean;
+}
+
+/** The balancer hosts: one, or the redundant pair (the first, then its peer). */
+export function balancerHosts(b: BalancerModel): HostModel[] {
+  return b.redundancy ? [b.host, b.redundancy.peer] : [b.host];
 }
 
 /** A worker count of 1 to 64, or "auto". */
@@ -128,6 +165,8 @@ export interface DockerModel {
   bindAddress: string;
   httpPort: number;
   managerPort: number;
+  /** With a balancer pair: where the second balancer's manager is published. */
+  peerManagerPort: number;
   /** Publishes lbN's HTTP on webDirectPortBase + N when set. */
   webDirectPortBase?: number;
 }
@@ -175,5 +214,5 @@ export interface CronModel {
 }
 
 export function allHosts(m: ClusterModel): HostModel[] {
-  return [m.data.host, ...m.web.map((w) => w.host), m.balancer.host];
+  return [m.data.host, ...m.web.map((w) => w.host), ...balancerHosts(m.balancer)];
 }

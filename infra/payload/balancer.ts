@@ -1,4 +1,5 @@
-import { ClusterModel } from "../model/types";
+import { ClusterModel, HostModel } from "../model/types";
+import { keepalived, KeepalivedPart, peerOf } from "./keepalived";
 import { baseView, clusterAddress, file, routeKey, setting, sh, step, sysvService, template } from "./common";
 import { proxyNodeConfigFile } from "./proxy-node-config";
 import { HostPayload, PayloadFile, PayloadSecrets, ServiceSpec } from "./types";
@@ -32,9 +33,9 @@ export function apacheBalancerModules(model: ClusterModel): string[] {
   return ["proxy", "proxy_http", "proxy_balancer", "slotmem_shm", `lbmethod_${model.balancer.lbmethod}`, "status", "rewrite", "headers"];
 }
 
-export function balancerPayload(model: ClusterModel, secrets: PayloadSecrets, artifact: ProxyNodeArtifact): HostPayload {
+export function balancerPayload(model: ClusterModel, host: HostModel, secrets: PayloadSecrets, artifact: ProxyNodeArtifact): HostPayload {
   const b = model.balancer;
-  const base = baseView(model, b.host);
+  const base = baseView(model, host);
   const members = model.web.map((w) => ({
     url: setting(model, clusterAddress(model, w.host).origin.slice(model.project.length + 1), w.memberUrl),
     route: setting(model, routeKey(model, w), w.route),
@@ -43,7 +44,7 @@ export function balancerPayload(model: ClusterModel, secrets: PayloadSecrets, ar
   const apache = b.engine === "apache";
 
   // proxy-node's own config type, checked by proxy-node's validation as it is rendered.
-  const proxyNodeConfig = proxyNodeConfigFile(model, secrets, PROXY_NODE_CONFIG);
+  const proxyNodeConfig = proxyNodeConfigFile(model, host, secrets, PROXY_NODE_CONFIG);
   const unit = template("/etc/systemd/system/proxy-node.service", "balancer/proxy-node/proxy-node.service.hbs", {
     ...base,
     mode: apache ? "agent" : "serve",
@@ -70,16 +71,20 @@ export function balancerPayload(model: ClusterModel, secrets: PayloadSecrets, ar
     watch: proxyNodeFiles.map((f) => f.path),
   };
 
+  const pair = b.redundancy ? keepalived(model, host, b.redundancy, secrets) : undefined;
   if (!apache) {
-    return {
-      host: b.host,
-      packages: ["nodejs", "curl", "ca-certificates"],
-      prepare: [],
-      files: proxyNodeFiles,
-      configure: [],
-      services: [proxyNode],
-      afterStart: [],
-    };
+    return withPair(
+      {
+        host,
+        packages: ["nodejs", "curl", "ca-certificates"],
+        prepare: [],
+        files: proxyNodeFiles,
+        configure: [],
+        services: [proxyNode],
+        afterStart: [],
+      },
+      pair,
+    );
   }
 
   const view = {
@@ -97,26 +102,44 @@ export function balancerPayload(model: ClusterModel, secrets: PayloadSecrets, ar
     // Apache reads the route after its default "." unless told otherwise; without
     // this any other separator would leave the cluster without stickiness.
     stickysessionsep: model.sticky.separator === "." ? "" : model.sticky.separator,
-    managerAllow: b.managerAllow.map((cidr, i) => setting(model, `balancer.managerAllow[${i}]`, cidr)),
+    managerAllow: [
+      ...b.managerAllow.map((cidr, i) => setting(model, `balancer.managerAllow[${i}]`, cidr)),
+      ...(peerOf(model, host) ? [clusterAddress(model, peerOf(model, host)!)] : []),
+    ],
   };
   const apacheFiles: PayloadFile[] = [
     template("/etc/apache2/ports.conf", "balancer/apache2/ports.conf.hbs", view),
     template("/etc/apache2/conf-available/drupal-cluster-proxy.conf", "balancer/apache2/proxy.conf.hbs", view),
     template("/etc/apache2/sites-available/drupal-cluster-balancer.conf", "balancer/apache2/balancer-vhost.conf.hbs", view),
   ];
+  return withPair(
+    {
+      host,
+      packages: ["apache2", "nodejs", "curl", "ca-certificates"],
+      prepare: [],
+      files: [...apacheFiles, ...proxyNodeFiles],
+      configure: [
+        step(
+          "enable-apache-balancer",
+          sh`a2enmod -q ${apacheBalancerModules(model)} && a2enconf -q drupal-cluster-proxy && a2dissite -q 000-default && a2ensite -q drupal-cluster-balancer`,
+        ),
+      ],
+      // Module changes need a restart; a graceful one finishes in-flight requests.
+      services: [sysvService("apache2", apacheFiles, "reload"), proxyNode],
+      afterStart: [],
+    },
+    pair,
+  );
+}
+
+/** Adds keepalived last: it takes the address only once the engine it tracks is running. */
+function withPair(p: HostPayload, pair: KeepalivedPart | undefined): HostPayload {
+  if (!pair) return p;
   return {
-    host: b.host,
-    packages: ["apache2", "nodejs", "curl", "ca-certificates"],
-    prepare: [],
-    files: [...apacheFiles, ...proxyNodeFiles],
-    configure: [
-      step(
-        "enable-apache-balancer",
-        sh`a2enmod -q ${apacheBalancerModules(model)} && a2enconf -q drupal-cluster-proxy && a2dissite -q 000-default && a2ensite -q drupal-cluster-balancer`,
-      ),
-    ],
-    // Module changes need a restart; a graceful one finishes in-flight requests.
-    services: [sysvService("apache2", apacheFiles, "reload"), proxyNode],
-    afterStart: [],
+    ...p,
+    packages: [...p.packages, ...pair.packages.filter((x) => !p.packages.includes(x))],
+    files: [...p.files, ...pair.files],
+    configure: [...p.configure, ...pair.configure],
+    services: [...p.services, pair.service],
   };
 }

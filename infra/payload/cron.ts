@@ -63,7 +63,13 @@ function balancerCron(model: ClusterModel, secrets: PayloadSecrets, p: HostPaylo
   const script = template(
     CRON_SCRIPT,
     "balancer/cron/drupal-cluster-cron.sh.hbs",
-    { ...base, periodSeconds: period, curlConfig: CRON_CURL_CONFIG, maxTimeSeconds: cronMaxTime(model) },
+    {
+      ...base,
+      periodSeconds: period,
+      curlConfig: CRON_CURL_CONFIG,
+      maxTimeSeconds: cronMaxTime(model),
+      virtualAddress: model.balancer.redundancy ? setting(model, "balancer.redundancy.virtualAddress", model.balancer.redundancy.virtualAddress) : "",
+    },
     { mode: "0755" },
   );
   const unit = template(CRON_UNIT, "balancer/cron/drupal-cluster-cron.service.hbs", { ...base, runCommand: sh`${CRON_SCRIPT} run` });
@@ -80,7 +86,7 @@ function balancerCron(model: ClusterModel, secrets: PayloadSecrets, p: HostPaylo
   };
   return {
     ...p,
-    packages: p.packages.includes("curl") ? p.packages : [...p.packages, "curl"],
+    packages: [...p.packages, ...["curl", "iproute2"].filter((x) => !p.packages.includes(x))],
     files: [...p.files, curlConfig, script, unit, timer],
     // Last: it calls through the balancer's listener, which the services before it serve.
     services: [...p.services, service],

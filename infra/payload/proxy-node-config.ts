@@ -8,7 +8,8 @@
  */
 import { ConfigError as ProxyNodeConfigError, ConfigFile, validateConfig as validateProxyNodeConfig } from "../../proxy-node/src/config";
 import { ConfigError } from "../config/errors";
-import { ClusterModel } from "../model/types";
+import { ClusterModel, HostModel } from "../model/types";
+import { managerAllowFor } from "./keepalived";
 import { addressKey, file } from "./common";
 import { PayloadFile, PayloadSecrets } from "./types";
 
@@ -17,8 +18,8 @@ import { PayloadFile, PayloadSecrets } from "./types";
  * Pulumi secret end to end, built from placeholders for the layout, see
  * secret-payloads.ts) that only root reads.
  */
-export function proxyNodeConfigFile(model: ClusterModel, secrets: PayloadSecrets, path: string): PayloadFile {
-  return file(path, proxyNodeConfigJson(model, proxyNodeConfig(model, secrets), path), { mode: "0600", secret: true });
+export function proxyNodeConfigFile(model: ClusterModel, host: HostModel, secrets: PayloadSecrets, path: string): PayloadFile {
+  return file(path, proxyNodeConfigJson(model, host, proxyNodeConfig(model, host, secrets), path), { mode: "0600", secret: true });
 }
 
 /** The config and, per key of the file, the stack setting its value comes from. */
@@ -28,14 +29,14 @@ export interface ProxyNodeConfig {
 }
 
 /** What the balancer's proxy-node reads: one model, one file, for either engine. */
-export function proxyNodeConfig(model: ClusterModel, secrets: PayloadSecrets): ProxyNodeConfig {
+export function proxyNodeConfig(model: ClusterModel, host: HostModel, secrets: PayloadSecrets): ProxyNodeConfig {
   const b = model.balancer;
   // engine apache: proxy-node is Apache's agent (health checks, balancer-manager);
   // engine proxy-node: proxy-node serves the clients itself.
   const agent = b.engine === "apache";
   const connectMs = b.connectTimeout * 1000;
   const origins = new Map<string, string>([
-    ["publicUrl", b.host.url !== undefined ? "balancer.url" : "serverName"],
+    ["publicUrl", b.publicUrl !== undefined ? "balancer.url" : "serverName"],
     // In agent mode proxy-node serves no clients, so it keeps off the HTTP port.
     ["listen.port", agent ? "balancer.managerPort" : "balancer.httpPort"],
     ["manager.port", "balancer.managerPort"],
@@ -64,11 +65,11 @@ export function proxyNodeConfig(model: ClusterModel, secrets: PayloadSecrets): P
   const config: ConfigFile = {
     mode: agent ? "agent" : "serve",
     listen: { host: "0.0.0.0", port: agent ? b.managerPort + 1 : b.httpPort },
-    publicUrl: b.host.url ?? `http://${model.serverName}`,
+    publicUrl: b.publicUrl ?? `http://${model.serverName}`,
     manager: {
       host: "0.0.0.0",
       port: b.managerPort,
-      allow: ["127.0.0.1/32", ...b.managerAllow],
+      allow: ["127.0.0.1/32", ...managerAllowFor(model, host)],
       token: secrets.managerToken,
     },
     balancer: {
@@ -107,12 +108,12 @@ export function proxyNodeConfig(model: ClusterModel, secrets: PayloadSecrets): P
  * sorted at every level, so the same config always gives the same bytes (and the
  * same hash, so no restart without a change).
  */
-export function proxyNodeConfigJson(model: ClusterModel, built: ProxyNodeConfig, path: string): string {
+export function proxyNodeConfigJson(model: ClusterModel, host: HostModel, built: ProxyNodeConfig, path: string): string {
   try {
     validateProxyNodeConfig(built.config);
   } catch (e) {
     if (!(e instanceof ProxyNodeConfigError)) throw e;
-    const where = `${path} on ${model.balancer.host.name}, key ${e.key}`;
+    const where = `${path} on ${host.name}, key ${e.key}`;
     const setting = built.origins.get(e.key);
     // A setting our validation let through but proxy-node refuses: name the setting, as any refused one.
     if (setting !== undefined) throw new ConfigError(`${model.project}:${setting}`, `proxy-node would refuse it (${where}): ${e.problem}`);

@@ -1,4 +1,4 @@
-import { ClusterModel, WebMember } from "../model/types";
+import { balancerHosts, ClusterModel, WebMember } from "../model/types";
 import { baseView, clusterAddress, routeKey, setting, sh, step, sysvService, template } from "./common";
 import { Sourced, sourced } from "./escape";
 import { HostPayload, PayloadFile, PayloadSecrets, ProvisionStep } from "./types";
@@ -68,7 +68,7 @@ export function webPayload(model: ClusterModel, member: WebMember, secrets: Payl
             ...db,
             hashSalt: secrets.hashSalt,
             cookieDomain: setting(model, "balancer.cookieDomain", model.sticky.cookieDomain),
-            reverseProxyAddresses: [clusterAddress(model, model.balancer.host)],
+            reverseProxyAddresses: balancerHosts(model.balancer).map((h) => clusterAddress(model, h)),
             trustedHostPatterns: model.trustedHostPatterns.map((p, i) => setting(model, `trustedHostPatterns[${i}]`, p)),
           },
           { mode: "0640", owner: "root:www-data", secret: true },

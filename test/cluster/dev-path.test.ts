@@ -20,6 +20,7 @@ import { registerCronChecks } from "./cron";
 import { apacheManager, proxyNodeManager } from "./managers";
 import { recordFigure } from "../support/figures";
 import { registerBackupRestore } from "./backup-restore";
+import { registerPairChecks } from "./pair-checks";
 
 /** Everything the engine printed, kept to check that no secret shows up in it. */
 let engineLog = "";
@@ -275,5 +276,18 @@ describe("cluster on the dev path: real pulumi up over SSH to local Debian hosts
     });
     registerFaultChecks(PROXYNODE, get);
     registerCronChecks(PROXYNODE, get, log);
+  });
+
+  // One pair for both engines: apache first, then the same hosts switched to proxy-node.
+  const PAIR: Variant = { stack: "ci-pair", portOffset: 2000, subnet: 74, pair: true, balancer: { timeout: 5 } };
+  clusterSuite("a balancer pair behind a virtual address (keepalived), engine apache then proxy-node", PAIR, (get) => {
+    registerPairChecks(PAIR, get, "apache", log);
+    it("switches the pair to engine proxy-node with one pulumi up", async () => {
+      const t0 = Date.now();
+      const overrides = variantOverrides({ ...PAIR, engine: "proxy-node" });
+      await upWithSummary(PAIR.stack, { baseStack: "dev", overrides, onOutput: log, skipPayloadCheck: true });
+      recordFigure("ci-pair: engine switch apache -> proxy-node on both balancers, s", (Date.now() - t0) / 1000);
+    });
+    registerPairChecks({ ...PAIR, engine: "proxy-node" }, get, "proxy-node", log);
   });
 });

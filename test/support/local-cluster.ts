@@ -20,6 +20,11 @@ export interface Variant {
   init?: LocalHostsInit;
   /** Balancer settings on top of the dev stack's (extra would replace the whole balancer). */
   balancer?: Record<string, unknown>;
+  /**
+   * A balancer pair (balancer.redundancy): balancer2 at .6, the virtual address
+   * at .4, and the public URL a forwarder to it; each balancer keeps its own URLs.
+   */
+  pair?: boolean;
   extra?: Record<string, unknown>;
 }
 
@@ -58,6 +63,20 @@ export function variantOverrides(v: Variant): Raw {
   const balancer = shiftHost(dev.balancer as Raw, v);
   balancer.managerAllow = [`172.30.${v.subnet}.1`];
   if (v.engine) balancer.engine = v.engine;
+  if (v.pair) {
+    const local = (port: number): string => `http://127.0.0.1:${port + v.portOffset}`;
+    balancer.directUrl = local(8082);
+    balancer.redundancy = {
+      virtualAddress: `172.30.${v.subnet}.4`,
+      routerId: v.subnet,
+      peer: {
+        address: `172.30.${v.subnet}.6`,
+        ssh: { host: "127.0.0.1", port: 2206 + v.portOffset, user: "root" },
+        directUrl: local(8084),
+        managerUrl: local(8083),
+      },
+    };
+  }
   Object.assign(balancer, v.balancer ?? {});
   const lh = dev.localHosts as Raw;
   return {

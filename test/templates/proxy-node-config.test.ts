@@ -151,9 +151,9 @@ describe("proxy-node's config.json, built as proxy-node's ConfigFile (issue 17)"
 
     it("a value no setting gives (built by the payload code): a plain error naming the key in the file", () => {
       const m = model(sshValues({ engine: "apache" }));
-      const built = proxyNodeConfig(m, SECRETS);
+      const built = proxyNodeConfig(m, m.balancer.host, SECRETS);
       built.config.balancer.healthCheck = { ...built.config.balancer.healthCheck, intervalMs: 5 };
-      const e = refusal(() => proxyNodeConfigJson(m, built, PROXY_NODE_CONFIG));
+      const e = refusal(() => proxyNodeConfigJson(m, m.balancer.host, built, PROXY_NODE_CONFIG));
       assert.ok(!(e instanceof ConfigError), "no setting to blame");
       assert.match(
         e.message,

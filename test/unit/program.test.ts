@@ -6,7 +6,7 @@ import { ClusterModel } from "../../infra/model/types";
 import { PROXY_NODE_BIN } from "../../infra/payload/balancer";
 import { buildPayloads } from "../../infra/payload/index";
 import { HostPayload } from "../../infra/payload/types";
-import { ARTIFACTS, dockerValues, model, sshValues, Values } from "../support/cluster-configs";
+import { ARTIFACTS, dockerValues, exampleHostKey, model, sshValues, Values } from "../support/cluster-configs";
 import { isWireSecret, MockRun, plainStrings, Registration, runWithMocks, TEST_STACK_SECRETS } from "../support/pulumi-mocks";
 
 // The program is imported only after the first setMocks (see before()).
@@ -25,6 +25,20 @@ const stackFiles = fs
   .filter((s): s is string => s !== undefined)
   .sort();
 
+/** The same stack with a second balancer (balancer.redundancy). */
+function pairOf(values: Values): Values {
+  const v = structuredClone(values);
+  const b = v.balancer as Record<string, unknown>;
+  b.redundancy =
+    v.target === "docker"
+      ? {}
+      : {
+          virtualAddress: "10.0.0.4",
+          peer: { address: "10.0.0.6", ssh: { host: "203.0.113.6", user: "root", hostKey: exampleHostKey(6) }, managerUrl: "http://cluster.example.org:8083" },
+        };
+  return v;
+}
+
 interface Case {
   label: string;
   stack: string;
@@ -40,6 +54,18 @@ const cases: Case[] = [
     stack: "unit-docker",
     values: dockerValues({ webCount: 3 }),
     model: model(dockerValues({ webCount: 3 }), "unit-docker"),
+  },
+  {
+    label: "docker target, a balancer pair (unit config)",
+    stack: "unit-docker-pair",
+    values: pairOf(dockerValues()),
+    model: model(pairOf(dockerValues()), "unit-docker-pair"),
+  },
+  {
+    label: "ssh target, a balancer pair, proxy-node (unit config)",
+    stack: "unit-ssh-pair",
+    values: pairOf(sshValues({ engine: "proxy-node" })),
+    model: model(pairOf(sshValues({ engine: "proxy-node" })), "unit-ssh-pair"),
   },
   {
     label: "ssh target, 5 web servers, proxy-node (unit config)",
@@ -184,19 +210,41 @@ describe("cluster program under pulumi mocks", function () {
           const explicit = (c.values.docker as Record<string, unknown> | undefined)?.bindAddress;
           if (explicit === undefined) assert.equal(bind, "127.0.0.1", "the default bind address must be loopback");
           const containers = run.registrations.filter((r) => r.type === CONTAINER);
-          assert.equal(containers.length, payloads.length);
+          const pair = c.model.balancer.redundancy;
+          // A pair adds the front: the forwarder that stands for the clients' network.
+          assert.equal(containers.length, payloads.length + (pair ? 1 : 0));
           for (const ctr of containers) {
             const ports = (ctr.inputs.ports ?? []) as Array<{ internal: number; external: number; ip?: string }>;
             for (const port of ports) assert.equal(port.ip, bind, `${ctr.name} publishes ${port.external} on ${port.ip ?? "all addresses"}`);
             if (ctr.name === "data") assert.deepEqual(ports, [], "the data server must not publish ports");
           }
-          const balancer = containers.find((r) => r.name === "balancer")!;
-          assert.deepEqual(
-            (balancer.inputs.ports as Array<{ internal: number; external: number }>).map((p) => [p.internal, p.external]).sort(),
-            [
-              [c.model.balancer.httpPort, c.model.docker!.httpPort],
-              [c.model.balancer.managerPort, c.model.docker!.managerPort],
-            ].sort(),
+          const published = (name: string): number[][] =>
+            (containers.find((r) => r.name === name)!.inputs.ports as Array<{ internal: number; external: number }>)
+              .map((p) => [p.internal, p.external])
+              .sort();
+          const d = c.model.docker!;
+          if (!pair) {
+            assert.deepEqual(
+              published("balancer"),
+              [
+                [c.model.balancer.httpPort, d.httpPort],
+                [c.model.balancer.managerPort, d.managerPort],
+              ].sort(),
+            );
+            return;
+          }
+          // Clients go through the front to the virtual address; each balancer publishes its own manager.
+          assert.deepEqual(published("front"), [[c.model.balancer.httpPort, d.httpPort]]);
+          assert.deepEqual(published("balancer"), [[c.model.balancer.managerPort, d.managerPort]]);
+          assert.deepEqual(published(pair.peer.name), [[c.model.balancer.managerPort, d.peerManagerPort]]);
+          for (const name of ["balancer", pair.peer.name]) {
+            const caps = containers.find((r) => r.name === name)!.inputs.capabilities as { adds?: string[] } | undefined;
+            assert.deepEqual(caps?.adds, ["NET_ADMIN"], `${name} cannot move the virtual address without NET_ADMIN`);
+          }
+          const front = containers.find((r) => r.name === "front")!;
+          assert.match(
+            String((front.inputs.command as string[]).join(" ")),
+            new RegExp(`TCP:${pair.virtualAddress.replace(/\./g, "\\.")}:${c.model.balancer.httpPort},`),
           );
         });
 
@@ -282,7 +330,15 @@ describe("cluster program under pulumi mocks", function () {
       it("stack outputs: the balancer, its manager, each web server and the data address", () => {
         const out = run.result!;
         assert.equal(out.target, target);
-        assert.equal(out.balancerUrl, c.model.balancer.host.url);
+        assert.equal(out.balancerUrl, c.model.balancer.publicUrl);
+        const pair = c.model.balancer.redundancy;
+        if (pair) {
+          assert.equal(out.virtualAddress, pair.virtualAddress);
+          assert.deepEqual(Object.keys(out.balancers ?? {}), ["balancer", pair.peer.name]);
+          assert.equal(out.balancers?.[pair.peer.name].proxyNodeManagerUrl, pair.peerManagerUrl);
+          assert.equal(out.balancers?.[pair.peer.name].address, pair.peer.clusterAddress);
+          return;
+        }
         assert.deepEqual(Object.keys(out.webUrls).sort(), c.model.web.map((w) => w.host.name).sort());
         assert.equal(out.dataAddress, `${c.model.data.host.clusterAddress}:${c.model.data.port}`);
         if (c.model.balancer.engine === "apache" && out.balancerUrl) assert.equal(out.balancerManagerUrl, `${out.balancerUrl}/balancer-manager`);

@@ -36,9 +36,12 @@ export class DockerHost extends pulumi.ComponentResource {
     const provision = provisionScript(model, layout);
 
     const ports: docker.types.input.ContainerPort[] = [];
+    const pair = model.balancer.redundancy;
     if (host.role === "balancer") {
-      ports.push({ internal: model.balancer.httpPort, external: d.httpPort, ip: d.bindAddress });
-      ports.push({ internal: model.balancer.managerPort, external: d.managerPort, ip: d.bindAddress });
+      // With a pair, clients reach the virtual address through the front (frontForwarder).
+      if (!pair) ports.push({ internal: model.balancer.httpPort, external: d.httpPort, ip: d.bindAddress });
+      const managerPort = pair && host === pair.peer ? d.peerManagerPort : d.managerPort;
+      ports.push({ internal: model.balancer.managerPort, external: managerPort, ip: d.bindAddress });
     }
     if (host.role === "web" && d.webDirectPortBase !== undefined) {
       const n = model.web.findIndex((w) => w.host.name === host.name) + 1;
@@ -54,6 +57,8 @@ export class DockerHost extends pulumi.ComponentResource {
         command: ["/bin/bash", PROVISION_PATH],
         networksAdvanced: [{ name: args.network.name, aliases: [host.name], ipv4Address: host.clusterAddress }],
         ports,
+        // keepalived adds and removes the virtual address on the balancers' interface.
+        ...(host.role === "balancer" && pair ? { capabilities: { adds: ["NET_ADMIN"] } } : {}),
         uploads: [
           { file: PROVISION_PATH, content: provision, permissions: "0755" },
           ...layout.files.map((f) => ({
@@ -84,6 +89,38 @@ export class DockerHost extends pulumi.ComponentResource {
     );
     this.registerOutputs({ container: this.container.name });
   }
+}
+
+/**
+ * The clients' side of a balancer pair on docker: a published port can only
+ * lead to one container, and the virtual address moves between two, so a small
+ * forwarder on the cluster network stands for the clients' network and sends
+ * each connection to the virtual address, wherever it is at the time, trying
+ * again while the address moves as a client's TCP stack resends its SYN.
+ */
+export function frontForwarder(model: ClusterModel, d: DockerModel, network: docker.Network, parent?: pulumi.Resource): docker.Container {
+  const pair = model.balancer.redundancy!;
+  const port = model.balancer.httpPort;
+  const prefix = d.subnet.split("/")[0].replace(/\.0$/, "");
+  const run = `apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends socat && exec socat TCP-LISTEN:${port},fork,reuseaddr TCP:${pair.virtualAddress}:${port},connect-timeout=2,retry=20,interval=0.2`;
+  return new docker.Container(
+    "front",
+    {
+      name: `${model.project}-${model.stack}-front`,
+      hostname: "front",
+      image: d.image,
+      command: ["/bin/bash", "-c", run],
+      networksAdvanced: [{ name: network.name, aliases: ["front"], ipv4Address: `${prefix}.3` }],
+      ports: [{ internal: port, external: d.httpPort, ip: d.bindAddress }],
+      labels: [
+        { label: "drupal-cluster.stack", value: model.stack },
+        { label: "drupal-cluster.host", value: "front" },
+      ],
+      restart: "unless-stopped",
+      mustRun: true,
+    },
+    { parent },
+  );
 }
 
 /** Debian's MariaDB keeps its databases here; an existing one is kept by the package's install. */

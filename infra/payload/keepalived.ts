@@ -1,0 +1,96 @@
+/**
+ * The balancer pair (the guide's step three): keepalived (VRRP) moves one
+ * virtual address between two balancers rendered from the same model, and
+ * follows the engine, not just the host, through a check of its own.
+ */
+import { createHash } from "node:crypto";
+import { ClusterModel, HostModel, RedundancyModel } from "../model/types";
+import { baseView, clusterAddress, setting, sh, step, sysvService, template } from "./common";
+import { PayloadFile, PayloadSecrets, ServiceSpec } from "./types";
+
+/** The other balancer of a pair, or none. */
+export function peerOf(model: ClusterModel, host: HostModel): HostModel | undefined {
+  const r = model.balancer.redundancy;
+  if (!r) return undefined;
+  return host === r.peer ? model.balancer.host : r.peer;
+}
+
+/**
+ * Who may use a balancer's managers: the stack's managerAllow, and with a pair
+ * the other balancer, whose proxy-node carries manager changes across.
+ */
+export function managerAllowFor(model: ClusterModel, host: HostModel): string[] {
+  const peer = peerOf(model, host);
+  return peer ? [...model.balancer.managerAllow, peer.clusterAddress] : model.balancer.managerAllow;
+}
+
+export const KEEPALIVED_CONFIG = "/etc/keepalived/keepalived.conf";
+export const ENGINE_CHECK = "/usr/local/sbin/drupal-cluster-engine-check";
+
+export interface KeepalivedPart {
+  packages: string[];
+  files: PayloadFile[];
+  configure: ReturnType<typeof step>[];
+  service: ServiceSpec;
+}
+
+/**
+ * keepalived on one balancer of the pair. The first balancer has the higher
+ * priority, so a fresh pair puts the address there; after that, with nopreempt,
+ * whichever holds it keeps it until it fails.
+ */
+export function keepalived(model: ClusterModel, host: HostModel, r: RedundancyModel, secrets: PayloadSecrets): KeepalivedPart {
+  const b = model.balancer;
+  const base = baseView(model, host);
+  const peer = peerOf(model, host)!;
+  const iface = setting(model, "balancer.redundancy.interface", r.interface);
+  const self = clusterAddress(model, host);
+  const wrongInterface =
+    `${model.project}:balancer.redundancy.interface: ${r.interface} does not hold ${host.name}'s address ${host.clusterAddress}; ` +
+    "set it to the interface that does (see ip -o -4 addr)";
+  // The engine check waits at most this long: under keepalived's own timeout.
+  const maxTime = 2;
+  const check = template(ENGINE_CHECK, "balancer/keepalived/engine-check.sh.hbs", { ...base, httpPort: b.httpPort, maxTime }, { mode: "0755" });
+  const config = template(
+    KEEPALIVED_CONFIG,
+    "balancer/keepalived/keepalived.conf.hbs",
+    {
+      ...base,
+      checkScript: ENGINE_CHECK,
+      checkTimeout: maxTime + 1,
+      interface: iface,
+      routerId: r.routerId,
+      priority: host === b.host ? 150 : 100,
+      advertInterval: r.advertInterval,
+      nopreempt: !r.preempt,
+      selfAddress: self,
+      peerAddress: clusterAddress(model, peer),
+      authPass: vrrpPassword(secrets.managerToken),
+      virtualAddress: setting(model, "balancer.redundancy.virtualAddress", r.virtualAddress),
+    },
+    // It holds the VRRP password, derived from the manager token.
+    { mode: "0600", secret: true },
+  );
+  return {
+    packages: ["keepalived", "iproute2", "curl"],
+    files: [check, config],
+    configure: [
+      // keepalived would start and never hold the address on a wrong interface: say so now.
+      step(
+        "check-vrrp-interface",
+        sh`ip -o -4 addr show dev ${iface} 2>/dev/null | grep -qF ${` ${host.clusterAddress}/`} || { echo ${wrongInterface} >&2; exit 1; }`,
+      ),
+    ],
+    // A reload (SIGHUP) re-reads the config and keeps the VRRP state: no move of the address.
+    service: sysvService("keepalived", [check, config], "reload"),
+  };
+}
+
+/**
+ * VRRP version 2's password: at most 8 characters, sent in clear with every
+ * advert, so it only keeps a misconfigured neighbour out. Derived from the
+ * manager token (never the token itself) so a pair needs no secret of its own.
+ */
+export function vrrpPassword(managerToken: string): string {
+  return createHash("sha256").update(`drupal-cluster vrrp ${managerToken}`).digest("base64url").slice(0, 8);
+}
