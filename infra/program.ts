@@ -50,11 +50,14 @@ function byRole(payloads: DeliverablePayload[], role: string): DeliverablePayloa
   return payloads.filter((p) => p.layout.host.role === role);
 }
 
-/** Web servers wait for the database, the balancer for the web servers. */
+/** Web servers wait for the database, the balancer for the web servers, a second balancer for the first. */
 function deliverOverSsh(payloads: DeliverablePayload[], privateKey: pulumi.Output<string>): void {
   const [data] = byRole(payloads, "data").map((payload) => new SshHost({ payload, privateKey }));
   const web = byRole(payloads, "web").map((payload) => new SshHost({ payload, privateKey }, { dependsOn: data.ready }));
-  byRole(payloads, "balancer").map((payload) => new SshHost({ payload, privateKey }, { dependsOn: web.flatMap((w) => w.ready) }));
+  // A pair's balancers one after the other: changed at the same moment, both
+  // could restart keepalived at once and leave the address on neither.
+  let before = web.flatMap((w) => w.ready);
+  for (const payload of byRole(payloads, "balancer")) before = new SshHost({ payload, privateKey }, { dependsOn: before }).ready;
 }
 
 function deliverToDocker(model: ClusterModel, payloads: DeliverablePayload[]): void {
@@ -64,12 +67,9 @@ function deliverToDocker(model: ClusterModel, payloads: DeliverablePayload[]): v
     new DockerHost({ model, docker: d, payload, network, filesVolume, databaseVolume }, { dependsOn });
   const [data] = byRole(payloads, "data").map((p) => host(p, []));
   const web = byRole(payloads, "web").map((p) => host(p, [data.container]));
-  byRole(payloads, "balancer").map((p) =>
-    host(
-      p,
-      web.map((w) => w.container),
-    ),
-  );
+  // As over ssh, a pair's balancers one after the other (a changed payload replaces a container).
+  let before: pulumi.Resource[] = web.map((w) => w.container);
+  for (const p of byRole(payloads, "balancer")) before = [host(p, before).container];
   if (model.balancer.redundancy) frontForwarder(model, d, network);
 }
 

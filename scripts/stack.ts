@@ -202,6 +202,13 @@ function print(outputs: OutputMap): void {
   console.log(`  through the balancer   ${v("balancerUrl") ?? "(no published URL)"}`);
   console.log(`  balancer-manager       ${v("balancerManagerUrl") ?? "-"}`);
   console.log(`  proxy-node manager     ${v("proxyNodeManagerUrl") ?? "-"}`);
+  const pair = v("balancers") as Record<string, { address: string; balancerManagerUrl?: string; proxyNodeManagerUrl?: string }> | undefined;
+  if (pair) {
+    console.log(`  virtual address        ${v("virtualAddress")} (keepalived moves it between the balancers)`);
+    for (const [name, b] of Object.entries(pair)) {
+      console.log(`  ${name.padEnd(22)} ${b.address}: manager ${b.balancerManagerUrl ?? "-"}, proxy-node manager ${b.proxyNodeManagerUrl ?? "-"}`);
+    }
+  }
   for (const [name, url] of Object.entries((v("webUrls") as Record<string, string>) ?? {})) console.log(`  ${name.padEnd(22)} ${url ?? "(not published)"}`);
   console.log(`  data server            ${v("dataAddress")}`);
   console.log(`  sticky cookie          ${v("stickyCookie")}`);

@@ -5,7 +5,7 @@
  */
 import { createHash } from "node:crypto";
 import { ClusterModel, HostModel, RedundancyModel } from "../model/types";
-import { baseView, clusterAddress, setting, sh, step, sysvService, template } from "./common";
+import { baseView, clusterAddress, setting, sh, step, template } from "./common";
 import { PayloadFile, PayloadSecrets, ServiceSpec } from "./types";
 
 /** The other balancer of a pair, or none. */
@@ -81,8 +81,30 @@ export function keepalived(model: ClusterModel, host: HostModel, r: RedundancyMo
         sh`ip -o -4 addr show dev ${iface} 2>/dev/null | grep -qF ${` ${host.clusterAddress}/`} || { echo ${wrongInterface} >&2; exit 1; }`,
       ),
     ],
-    // A reload (SIGHUP) re-reads the config and keeps the VRRP state: no move of the address.
-    service: sysvService("keepalived", [check, config], "reload"),
+    service: keepalivedService([check, config]),
+  };
+}
+
+const ON_SYSTEMD = "[ -d /run/systemd/system ]";
+
+/**
+ * keepalived as a service. Debian's init script has no `status`, and its
+ * `restart` stops without waiting, so the start that follows finds the old
+ * process and does nothing, and then nothing runs: hence a status of our own
+ * (its processes, or systemd's word) and a stop that waits.
+ */
+function keepalivedService(watch: PayloadFile[]): ServiceSpec {
+  // Its processes, not its pidfile: the pidfile goes before the process has ended.
+  const running = "pidof keepalived >/dev/null";
+  const stopAndWait = `service keepalived stop >/dev/null 2>&1; i=0; while ${running} && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done`;
+  return {
+    name: "keepalived",
+    start: `if ${ON_SYSTEMD}; then systemctl enable --quiet keepalived && systemctl restart keepalived; else ${stopAndWait}; service keepalived start; fi`,
+    // SIGHUP: the new config is read and the VRRP state kept, so a change moves no address.
+    reload: "service keepalived reload",
+    stop: `${stopAndWait}; true`,
+    status: `if ${ON_SYSTEMD}; then systemctl is-enabled --quiet keepalived && systemctl is-active --quiet keepalived; else ${running}; fi`,
+    watch: watch.map((f) => f.path),
   };
 }
 

@@ -5,7 +5,7 @@
  */
 import * as assert from "node:assert/strict";
 import { Engine } from "../../infra/model/types";
-import { openStack } from "../../scripts/stack";
+import { openStack, upWithSummary } from "../../scripts/stack";
 import { recordFigure } from "../support/figures";
 import { onHost, RunningCluster, Variant, variantOverrides } from "../support/local-cluster";
 import { checkSessionsInDatabase, checkSpread, checkSticky } from "./checks";
@@ -46,7 +46,6 @@ export function registerPairChecks(v: Variant, getCluster: () => RunningCluster,
     const { stack } = await openStack(v.stack, { baseStack: "dev", overrides: variantOverrides(v), skipPayloadCheck: true });
     return (await stack.getConfig("drupal-cluster:managerToken")).value;
   };
-  void log;
 
   it(`[${engine}] one balancer holds the virtual address; through it new clients spread, pinned ones stick, sessions live in MariaDB; both balancers route a pinned client alike`, async () => {
     const c = get();
@@ -62,6 +61,13 @@ export function registerPairChecks(v: Variant, getCluster: () => RunningCluster,
         `a client pinned to ${w.route} went elsewhere through one balancer: ${JSON.stringify(each)}`,
       );
     }
+  });
+
+  it(`[${engine}] a second pulumi up with no change reports no changes (keepalived reads as running on both)`, async () => {
+    const r = await upWithSummary(v.stack, { baseStack: "dev", overrides: variantOverrides(v), onOutput: log, skipPayloadCheck: true });
+    const changed = Object.entries(r.summary.resourceChanges ?? {}).filter(([op, n]) => op !== "same" && (n ?? 0) > 0);
+    assert.deepEqual(changed, [], `a no-change up changed: ${JSON.stringify(r.summary.resourceChanges)}`);
+    assert.equal((await settledHolder(get())).length > 0, true);
   });
 
   it(`[${engine}] the active balancer's container is killed under load: the address moves within VRRP's bound, nothing sent after the loss fails, pinned clients keep their web server`, async () => {

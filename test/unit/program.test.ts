@@ -170,6 +170,17 @@ describe("cluster program under pulumi mocks", function () {
             `the balancer does not wait for ${w.name}: ${balancerDeps.join(", ")}`,
           );
         }
+        const pair = c.model.balancer.redundancy;
+        if (pair) {
+          // Never both at once: changed together, both could restart keepalived and leave the address on neither.
+          const first = component(run, target, "balancer", "balancer");
+          const firstUrns = new Set([first.urn, ...descendants(run, first)]);
+          const peerDeps = dependsOn(component(run, target, "balancer", pair.peer.name));
+          assert.ok(
+            peerDeps.some((u) => firstUrns.has(u)),
+            `${pair.peer.name} does not wait for the first balancer: ${peerDeps.join(", ")}`,
+          );
+        }
       });
 
       if (target === "ssh") {
