@@ -79,6 +79,8 @@ export function targetFromOutputs(stackName: string, outputs: OutputMap, manager
     webUrls,
     ...parseStickyCookie(sticky),
     managerToken,
+    virtualAddress: str("virtualAddress"),
+    balancers: outputs.balancers?.value as VerifyTarget["balancers"],
   };
 }
 

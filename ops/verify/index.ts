@@ -14,6 +14,7 @@ import { managerAllowlist, managerToken } from "./checks/managers";
 import { absoluteForm, connect, malformed, oversized } from "./checks/requests";
 import { https } from "./checks/https";
 import { membersHealthy } from "./checks/members";
+import { balancerPair } from "./checks/pair";
 
 export { VerifyTarget, parseStickyCookie } from "./target";
 export { CheckResult, formatResult, Verdict } from "./result";
@@ -42,6 +43,7 @@ export const CHECKS: readonly Check[] = [
   malformed,
   https,
   membersHealthy,
+  balancerPair,
 ];
 
 export interface VerifyReport {

@@ -20,6 +20,9 @@ export interface VerifyTarget {
   /** The sticky cookie's value up to the route: `balancer.` */
   cookieValuePrefix: string;
   managerToken?: Secret;
+  /** A balancer pair: the address keepalived moves, and each balancer's own managers. */
+  virtualAddress?: string;
+  balancers?: Record<string, { proxyNodeManagerUrl?: string }>;
 }
 
 /** The stack output `stickyCookie`, `BALANCEID=balancer.<route>`, taken apart. */

@@ -26,6 +26,7 @@ import {
   underPairLoad,
 } from "./pair";
 import { apacheManager, proxyNodeManager } from "./managers";
+import { assertVerdicts, targetOf, verifyFrom } from "./verify";
 
 function figures(name: string, r: PairReport): void {
   recordFigure(`${name}: requests sent`, r.sent);
@@ -47,12 +48,14 @@ export function registerPairChecks(v: Variant, getCluster: () => RunningCluster,
     return (await stack.getConfig("drupal-cluster:managerToken")).value;
   };
 
-  it(`[${engine}] one balancer holds the virtual address; through it new clients spread, pinned ones stick, sessions live in MariaDB; both balancers route a pinned client alike`, async () => {
+  it(`[${engine}] one balancer holds the virtual address; through it new clients spread, pinned ones stick, sessions live in MariaDB; verify passes (balancer pair included); both balancers route a pinned client alike`, async () => {
     const c = get();
     assert.equal(holders(c).length, 1, `the address is held by [${holders(c).join(", ")}]`);
     await checkSpread(c, 6);
     await checkSticky(c, 20);
     await checkSessionsInDatabase(c);
+    // verify sees one balancer holding the address and both agreeing on every member.
+    assertVerdicts(await verifyFrom(c, await targetOf(c)), { "balancer pair": "PASS" });
     for (const w of c.model.web) {
       const each = await pinnedThroughEach(c, w.route);
       assert.deepEqual(

@@ -12,6 +12,7 @@ import { inspect } from "node:util";
 import * as http from "node:http";
 import { AddressInfo } from "node:net";
 import { forwardedHeaders } from "../../ops/verify/checks/forwarded";
+import { balancerPair } from "../../ops/verify/checks/pair";
 import { VerifyTarget } from "../../ops/verify/target";
 import { CookieJar, domainMatch, pathMatch } from "../../ops/verify/cookie-jar";
 import { parseBalancerManager, workerHealthy } from "../../ops/verify/apache-manager-page";
@@ -198,4 +199,63 @@ describe("verify: forwarding headers a client forged", () => {
       }
     });
   }
+});
+
+describe("verify: a balancer pair", () => {
+  // Two stand-in managers on 127.0.0.1, each answering /api/members as proxy-node's does.
+  async function managerSaying(holds: boolean, statuses: Record<string, string>): Promise<{ url: string; close: () => void }> {
+    const server = http.createServer((req, res) => {
+      if (req.headers.authorization !== "Bearer t0ken-for-tests") {
+        res.writeHead(401).end();
+        return;
+      }
+      res.setHeader("content-type", "application/json");
+      const members = Object.entries(statuses).map(([route, status]) => ({ route, status }));
+      res.end(JSON.stringify({ members, redundancy: { self: "x", virtualAddress: "172.30.9.4", holdsAddress: holds, peers: [] } }));
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, close: () => server.close() };
+  }
+  const enabled = { lb1: "enabled", lb2: "enabled" };
+
+  for (const [what, a, b, verdict, saw] of [
+    ["one holds the address and both agree", [true, enabled], [false, enabled], "PASS", /balancer holds 172\.30\.9\.4; both balancers agree on 2 members/],
+    ["neither holds it", [false, enabled], [false, enabled], "FAIL", /no balancer holds the virtual address/],
+    ["both hold it", [true, enabled], [true, enabled], "FAIL", /balancer and balancer2 both hold .*split brain/],
+    [
+      "they disagree on a member",
+      [true, enabled],
+      [false, { lb1: "enabled", lb2: "disabled" }],
+      "FAIL",
+      /disagree on lb2 \(balancer: enabled, balancer2: disabled\)/,
+    ],
+  ] as const) {
+    it(`${verdict} when ${what}`, async () => {
+      const m1 = await managerSaying(a[0], a[1]);
+      const m2 = await managerSaying(b[0], b[1]);
+      try {
+        const target: VerifyTarget = {
+          stack: "t",
+          balancerUrl: "http://127.0.0.1:9",
+          webUrls: { lb1: undefined },
+          cookieName: "BALANCEID",
+          cookieValuePrefix: "balancer.",
+          managerToken: new Secret("t0ken-for-tests"),
+          virtualAddress: "172.30.9.4",
+          balancers: { balancer: { proxyNodeManagerUrl: m1.url }, balancer2: { proxyNodeManagerUrl: m2.url } },
+        };
+        const [r] = await balancerPair.run({ target });
+        assert.equal(r.verdict, verdict, r.saw);
+        assert.match(r.saw, saw);
+      } finally {
+        m1.close();
+        m2.close();
+      }
+    });
+  }
+
+  it("SKIPs with one balancer", async () => {
+    const [r] = await balancerPair.run({ target: { stack: "t", balancerUrl: "http://127.0.0.1:9", webUrls: {}, cookieName: "B", cookieValuePrefix: "b." } });
+    assert.equal(r.verdict, "SKIP");
+  });
 });
