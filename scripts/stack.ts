@@ -54,6 +54,11 @@ export interface StackOptions {
   refresh?: boolean;
   /** Skips the validators' check of the rendered payload before up and preview. */
   skipPayloadCheck?: boolean;
+  /**
+   * Only a stack that has state already (backup, restore): a mistyped name
+   * stops with an error instead of creating an empty stack of that name.
+   */
+  existing?: boolean;
 }
 
 /**
@@ -132,14 +137,13 @@ export async function openStack(stackName: string, opts: StackOptions = {}): Pro
   }
   const workDir = path.join(WORK_ROOT, stackName);
   writeWorkStackFile(stackName, fileStack, workDir, overrides);
-  const stack = await LocalWorkspace.createOrSelectStack(
-    { projectName: PROJECT, stackName, program: async () => clusterProgram() },
-    {
-      workDir,
-      envVars: engineEnv(),
-      projectSettings: { name: PROJECT, runtime: "nodejs", description: "drupal-cluster" },
-    },
-  );
+  const args = { projectName: PROJECT, stackName, program: async () => clusterProgram() };
+  const wsOpts = { workDir, envVars: engineEnv(), projectSettings: { name: PROJECT, runtime: "nodejs" as const, description: "drupal-cluster" } };
+  const stack = opts.existing
+    ? await LocalWorkspace.selectStack(args, wsOpts).catch(() => {
+        throw new Error(`stack ${stackName} has no state in this backend: bring it up first (DRUPAL_CLUSTER_STACK=${stackName} npm run up)`);
+      })
+    : await LocalWorkspace.createOrSelectStack(args, wsOpts);
   await ensureSecrets(stack, model);
   return { stack, model };
 }

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { ClusterModel, HostModel } from "../model/types";
 import { keepalived, KeepalivedPart, peerOf } from "./keepalived";
 import { baseView, clusterAddress, file, routeKey, setting, sh, step, sysvService, template } from "./common";
@@ -28,6 +29,18 @@ export function proxyNodeCommand(): string {
   return sh`${PROXY_NODE_BIN} --config ${PROXY_NODE_CONFIG}`;
 }
 
+/**
+ * What a running proxy-node takes only at its start: its code, its unit, and
+ * the settings its reload keeps (mode, listeners, workers; ProxyNode.reload).
+ * proxy-node-service restarts when this changes and sends SIGHUP otherwise.
+ */
+export function proxyNodeCodeKey(artifact: ProxyNodeArtifact, unit: string, configJson: string): string {
+  // The layout is built from placeholder secrets: the parts read here hold none.
+  const c = JSON.parse(configJson) as { mode?: unknown; listen?: unknown; manager?: { host?: unknown; port?: unknown }; workers?: unknown };
+  const startOnly = JSON.stringify([c.mode, c.listen, c.manager?.host, c.manager?.port, c.workers]);
+  return createHash("sha256").update(artifact).update("\0").update(unit).update("\0").update(startOnly).digest("hex").slice(0, 32);
+}
+
 /** Apache modules mod_proxy_balancer needs on Debian, beyond what is enabled by default. */
 export function apacheBalancerModules(model: ClusterModel): string[] {
   return ["proxy", "proxy_http", "proxy_balancer", "slotmem_shm", `lbmethod_${model.balancer.lbmethod}`, "status", "rewrite", "headers"];
@@ -55,7 +68,7 @@ export function balancerPayload(model: ClusterModel, host: HostModel, secrets: P
   const control = template(
     "/usr/local/sbin/proxy-node-service",
     "balancer/proxy-node/proxy-node-service.sh.hbs",
-    { ...base, command: proxyNodeCommand(), stopSeconds: PROXY_NODE_STOP_SECONDS },
+    { ...base, command: proxyNodeCommand(), stopSeconds: PROXY_NODE_STOP_SECONDS, codeKey: proxyNodeCodeKey(artifact, unit.content, proxyNodeConfig.content) },
     { mode: "0755" },
   );
   if (!artifact) throw new Error("proxy-node is not built: its bin (proxy-node/dist/proxy-node.js) is empty or missing (run `npm run build`)");
@@ -64,8 +77,9 @@ export function balancerPayload(model: ClusterModel, host: HostModel, secrets: P
   const proxyNode: ServiceSpec = {
     name: "proxy-node",
     start: "proxy-node-service start",
-    // A restart rather than SIGHUP: the watched files include proxy-node's code.
-    reload: "proxy-node-service restart",
+    // SIGHUP for a new config (no request fails); a restart only when the code,
+    // the unit, a listener or the workers changed (see proxyNodeCodeKey).
+    reload: "proxy-node-service apply",
     stop: "proxy-node-service stop || true",
     status: "proxy-node-service status",
     watch: proxyNodeFiles.map((f) => f.path),

@@ -68,7 +68,7 @@ export async function accessFromModel(model: ClusterModel, privateKey: string, s
 
 /** Opens the stack and checks it has a cluster (an `up` made outputs) before any host is contacted. */
 export async function stackAccess(stackName: string, opts: StackOptions = {}, say: (line: string) => void = () => undefined): Promise<ClusterAccess> {
-  const { stack, model } = await openStack(stackName, { ...opts, skipPayloadCheck: true });
+  const { stack, model } = await openStack(stackName, { ...opts, skipPayloadCheck: true, existing: true });
   const outputs = await stack.outputs();
   if (Object.keys(outputs).length === 0)
     throw new Error(`stack ${stackName} has no cluster (no outputs in its state): bring it up first (DRUPAL_CLUSTER_STACK=${stackName} npm run up)`);

@@ -21,6 +21,7 @@ import { apacheManager, proxyNodeManager } from "./managers";
 import { recordFigure } from "../support/figures";
 import { registerBackupRestore } from "./backup-restore";
 import { registerPairChecks } from "./pair-checks";
+import { registerBalancerChangeUnderLoad } from "./changes";
 
 /** Everything the engine printed, kept to check that no secret shows up in it. */
 let engineLog = "";
@@ -176,6 +177,7 @@ describe("cluster on the dev path: real pulumi up over SSH to local Debian hosts
       recordFigure("ci-apache: failover, requests in the stream", report.requests);
       recordFigure("ci-apache: failover, stopped server back in rotation after, s", report.backAfterSeconds);
     });
+    registerBalancerChangeUnderLoad(APACHE, get, log);
     registerFaultChecks(APACHE, get);
     it("drift: a host made again empty, a deleted vhost and a stopped apache2 are each found and repaired by the next up", async () => {
       const t0 = Date.now();
@@ -274,6 +276,7 @@ describe("cluster on the dev path: real pulumi up over SSH to local Debian hosts
       const report = await checkFailover(get());
       recordFigure("ci-proxynode: failover, failed requests", report.failed);
     });
+    registerBalancerChangeUnderLoad(PROXYNODE, get, log);
     registerFaultChecks(PROXYNODE, get);
     registerCronChecks(PROXYNODE, get, log);
   });

@@ -76,6 +76,21 @@ describe("proxy-node on the balancer: one artifact, one start command", () => {
     });
   }
 
+  it("the code key changes with the code and the listeners, not with a setting a SIGHUP applies", () => {
+    const key = (values: Values, artifact = ARTIFACTS): string => /^CODE_KEY=(\S+)$/m.exec(fileOf(balancer(values, artifact), CONTROL).content)![1];
+    const base = sshValues({ engine: "proxy-node" });
+    const edited = (change: (b: Record<string, unknown>) => void): Values => {
+      const v = structuredClone(base);
+      change(v.balancer as Record<string, unknown>);
+      return v;
+    };
+    assert.equal(key(edited((b) => (b.retry = 5))), key(base), "a new retry would restart proxy-node");
+    assert.equal(key(edited((b) => (b.lbmethod = "bybusyness"))), key(base));
+    assert.notEqual(key(base, `${ARTIFACTS}\n// another build`), key(base), "a new build would not restart proxy-node");
+    assert.notEqual(key(edited((b) => (b.httpPort = 8088))), key(base), "a new listener would not restart proxy-node");
+    assert.notEqual(key(edited((b) => (b.proxyNodeWorkers = 3))), key(base), "new workers would not restart proxy-node");
+  });
+
   it("an empty artifact is refused: proxy-node is not built", () => {
     assert.throws(() => balancer(sshValues(), ""), /proxy-node is not built: .*run `npm run build`/);
   });
@@ -164,6 +179,7 @@ async function sandbox(stopSeconds: number, env: Record<string, string>): Promis
     [/^LOG=.*$/m, `LOG=${dir}/proxy-node.log`],
     [/^CMD=.*$/m, `CMD=${standIn}`],
     [/^STOP_SECONDS=.*$/m, `STOP_SECONDS=${stopSeconds}`],
+    [/^KEYFILE=.*$/m, `KEYFILE=${dir}/proxy-node.key`],
     [/\[ -d \/run\/systemd\/system \]/, "false"],
   ];
   for (const [re, to] of edits) {
@@ -319,6 +335,35 @@ describe("proxy-node-service without systemd (the container supervisor)", functi
     assert.equal(stop.status, 0, stop.out);
     assert.deepEqual(processes(s), { supervisors: [], standIns: [] });
     assert.notEqual(run(s, "status").status, 0);
+  });
+
+  it("apply: a new config alone is a SIGHUP to the running process; a new code key (code, unit, listeners) restarts it", async () => {
+    sb = await sandbox(10, {});
+    const s = sb;
+    assert.equal(run(s, "start").status, 0);
+    await until("the process to listen", () => events(s).some((e) => e.endsWith(" listening")));
+    const first = Number(fs.readFileSync(path.join(s.dir, "proxy-node.pid"), "utf8"));
+    const apply = run(s, "apply");
+    assert.equal(apply.status, 0, apply.out);
+    await until("the reload", () => events(s).includes(`${first} reload`));
+    assert.ok(alive(first), "apply with the same code key replaced the process");
+    assert.equal(processes(s).standIns.length, 1);
+
+    // What a pulumi up with a new proxy-node build writes: the same script with another key.
+    const script = fs.readFileSync(s.script, "utf8");
+    assert.equal(script.match(/^CODE_KEY=[0-9a-f]{32}$/gm)?.length, 1, "no single CODE_KEY line");
+    fs.writeFileSync(s.script, script.replace(/^CODE_KEY=.*$/m, "CODE_KEY=0123456789abcdef0123456789abcdef"));
+    const upgrade = run(s, "apply");
+    assert.equal(upgrade.status, 0, upgrade.out);
+    assert.ok(!alive(first), "a new code key did not replace the process");
+    await until("the new process to listen", () => events(s).filter((e) => e.endsWith(" listening")).length >= 2);
+    const second = Number(fs.readFileSync(path.join(s.dir, "proxy-node.pid"), "utf8"));
+    assert.notEqual(second, first);
+    // And from then on the new key is the running one: a config change is a SIGHUP again.
+    assert.equal(run(s, "apply").status, 0);
+    await until("the second process's reload", () => events(s).includes(`${second} reload`));
+    assert.ok(alive(second));
+    assert.equal(run(s, "stop").status, 0);
   });
 
   it("stop is bounded: a process that ignores SIGTERM gets SIGKILL after STOP_SECONDS, and stop returns once it is gone", async () => {
