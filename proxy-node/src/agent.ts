@@ -5,7 +5,7 @@
 import * as http from "node:http";
 import type { Logger } from "./log";
 
-export type WorkerFlag = "D" | "N" | "S" | "H" | "R" | "I";
+export type WorkerFlag = "D" | "N" | "S" | "H" | "R" | "I" | "C";
 
 interface Page {
   nonce: string;
@@ -66,7 +66,19 @@ export class ApacheAgent {
     private logger: Logger,
   ) {}
 
-  async setFlags(memberUrl: string, flags: Partial<Record<WorkerFlag, 0 | 1>>): Promise<boolean> {
+  /** The balancer-manager page as Apache shows it now. */
+  async readPage(): Promise<string> {
+    const res = await managerRequest(this.cfg.managerUrl, { Accept: "text/html", Referer: this.cfg.managerUrl });
+    if (res.status !== 200) throw new Error(`GET ${this.cfg.managerUrl} answered ${res.status}`);
+    return res.text;
+  }
+
+  get balancer(): string {
+    return this.cfg.balancer;
+  }
+
+  /** `fields`: other balancer-manager form fields, e.g. w_lf (load factor), w_wr (route). */
+  async setFlags(memberUrl: string, flags: Partial<Record<WorkerFlag, 0 | 1>>, fields: Record<string, string> = {}): Promise<boolean> {
     try {
       // Referer on the read too: Apache logs AH10187 for manager requests without one.
       const pageRes = await managerRequest(this.cfg.managerUrl, { Accept: "text/html", Referer: this.cfg.managerUrl });
@@ -77,6 +89,7 @@ export class ApacheAgent {
       if (!worker) throw new Error(`Apache has no worker ${memberUrl} in balancer ${this.cfg.balancer}`);
       const form = new URLSearchParams({ b: this.cfg.balancer, w: worker, nonce: page.nonce });
       for (const [flag, v] of Object.entries(flags)) form.set(`w_status_${flag}`, String(v));
+      for (const [k, v] of Object.entries(fields)) form.set(k, v);
       const body = form.toString();
       const res = await managerRequest(
         this.cfg.managerUrl,
@@ -88,7 +101,7 @@ export class ApacheAgent {
         body,
       );
       if (res.status !== 200) throw new Error(`POST ${this.cfg.managerUrl} answered ${res.status}`);
-      this.logger.event("info", "apache worker updated", { worker, flags });
+      this.logger.event("info", "apache worker updated", { worker, flags, ...fields });
       return true;
     } catch (e) {
       this.logger.event("error", "apache balancer-manager update failed", { member: memberUrl, flags, error: (e as Error).message });
@@ -96,7 +109,21 @@ export class ApacheAgent {
     }
   }
 
+  /** An administrative disable (D), as an operator's; health checks use setHealth. */
   setEnabled(memberUrl: string, enabled: boolean): Promise<boolean> {
     return this.setFlags(memberUrl, { D: enabled ? 0 : 1 });
+  }
+
+  /**
+   * A health check's verdict goes to Apache's own health-check flag (C, shown
+   * "HcFl", the one mod_proxy_hcheck sets), never to D: D belongs to the
+   * operator. Sharing one flag, a recovery would clear an operator's disable,
+   * and a D seen in the page could not be told apart from a failed check
+   * (apache-watch.ts carries D to the peer balancer, and must not carry a
+   * check that each balancer makes on its own). Apache treats C like D: the
+   * worker takes no requests and its sticky clients fail over.
+   */
+  setHealth(memberUrl: string, healthy: boolean): Promise<boolean> {
+    return this.setFlags(memberUrl, { C: healthy ? 0 : 1 });
   }
 }

@@ -16,6 +16,10 @@ import type { ClientLimits } from "./proxy/client";
 import { ReverseRewriter } from "./proxy/response";
 import { ApacheAgent } from "./agent";
 import type { Member } from "./members";
+import type { MemberStatus } from "./config";
+import { adopt, Peers, redundancyView } from "./peers";
+import { holdsAddress } from "./address";
+import { ApacheWatcher } from "./apache-watch";
 
 const VIA_HOST = hostname();
 
@@ -28,6 +32,9 @@ export class ProxyNode {
   manager: http.Server | null = null;
   health: HealthChecker | null = null;
   agent: ApacheAgent | null = null;
+  /** Agent mode: writes manager changes to Apache, and with peers reads Apache's page for operators' changes. */
+  watcher: ApacheWatcher | null = null;
+  readonly peers: Peers;
   private stopping = false;
   /** Hooks for cluster mode (cluster.ts): the primary pushes changes to workers and sums their counters. */
   onMemberChange: (m: Member) => void = () => undefined;
@@ -41,6 +48,20 @@ export class ProxyNode {
     this.config = config;
     this.balancer = new Balancer(config.balancer);
     this.ctx = this.buildContext();
+    this.peers = new Peers(
+      () => this.redundancy(),
+      () => this.config.manager?.token ?? "",
+      logger,
+    );
+    this.metrics.holdsVirtualAddress = () => {
+      const r = this.redundancy();
+      return r !== null && holdsAddress(r.virtualAddress);
+    };
+  }
+
+  /** The peers, when this process runs the manager (cluster workers do not, and never talk to peers). */
+  private redundancy(): Config["redundancy"] {
+    return this.config.manager ? this.config.redundancy : null;
   }
 
   private buildContext(): ProxyContext {
@@ -87,6 +108,9 @@ export class ProxyNode {
 
   async start(): Promise<void> {
     const c = this.config;
+    // Before any client is served: a balancer that was down while an operator
+    // drained a member comes back with it drained, not with its config's status.
+    const adopted = await this.adoptFromPeers();
     if (c.mode === "serve") {
       const server = new ProxyServer(
         clientLimits(c),
@@ -108,11 +132,17 @@ export class ProxyNode {
         },
         beforeRead: () => this.beforeRead(),
         separator: () => this.config.balancer.stickysessionsep,
+        afterChange: (m, route, change, fromPeer) => this.carry(m, route, change, fromPeer),
+        redundancy: () => {
+          const r = this.redundancy();
+          return r ? redundancyView(r) : null;
+        },
       });
       await listen(mgr, c.manager.port, c.manager.host);
       this.manager = mgr;
     }
     this.agent = apacheAgent(c, this.logger);
+    this.startWatcher(adopted);
     this.startHealth();
     this.logger.event("info", "proxy-node started", {
       mode: c.mode,
@@ -132,11 +162,65 @@ export class ProxyNode {
       hc,
       (m, healthy, reason) => {
         this.logger.event(healthy ? "info" : "warn", healthy ? "member healthy" : "member failed health check", { route: m.route, url: m.url, reason });
-        if (this.agent) void this.agent.setEnabled(m.url, healthy);
+        if (this.agent) void this.agent.setHealth(m.url, healthy);
         this.onHealthChange(m);
       },
     );
     this.health.start();
+  }
+
+  /** Takes the first answering peer's member statuses; true if one answered. */
+  private async adoptFromPeers(): Promise<boolean> {
+    if (!this.redundancy()) return false;
+    const got = await this.peers.fetchMembers();
+    if (!got) {
+      this.logger.event("warn", "no peer answered; starting with the config's member statuses");
+      return false;
+    }
+    const changed = adopt(this.balancer.members, got.members);
+    for (const m of changed) {
+      this.logger.event("info", "member status taken from peer", { peer: got.peer, route: m.route, status: m.status, lbfactor: m.lbfactor });
+      this.onMemberChange(m);
+    }
+    this.refreshMemberTables();
+    return true;
+  }
+
+  private startWatcher(authoritative: boolean): void {
+    this.watcher?.stop();
+    this.watcher = null;
+    if (!this.agent) return;
+    this.watcher = new ApacheWatcher(
+      this.agent,
+      () => this.balancer.members,
+      (m, carry) => {
+        this.refreshMemberTables();
+        this.onMemberChange(m);
+        if (carry) void this.peers.forward(m.route, { status: m.status });
+      },
+      this.logger,
+    );
+    if (authoritative) this.watcher.markAuthoritative();
+    // Without a peer nobody needs to hear of a change made in Apache's page.
+    if (this.redundancy()) this.watcher.start();
+  }
+
+  /**
+   * After a manager change was applied here: to Apache in agent mode, then to
+   * the peers unless a peer sent it (a change is carried one hop, so it never
+   * loops). The answer says where it went, so an operator sees a miss.
+   */
+  private async carry(m: Member, route: string, change: Readonly<Record<string, unknown>>, fromPeer: string | null): Promise<Record<string, unknown>> {
+    const out: Record<string, unknown> = {};
+    if (this.watcher) {
+      out.apache = await this.watcher.apply(m, {
+        status: "status" in change ? (m.status satisfies MemberStatus) : undefined,
+        lbfactor: "lbfactor" in change ? m.lbfactor : undefined,
+        route: "route" in change ? m.route : undefined,
+      });
+    }
+    if (this.redundancy()) out.peers = fromPeer === null ? await this.peers.forward(route, change) : [];
+    return out;
   }
 
   get port(): number {
@@ -173,6 +257,9 @@ export class ProxyNode {
     this.ctx = this.buildContext();
     this.server?.setLimits(clientLimits(next));
     this.agent = apacheAgent(next, this.logger);
+    // A reload never wrote to Apache's statuses before there were peers, and
+    // must not now: the first read takes Apache's (an operator's D stays).
+    this.startWatcher(false);
     this.startHealth();
     this.metrics.reloads++;
     this.logger.event("info", "config reloaded", { members: this.balancer.members.map((m) => `${m.route}=${m.url}`) });
@@ -183,6 +270,7 @@ export class ProxyNode {
     if (this.stopping) return;
     this.stopping = true;
     this.health?.stop();
+    this.watcher?.stop();
     const closing: Promise<void>[] = [];
     // In-flight requests finish with "Connection: close"; idle connections close now.
     if (this.server) closing.push(this.server.close());

@@ -63,6 +63,20 @@ export interface ManagerConfig {
   token: string;
 }
 
+/** A second balancer sharing the virtual address (issue 12): its proxy-node manager, reached with the same token. */
+export interface PeerConfig {
+  name: string;
+  managerUrl: string;
+}
+
+export interface RedundancyConfig {
+  /** This balancer's host name, sent to peers in X-Proxy-Node-Peer and shown on the page. */
+  self: string;
+  /** IPv4 address keepalived moves between the balancers. */
+  virtualAddress: string;
+  peers: PeerConfig[];
+}
+
 export interface Config {
   mode: Mode;
   listen: { host: string; port: number };
@@ -89,6 +103,8 @@ export interface Config {
   /** Serve mode: node:cluster workers; 1 = one process. A config's "auto" is resolved at load. */
   workers: number;
   log: { requests: boolean };
+  /** Null: one balancer, nothing to carry to anyone. */
+  redundancy: RedundancyConfig | null;
 }
 
 // ---- the file --------------------------------------------------------------------
@@ -151,6 +167,18 @@ export interface ApacheFile {
   balancer?: string;
 }
 
+export interface PeerFile {
+  name: string;
+  /** The peer's proxy-node manager, http://host:port. */
+  managerUrl: string;
+}
+
+export interface RedundancyFile {
+  self: string;
+  virtualAddress: string;
+  peers: PeerFile[];
+}
+
 export interface ConfigFile {
   mode?: Mode;
   listen?: { host?: string; port?: number };
@@ -165,6 +193,8 @@ export interface ConfigFile {
   via?: boolean;
   workers?: number | "auto";
   log?: { requests?: boolean };
+  /** Two balancers behind one virtual address; needs `manager`. */
+  redundancy?: RedundancyFile | null;
 }
 
 /** A type's keys as a list, in the order given; the compiler refuses a missing or an extra one. */
@@ -185,7 +215,10 @@ const ROOT_KEYS = keysOf<ConfigFile>({
   via: true,
   workers: true,
   log: true,
+  redundancy: true,
 });
+const REDUNDANCY_KEYS = keysOf<RedundancyFile>({ self: true, virtualAddress: true, peers: true });
+const PEER_KEYS = keysOf<PeerFile>({ name: true, managerUrl: true });
 const LISTEN_KEYS = keysOf<NonNullable<ConfigFile["listen"]>>({ host: true, port: true });
 const MEMBER_KEYS = keysOf<MemberFile>({ url: true, route: true, lbfactor: true, retry: true, status: true, maxSockets: true, maxQueue: true });
 const HEALTH_KEYS = keysOf<HealthCheckFile>({ path: true, intervalMs: true, expect: true, rise: true, fall: true, timeoutMs: true });
@@ -421,6 +454,35 @@ function manager(v: unknown, key: string): ManagerConfig | null {
   };
 }
 
+const HOST_NAME = /^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$/;
+const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+
+function redundancy(v: unknown, key: string): RedundancyConfig | null {
+  if (v === undefined || v === null) return null;
+  const o = obj(v, key);
+  noUnknown(o, REDUNDANCY_KEYS, key);
+  const self = str(o, "self", key);
+  if (!HOST_NAME.test(self)) throw new ConfigError(`${key}.self`, `expected a host name, got ${show(self)}`);
+  const virtualAddress = str(o, "virtualAddress", key);
+  if (!IPV4.test(virtualAddress)) throw new ConfigError(`${key}.virtualAddress`, `expected an IPv4 address like 172.30.74.4, got ${show(virtualAddress)}`);
+  const raw = o.peers;
+  if (!Array.isArray(raw) || raw.length === 0) throw new ConfigError(`${key}.peers`, `expected a non-empty list, got ${show(raw)}`);
+  const names = new Set<string>([self]);
+  const peers = raw.map((p, i): PeerConfig => {
+    const pk = `${key}.peers[${i}]`;
+    const po = obj(p, pk);
+    noUnknown(po, PEER_KEYS, pk);
+    const name = str(po, "name", pk);
+    if (!HOST_NAME.test(name)) throw new ConfigError(`${pk}.name`, `expected a host name, got ${show(name)}`);
+    // A change forwarded to itself would be applied twice and the answer would name this balancer as its own peer.
+    if (names.has(name)) throw new ConfigError(`${pk}.name`, `${show(name)} is already ${name === self ? "self" : "another peer"}`);
+    names.add(name);
+    const { host, port } = parseOrigin(po.managerUrl, `${pk}.managerUrl`);
+    return { name, managerUrl: `http://${host.includes(":") ? `[${host}]` : host}:${port}` };
+  });
+  return { self, virtualAddress, peers };
+}
+
 /** Checks a config file's content (a parsed JSON value, or a ConfigFile built by a program) and fills in the defaults. */
 export function validateConfig(raw: unknown): Config {
   const root = obj(raw, "(root)");
@@ -512,12 +574,16 @@ export function validateConfig(raw: unknown): Config {
   const trust = trustForwardedFrom(root.trustForwardedFrom);
   const logO = optObj(root, "log", "log");
   noUnknown(logO, LOG_KEYS, "log");
+  const mgr = manager(root.manager, "manager");
+  const red = redundancy(root.redundancy, "redundancy");
+  // Peers carry changes to each other's manager API, and take them there.
+  if (red && !mgr) throw new ConfigError("redundancy", "needs manager (peers send changes to each other's manager, with its token)");
 
   return {
     mode,
     listen,
     publicUrl,
-    manager: manager(root.manager, "manager"),
+    manager: mgr,
     balancer,
     apache,
     trustForwardedFrom: trust.list,
@@ -527,6 +593,7 @@ export function validateConfig(raw: unknown): Config {
     via: bool(root, "via", "", true),
     workers: workers(root.workers),
     log: { requests: bool(logO, "requests", "log", true) },
+    redundancy: red,
   };
 }
 

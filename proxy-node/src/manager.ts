@@ -13,6 +13,7 @@ import type { Cidr } from "./cidr";
 import { ipAllowed } from "./cidr";
 import type { MemberStatus } from "./config";
 import type { Member } from "./members";
+import { PEER_HEADER, type RedundancyView } from "./peers";
 
 export interface ManagerDeps {
   balancer: () => Balancer;
@@ -25,6 +26,15 @@ export interface ManagerDeps {
   /** Called before reading counters (cluster mode sums the workers' counters here). */
   beforeRead: () => Promise<void>;
   separator: () => string;
+  /**
+   * After a change is applied here: carries it on (Apache in agent mode, the
+   * peer balancers) and returns what to add to the answer. `route` is the
+   * member's route before the change; `fromPeer` the sending peer's name, if
+   * a peer sent it.
+   */
+  afterChange?: (m: Member, route: string, change: Readonly<Record<string, unknown>>, fromPeer: string | null) => Promise<Record<string, unknown>>;
+  /** Null or absent: a balancer without a peer. */
+  redundancy?: () => RedundancyView | null;
 }
 
 const STATUSES: readonly MemberStatus[] = ["enabled", "disabled", "draining", "standby", "stopped"];
@@ -167,8 +177,22 @@ export function createManagerServer(d: ManagerDeps): http.Server {
       const err = applyChange(b, m, body, d.separator());
       if (err) return json(res, 400, { error: err });
       d.changed(m);
-      d.logger.event("info", "member changed by manager", { route: m.route, status: m.status, lbfactor: m.lbfactor, client: req.socket.remoteAddress });
-      json(res, 200, memberView(m, Date.now()));
+      const peerHeader = req.headers[PEER_HEADER];
+      const fromPeer = typeof peerHeader === "string" && peerHeader !== "" ? peerHeader : null;
+      d.logger.event("info", fromPeer ? "member changed by peer" : "member changed by manager", {
+        route: m.route,
+        status: m.status,
+        lbfactor: m.lbfactor,
+        client: req.socket.remoteAddress,
+        ...(fromPeer ? { peer: fromPeer } : {}),
+      });
+      if (!d.afterChange) return json(res, 200, memberView(m, Date.now()));
+      // applyChange accepted it: a JSON object of known keys.
+      const change = body as Record<string, unknown>;
+      void d.afterChange(m, route, change, fromPeer).then(
+        (extra) => json(res, 200, { ...memberView(m, Date.now()), ...extra }),
+        (e: Error) => json(res, 200, { ...memberView(m, Date.now()), warning: e.message }),
+      );
     });
   });
   return server;
@@ -177,11 +201,14 @@ export function createManagerServer(d: ManagerDeps): http.Server {
 function read(d: ManagerDeps, _req: http.IncomingMessage, res: http.ServerResponse, path: string): void {
   const b = d.balancer();
   const now = Date.now();
-  if (path === "/api/members") return json(res, 200, { balancer: b.name, lbmethod: b.strategy.name, members: b.members.map((m) => memberView(m, now)) });
+  const redundancy = d.redundancy?.() ?? null;
+  if (path === "/api/members") {
+    return json(res, 200, { balancer: b.name, lbmethod: b.strategy.name, members: b.members.map((m) => memberView(m, now)), redundancy });
+  }
   if (path === "/metrics") return send(res, 200, "text/plain; version=0.0.4", d.metrics.render(b, now));
   if (path === "/manager.js") return send(res, 200, "text/javascript", PAGE_JS);
   if (path === "/")
-    return send(res, 200, "text/html; charset=utf-8", page(b, now), [
+    return send(res, 200, "text/html; charset=utf-8", page(b, now, redundancy), [
       "Content-Security-Policy",
       "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; connect-src 'self'",
     ]);
@@ -192,7 +219,16 @@ function esc(s: string | number | boolean): string {
   return String(s).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
-function page(b: Balancer, now: number): string {
+/** The first thing an operator needs on a balancer pair: is this the one clients reach right now? */
+function addressLine(r: RedundancyView | null): string {
+  if (!r) return "";
+  const peers = r.peers.map((p) => esc(p.name)).join(", ");
+  return r.holdsAddress
+    ? `<p id="address" style="padding:6px 10px;background:#d9f2d9;border-left:6px solid #2e7d32"><b>${esc(r.self)}</b> holds the virtual address <b>${esc(r.virtualAddress)}</b>: clients reach this balancer. Changes here are carried to ${peers}.</p>`
+    : `<p id="address" style="padding:6px 10px;background:#eee;border-left:6px solid #777"><b>${esc(r.self)}</b> is the backup for <b>${esc(r.virtualAddress)}</b>; the address is held by its peer (${peers}). Changes here are carried to ${peers}.</p>`;
+}
+
+function page(b: Balancer, now: number, redundancy: RedundancyView | null): string {
   const rows = b.members
     .map((m) => {
       const v = memberView(m, now);
@@ -208,6 +244,7 @@ function page(b: Balancer, now: number): string {
   return `<!doctype html><html><head><meta charset="utf-8"><title>proxy-node manager: ${esc(b.name)}</title>
 <style>body{font-family:sans-serif}td,th{padding:2px 8px;border-bottom:1px solid #ccc}</style></head><body>
 <h1>Balancer ${esc(b.name)} (${esc(b.strategy.name)})</h1>
+${addressLine(redundancy)}
 <table><thead><tr><th>route</th><th>url</th><th>state</th><th>lbfactor</th><th>requests</th><th>errors</th><th>bytes in</th><th>bytes out</th><th>busy</th><th>change</th></tr></thead>
 <tbody>${rows}</tbody></table><p id="msg"></p><script src="/manager.js"></script></body></html>\n`;
 }
@@ -222,7 +259,16 @@ const PAGE_JS = `document.querySelectorAll('tr[data-route] button').forEach(func
     sessionStorage.setItem('pn-token', token);
     var body = { lbfactor: Number(tr.querySelector('[name=lbfactor]').value), route: tr.querySelector('[name=route]').value, status: tr.querySelector('[name=status]').value };
     fetch('/api/members/' + encodeURIComponent(tr.dataset.route), { method: 'POST', headers: { 'Content-Type': 'application/json', Authorization: 'Bearer ' + token }, body: JSON.stringify(body) })
-      .then(function (r) { return r.json().then(function (j) { if (r.ok) location.reload(); else document.getElementById('msg').textContent = j.error || r.status; }); });
+      .then(function (r) { return r.json().then(function (j) {
+        var msg = document.getElementById('msg');
+        if (!r.ok) { msg.textContent = j.error || r.status; return; }
+        // A peer that did not take the change must be seen, not lost in a reload.
+        var missed = (j.peers || []).filter(function (p) { return !p.ok; });
+        if (j.apache && !j.apache.ok) missed.unshift({ name: 'Apache here', error: j.apache.error });
+        if (missed.length === 0) { location.reload(); return; }
+        msg.textContent = 'Applied here, but not carried to: ' + missed.map(function (p) { return p.name + ' (' + p.error + ')'; }).join('; ');
+        msg.style.color = '#b00020';
+      }); });
   });
 });
 `;

@@ -65,7 +65,7 @@ describe("agent: beside Apache", function () {
     assert.ok(!sameWorker("http://lb1:8080", "http://lb1:80"));
   });
 
-  it("a member failing its health check is disabled in Apache, and enabled again when healthy", async () => {
+  it("a member failing its health check is marked failed in Apache (HcFl, not the operator's D), and cleared when healthy", async () => {
     let healthy = true;
     const lb1 = await startMember("lb1");
     const lb2 = await startMember("lb2", (_req, res) => {
@@ -91,11 +91,11 @@ describe("agent: beside Apache", function () {
       const app = await startProxy(cfg);
       assert.equal(app.port, 0, "agent mode serves no clients");
       healthy = false;
-      await until(() => apache.changes.length >= 1, "disable sent to Apache");
-      assert.deepEqual(apache.changes[0], { w: lb2.url, flags: { D: "1" }, referer: apache.url });
+      await until(() => apache.changes.length >= 1, "health failure sent to Apache");
+      assert.deepEqual(apache.changes[0], { w: lb2.url, flags: { C: "1" }, referer: apache.url });
       healthy = true;
-      await until(() => apache.changes.length >= 2, "enable sent to Apache");
-      assert.deepEqual(apache.changes[1].flags, { D: "0" });
+      await until(() => apache.changes.length >= 2, "recovery sent to Apache");
+      assert.deepEqual(apache.changes[1].flags, { C: "0" });
       assert.deepEqual(apache.refused, []);
     } finally {
       await apache.close();

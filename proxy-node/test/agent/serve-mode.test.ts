@@ -75,7 +75,8 @@ describe("agent: only in agent mode (issue 17)", function () {
           );
         } else {
           await until(() => manager.seen.filter((r) => r.method === "POST").length >= 2, "disable and enable posted");
-          const posts = manager.seen.filter((r) => r.method === "POST").map((r) => new URLSearchParams(r.body).get("w_status_D"));
+          // Apache's health-check flag (HcFl), not D: D is the operator's (agent.ts, setHealth).
+          const posts = manager.seen.filter((r) => r.method === "POST").map((r) => new URLSearchParams(r.body).get("w_status_C"));
           assert.deepEqual(posts, ["1", "0"]);
         }
         assert.equal(app.agent !== null, mode === "agent", `an Apache agent after the reload in ${mode} mode`);
