@@ -44,7 +44,11 @@ export interface WorkerRow {
 // Every word Apache 2.4's ap_proxy_parse_wstatus writes, plus "Ok".
 const STATUS_WORDS = new Set(["Init", "Ign", "Drn", "Gen", "Shut", "Dis", "Stop", "Err", "Stby", "Spar", "Free", "HcFl", "Ok", "Unk"]);
 
-const cellText = (html: string): string => html.replace(/<[^>]*>/g, "").replace(/&amp;/g, "&").trim();
+const cellText = (html: string): string =>
+  html
+    .replace(/<[^>]*>/g, "")
+    .replace(/&amp;/g, "&")
+    .trim();
 
 /**
  * Worker rows of `balancer` on the balancer-manager page, with the page's

@@ -55,7 +55,7 @@ export class ProxyNode {
     );
     this.metrics.holdsVirtualAddress = () => {
       const r = this.redundancy();
-      return r !== null && holdsAddress(r.virtualAddress);
+      return r ? holdsAddress(r.virtualAddress) : null;
     };
   }
 

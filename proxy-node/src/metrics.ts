@@ -17,8 +17,8 @@ export class Metrics {
   byClass = [0, 0, 0, 0, 0, 0];
   reloads = 0;
   reloadFailures = 0;
-  /** Set when the balancer has a peer: whether this host holds the virtual address now. */
-  holdsVirtualAddress: (() => boolean) | null = null;
+  /** Whether this host holds the virtual address now; null for a balancer without a peer (no metric). */
+  holdsVirtualAddress: () => boolean | null = () => null;
 
   countStatus(status: number): void {
     const c = (status / 100) | 0;
@@ -64,9 +64,10 @@ export class Metrics {
     lines.push(`proxy_node_heap_used_bytes ${mem.heapUsed}`);
     head("proxy_node_reloads_total", "counter", "Config reloads, by result.");
     lines.push(`proxy_node_reloads_total{result="ok"} ${this.reloads}`, `proxy_node_reloads_total{result="refused"} ${this.reloadFailures}`);
-    if (this.holdsVirtualAddress) {
+    const holds = this.holdsVirtualAddress();
+    if (holds !== null) {
       head("proxy_node_holds_virtual_address", "gauge", "1 if the virtual address is on one of this host's interfaces (clients reach this balancer).");
-      lines.push(`proxy_node_holds_virtual_address ${this.holdsVirtualAddress() ? 1 : 0}`);
+      lines.push(`proxy_node_holds_virtual_address ${holds ? 1 : 0}`);
     }
     const per: Array<[string, string, string, (m: Balancer["members"][number]) => number]> = [
       ["proxy_node_member_requests_total", "counter", "Requests sent to the member.", (m) => m.requests],
