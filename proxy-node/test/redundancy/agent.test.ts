@@ -136,4 +136,24 @@ describe("redundancy: agent mode, two real Apache balancers", function () {
     await sleep(2000);
     assert.equal(a.log.count("member changed by peer"), 0);
   });
+
+  it("b's Apache reloaded, then restarted, under its running proxy-node: lb2 disabled again there each time, and never enabled on a", async () => {
+    const lbs = await members({ failForA: false });
+    const { a, b } = await pair(lbs);
+    assert.equal((await change(a.managerPort, "lb2", { status: "disabled" })).status, 200);
+    assert.equal((await b.apache.statuses()).lb2, "Init Dis");
+    // A graceful restart (systemctl reload apache2) forgets balancer-manager changes, as a full one does.
+    // b's proxy-node logs it when it finds its Apache showing lb2 enabled again.
+    const resets = (): number => b.log.count("Apache's status differs from proxy-node's; setting proxy-node's");
+    b.apache.graceful();
+    await until(() => resets() === 1, "b's Apache reloaded with lb2 back to its config", 10_000);
+    await until(async () => (await b.apache.statuses()).lb2 === "Init Dis", "lb2 disabled again in b's reloaded Apache", 10_000);
+    await b.apache.stop();
+    await b.apache.start();
+    await until(() => resets() === 2, "b's Apache restarted with lb2 back to its config", 10_000);
+    await until(async () => (await b.apache.statuses()).lb2 === "Init Dis", "lb2 disabled again in b's restarted Apache", 10_000);
+    await sleep(3500);
+    assert.equal((await a.apache.statuses()).lb2, "Init Dis", "b's fresh Apache enabled lb2 on a");
+    assert.equal(await statusOf(b.managerPort, "lb2"), "disabled");
+  });
 });

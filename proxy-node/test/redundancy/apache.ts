@@ -25,6 +25,8 @@ export interface Apache {
   sticky(route: string): Promise<string>;
   start(): Promise<void>;
   stop(): Promise<void>;
+  /** What `apache2ctl graceful` (systemctl reload apache2) does: SIGUSR1. */
+  graceful(): void;
 }
 
 export async function apacheBalancer(members: MemberServer[]): Promise<Apache> {
@@ -79,6 +81,9 @@ ProxyPass / balancer://drupal/
     async start() {
       child = spawn(APACHE, ["-f", join(dir, "httpd.conf"), "-DFOREGROUND"], { stdio: "ignore" });
       await until(async () => (await request(port, { path: "/balancer-manager" }).catch(() => ({ status: 0 }))).status === 200, "Apache up");
+    },
+    graceful() {
+      child?.kill("SIGUSR1");
     },
     async stop() {
       const c = child;
