@@ -85,8 +85,12 @@ export class ApacheWatcher {
   private nonce: string | null = null;
   /** Status per member URL as last read from the page. */
   private seen = new Map<string, MemberStatus>();
-  /** Statuses this agent wrote and has not yet read back: those are not an operator's. */
-  private expected = new Map<string, MemberStatus>();
+  /**
+   * Statuses this agent wrote and has not yet read back, oldest first: those
+   * are not an operator's. A list, because two quick writes (disabled, then
+   * enabled) may be read between them.
+   */
+  private expected = new Map<string, MemberStatus[]>();
   /**
    * Whether proxy-node's statuses are the ones to keep when Apache shows
    * others on a first read: true once adopted from a peer, and after the
@@ -130,9 +134,16 @@ export class ApacheWatcher {
     if (change.lbfactor !== undefined) fields.w_lf = String(change.lbfactor);
     if (change.route !== undefined) fields.w_wr = change.route;
     const flags = change.status !== undefined ? flagsFor(change.status) : {};
-    if (change.status !== undefined) this.expected.set(m.url, change.status);
+    const pending = this.expected.get(m.url) ?? [];
+    if (change.status !== undefined) {
+      pending.push(change.status);
+      this.expected.set(m.url, pending);
+    }
     const ok = await this.agent.setFlags(m.url, flags, fields);
-    if (!ok && change.status !== undefined && this.expected.get(m.url) === change.status) this.expected.delete(m.url);
+    if (!ok && change.status !== undefined) {
+      const i = pending.lastIndexOf(change.status);
+      if (i >= 0) pending.splice(i, 1);
+    }
     return ok ? { ok } : { ok, error: "Apache's balancer-manager did not take it (see proxy-node's log)" };
   }
 
@@ -182,9 +193,11 @@ export class ApacheWatcher {
       const st = statusFromWords(row.status);
       const before = this.seen.get(m.url);
       this.seen.set(m.url, st);
-      if (this.expected.get(m.url) === st) {
-        // Our own write, read back (now or already before).
-        this.expected.delete(m.url);
+      const pending = this.expected.get(m.url) ?? [];
+      const mine = pending.indexOf(st);
+      if (mine >= 0) {
+        // Our own write read back (now, or already before): it and the writes before it are done.
+        pending.splice(0, mine + 1);
         continue;
       }
       if (st === before || st === m.status) continue;
