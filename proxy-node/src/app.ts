@@ -16,7 +16,6 @@ import type { ClientLimits } from "./proxy/client";
 import { ReverseRewriter } from "./proxy/response";
 import { ApacheAgent } from "./agent";
 import type { Member } from "./members";
-import type { MemberStatus } from "./config";
 import { adopt, Peers, redundancyView } from "./peers";
 import { holdsAddress } from "./address";
 import { ApacheWatcher } from "./apache-watch";
@@ -214,7 +213,7 @@ export class ProxyNode {
     const out: Record<string, unknown> = {};
     if (this.watcher) {
       out.apache = await this.watcher.apply(m, {
-        status: "status" in change ? (m.status satisfies MemberStatus) : undefined,
+        status: "status" in change ? m.status : undefined,
         lbfactor: "lbfactor" in change ? m.lbfactor : undefined,
         route: "route" in change ? m.route : undefined,
       });
