@@ -83,14 +83,20 @@ export class ApacheWatcher {
   private polling = false;
   /** Apache's nonce when last read: a new one means a new Apache (restarted), whose statuses came from its config. */
   private nonce: string | null = null;
-  /** Status per member URL as last read from the page. */
+  /**
+   * Status per member URL as Apache has it, as far as we know: as last read,
+   * or as last written by us (Apache answered the write, so the page shows it
+   * from then on). A read that differs is someone else's change.
+   */
   private seen = new Map<string, MemberStatus>();
   /**
-   * Statuses this agent wrote and has not yet read back, oldest first: those
-   * are not an operator's. A list, because two quick writes (disabled, then
-   * enabled) may be read between them.
+   * Per member URL, bumped when one of our writes starts and when it ends. A
+   * read that overlapped a write may show the page before or after it, so it
+   * says nothing about that member: compared with `seen`, a read from before
+   * our write would pass for an operator undoing it.
    */
-  private expected = new Map<string, MemberStatus[]>();
+  private writes = new Map<string, number>();
+  private inFlight = new Map<string, number>();
   /**
    * Whether proxy-node's statuses are the ones to keep when Apache shows
    * others on a first read: true once adopted from a peer, and after the
@@ -128,22 +134,20 @@ export class ApacheWatcher {
     this.timer = null;
   }
 
-  /** Writes an administrative change to Apache, remembered so the next read does not take it for an operator's. */
+  /** Writes an administrative change to Apache, remembered so a later read does not take it for an operator's. */
   async apply(m: Member, change: { status?: MemberStatus; lbfactor?: number; route?: string }): Promise<{ ok: boolean; error?: string }> {
     const fields: Record<string, string> = {};
     if (change.lbfactor !== undefined) fields.w_lf = String(change.lbfactor);
     if (change.route !== undefined) fields.w_wr = change.route;
     const flags = change.status !== undefined ? flagsFor(change.status) : {};
-    const pending = this.expected.get(m.url) ?? [];
-    if (change.status !== undefined) {
-      pending.push(change.status);
-      this.expected.set(m.url, pending);
-    }
+    const bump = (n: number): void => {
+      this.writes.set(m.url, (this.writes.get(m.url) ?? 0) + 1);
+      this.inFlight.set(m.url, (this.inFlight.get(m.url) ?? 0) + n);
+    };
+    bump(1);
     const ok = await this.agent.setFlags(m.url, flags, fields);
-    if (!ok && change.status !== undefined) {
-      const i = pending.lastIndexOf(change.status);
-      if (i >= 0) pending.splice(i, 1);
-    }
+    bump(-1);
+    if (ok && change.status !== undefined) this.seen.set(m.url, change.status);
     return ok ? { ok } : { ok, error: "Apache's balancer-manager did not take it (see proxy-node's log)" };
   }
 
@@ -161,9 +165,13 @@ export class ApacheWatcher {
   }
 
   private async read(): Promise<void> {
+    const writesBefore = new Map(this.writes);
     const parsed = parseWorkerRows(await this.agent.readPage(), this.agent.balancer);
     if (!parsed) throw new Error(`no balancer ${this.agent.balancer} on the page`);
-    const rowFor = (m: Member): WorkerRow | undefined => parsed.rows.find((r) => sameWorker(r.url, m.url));
+    const rowFor = (m: Member): WorkerRow | undefined => {
+      const quiet = (this.inFlight.get(m.url) ?? 0) === 0 && this.writes.get(m.url) === writesBefore.get(m.url);
+      return quiet ? parsed.rows.find((r) => sameWorker(r.url, m.url)) : undefined;
+    };
     if (parsed.nonce !== this.nonce) {
       // A first read, or an Apache that restarted under us: its statuses are
       // its config's, not an operator's, so they are never carried.
@@ -193,13 +201,6 @@ export class ApacheWatcher {
       const st = statusFromWords(row.status);
       const before = this.seen.get(m.url);
       this.seen.set(m.url, st);
-      const pending = this.expected.get(m.url) ?? [];
-      const mine = pending.indexOf(st);
-      if (mine >= 0) {
-        // Our own write read back (now, or already before): it and the writes before it are done.
-        pending.splice(0, mine + 1);
-        continue;
-      }
       if (st === before || st === m.status) continue;
       this.logger.event("info", "member changed in Apache's balancer-manager", { route: m.route, from: m.status, status: st });
       m.status = st;

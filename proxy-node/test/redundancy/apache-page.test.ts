@@ -119,4 +119,38 @@ describe("redundancy: the agent's reads of its own writes", () => {
       await fake.close();
     }
   });
+
+  it("an operator's change right after our write, before any read, is still an operator's change", async () => {
+    const fake = await fakeManager(0);
+    try {
+      const lb2 = new Member({
+        url: "http://127.0.0.1:9002",
+        host: "127.0.0.1",
+        port: 9002,
+        route: "lb2",
+        lbfactor: 1,
+        retry: 60,
+        status: "enabled",
+        maxSockets: 1,
+        maxQueue: 0,
+      });
+      const carried: string[] = [];
+      const w = new ApacheWatcher(
+        new ApacheAgent({ managerUrl: fake.url, balancer: "drupal" }, silentLogger),
+        () => [lb2],
+        (m, carry) => carry && carried.push(`${m.route} ${m.status}`),
+        silentLogger,
+      );
+      await w.poll();
+      // A peer's disable, written here; then an operator enables lb2 in this Apache's page before the watcher reads it.
+      lb2.status = "disabled";
+      await w.apply(lb2, { status: "disabled" });
+      fake.status["http://127.0.0.1:9002"] = "Init Ok";
+      await w.poll();
+      assert.deepEqual(carried, ["lb2 enabled"]);
+      assert.equal(lb2.status, "enabled");
+    } finally {
+      await fake.close();
+    }
+  });
 });
