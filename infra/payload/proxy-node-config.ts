@@ -9,7 +9,7 @@
 import { ConfigError as ProxyNodeConfigError, ConfigFile, validateConfig as validateProxyNodeConfig } from "../../proxy-node/src/config";
 import { ConfigError } from "../config/errors";
 import { ClusterModel, HostModel } from "../model/types";
-import { managerAllowFor } from "./keepalived";
+import { managerAllowFor, peerOf } from "./keepalived";
 import { addressKey, file } from "./common";
 import { PayloadFile, PayloadSecrets } from "./types";
 
@@ -93,8 +93,26 @@ export function proxyNodeConfig(model: ClusterModel, host: HostModel, secrets: P
       },
     },
     timeouts: { connectMs, headersMs: b.timeout * 1000, idleMs: 60_000 },
-    log: { requests: b.logLevel === "debug" || b.logLevel === "info" },
+    log: {
+      requests: b.logLevel === "debug" || b.logLevel === "info",
+      // Drupal's cron URL carries its key (/cron/<key>, infra/payload/cron.ts): never in a log.
+      ...(model.app.kind === "drupal" ? { withholdPaths: ["/cron/"] } : {}),
+    },
   };
+  // A pair: each balancer carries manager changes to the other's manager (on its
+  // cluster address, allowed there), and shows whether it holds the address.
+  const peer = peerOf(model, host);
+  if (b.redundancy && peer) {
+    config.redundancy = {
+      self: host.name,
+      virtualAddress: b.redundancy.virtualAddress,
+      peers: [{ name: peer.name, managerUrl: `http://${peer.clusterAddress}:${b.managerPort}` }],
+    };
+    origins.set("redundancy.virtualAddress", "balancer.redundancy.virtualAddress");
+    origins.set("redundancy.self", host === b.host ? "balancer (host name)" : "balancer.redundancy.peer.name");
+    origins.set("redundancy.peers[0].name", host === b.host ? "balancer.redundancy.peer.name" : "balancer (host name)");
+    origins.set("redundancy.peers[0].managerUrl", host === b.host ? "balancer.redundancy.peer.address" : "balancer.address");
+  }
   // Only the agent talks to Apache: in serve mode there is no Apache on the balancer.
   if (agent) config.apache = { managerUrl: `http://127.0.0.1:${b.httpPort}/balancer-manager`, balancer: b.name };
   // Only where proxy-node serves clients; left out, proxy-node runs one process.

@@ -72,6 +72,7 @@ export class ProxyNode {
       metrics: this.metrics,
       logger: this.logger,
       logRequests: c.log.requests,
+      withholdPaths: c.log.withholdPaths,
       outgoing: { via, preserveHost: c.balancer.preserveHost, trustForwardedFrom: c.trustForwardedFrom },
       rewriter: new ReverseRewriter(
         c.publicUrl,

@@ -102,7 +102,8 @@ export interface Config {
   via: boolean;
   /** Serve mode: node:cluster workers; 1 = one process. A config's "auto" is resolved at load. */
   workers: number;
-  log: { requests: boolean };
+  /** withholdPaths: request paths whose rest is secret (a cron key in the URL): logged as the prefix and "(withheld)". */
+  log: { requests: boolean; withholdPaths: string[] };
   /** Null: one balancer, nothing to carry to anyone. */
   redundancy: RedundancyConfig | null;
 }
@@ -192,7 +193,7 @@ export interface ConfigFile {
   limits?: Partial<Config["limits"]>;
   via?: boolean;
   workers?: number | "auto";
-  log?: { requests?: boolean };
+  log?: { requests?: boolean; withholdPaths?: string[] };
   /** Two balancers behind one virtual address; needs `manager`. */
   redundancy?: RedundancyFile | null;
 }
@@ -251,7 +252,7 @@ const TIMEOUT_KEYS = keysOf<Config["timeouts"]>({
   shutdownMs: true,
 });
 const LIMIT_KEYS = keysOf<Config["limits"]>({ maxHeaderSize: true, maxHeadersCount: true });
-const LOG_KEYS = keysOf<NonNullable<ConfigFile["log"]>>({ requests: true });
+const LOG_KEYS = keysOf<NonNullable<ConfigFile["log"]>>({ requests: true, withholdPaths: true });
 
 export class ConfigError extends Error {
   constructor(
@@ -426,6 +427,18 @@ function cidrList(raw: readonly unknown[], key: string): { list: Cidr[]; text: s
   return { list, text };
 }
 
+/** Path prefixes such as "/cron/": absolute, printable, no query, at most 32 of them. */
+function withholdPaths(v: unknown): string[] {
+  if (v === undefined || v === null) return [];
+  if (!Array.isArray(v) || v.length > 32) throw new ConfigError("log.withholdPaths", `expected a list of at most 32 path prefixes, got ${show(v)}`);
+  return v.map((p: unknown, i) => {
+    if (typeof p !== "string" || !/^\/[\x21-\x7e]{0,255}$/.test(p) || p.includes("?")) {
+      throw new ConfigError(`log.withholdPaths[${i}]`, `expected a path prefix starting with / (printable, no spaces or ?), got ${show(p)}`);
+    }
+    return p;
+  });
+}
+
 function trustForwardedFrom(v: unknown): { list: Cidr[]; text: string[] } {
   if (v === undefined || v === null) return { list: [], text: [] };
   if (!Array.isArray(v)) throw new ConfigError("trustForwardedFrom", `expected a list of CIDR ranges, got ${show(v)}`);
@@ -592,7 +605,7 @@ export function validateConfig(raw: unknown): Config {
     limits,
     via: bool(root, "via", "", true),
     workers: workers(root.workers),
-    log: { requests: bool(logO, "requests", "log", true) },
+    log: { requests: bool(logO, "requests", "log", true), withholdPaths: withholdPaths(logO.withholdPaths) },
     redundancy: red,
   };
 }

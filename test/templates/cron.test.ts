@@ -319,3 +319,23 @@ describe("cron: the loop and the endpoint, run in the validator container", func
     assert.match(r.output, /^GET with the key: cron runs on POST only$/m, r.output);
   });
 });
+
+describe("Drupal's cron key stays out of the balancer's logs", () => {
+  for (const engine of ["apache", "proxy-node"] as const) {
+    it(`engine ${engine}: proxy-node's request log withholds /cron/...; Apache's access log skips it`, () => {
+      const b = host(buildPayloads(model(sshValues({ engine, app: "drupal" })), SECRETS, ARTIFACTS), "balancer");
+      const cfg = JSON.parse(fileOf(b, "/etc/proxy-node/config.json").content) as { log: { withholdPaths?: string[] } };
+      assert.deepEqual(cfg.log.withholdPaths, ["/cron/"]);
+      if (engine === "apache") {
+        const vhost = fileOf(b, "/etc/apache2/sites-available/drupal-cluster-balancer.conf").content;
+        assert.match(vhost, /^\s*SetEnvIf Request_URI "\^\/cron\/" drupal_cluster_nolog$/m);
+        assert.match(vhost, /^\s*CustomLog .* env=!drupal_cluster_nolog$/m);
+      }
+    });
+  }
+  it("the probe app sends its key in a header, so nothing is withheld", () => {
+    const b = host(buildPayloads(model(sshValues({ engine: "proxy-node" })), SECRETS, ARTIFACTS), "balancer");
+    const cfg = JSON.parse(fileOf(b, "/etc/proxy-node/config.json").content) as { log: { withholdPaths?: string[] } };
+    assert.equal(cfg.log.withholdPaths, undefined);
+  });
+});

@@ -27,6 +27,8 @@ export interface ProxyContext {
   metrics: Metrics;
   logger: Logger;
   logRequests: boolean;
+  /** Path prefixes whose rest the request log withholds (config log.withholdPaths). */
+  withholdPaths: readonly string[];
   outgoing: OutgoingOptions;
   rewriter: ReverseRewriter;
   via: string | null;
@@ -339,6 +341,12 @@ function finishWithError(ex: Exchange, status: number, text: string): void {
   client.sendSimple(status, text, status === 503 ? ["Retry-After", "1"] : []);
 }
 
+/** A URL for the log: whatever follows a withheld prefix (a secret in the path) is left out. */
+export function withheld(url: string, prefixes: readonly string[]): string {
+  const p = prefixes.find((x) => url.startsWith(x));
+  return p === undefined ? url : `${p}(withheld)`;
+}
+
 function logLine(
   ctx: ProxyContext,
   client: ClientConn,
@@ -353,7 +361,7 @@ function logLine(
     time: new Date().toISOString(),
     client: client.remoteAddress,
     method: req.method,
-    url: req.url,
+    url: withheld(req.url, ctx.withholdPaths),
     status,
     ms: Date.now() - start,
     member: m ? m.route : null,
