@@ -39,7 +39,9 @@ export function outsideVantage(c: RunningCluster): OutsideVantage {
     return [`--connect-to ${u.hostname}:${u.port || 80}:${b.host.clusterAddress}:${port}`];
   };
   const lb1 = containerName(c.model, c.model.web[0].host);
-  return curlVantage(`docker exec -i ${lb1} curl ${[...to(c.balancerUrl, b.httpPort), ...to(b.managerUrl, b.managerPort)].join(" ")}`);
+  // A pair's Apache manager is on the first balancer's own URL (directUrl), not the public one.
+  const direct = b.host.url && b.host.url !== c.balancerUrl ? to(b.host.url, b.httpPort) : [];
+  return curlVantage(`docker exec -i ${lb1} curl ${[...to(c.balancerUrl, b.httpPort), ...direct, ...to(b.managerUrl, b.managerPort)].join(" ")}`);
 }
 
 export function verifyFrom(c: RunningCluster, target: VerifyTarget): Promise<VerifyReport> {
