@@ -77,11 +77,13 @@ function publishes(model: ClusterModel, h: HostModel): string[] {
 }
 
 /**
- * How the forwarder connects on: like a client's TCP stack, which sends its SYN
- * again when the first gets no answer, it tries again while the address moves
- * (each try waits 2 s at most, 20 tries) instead of failing the client at once.
+ * How the forwarder connects on: as a plain TCP client on the cluster network,
+ * no retries of its own. Its kernel resends an unanswered SYN (after 1 s, then
+ * 3 s, ...), as a client's does, and a refused or unreachable connection fails
+ * the request, as it fails a client's. The timeout only keeps socat from
+ * giving up before the kernel does.
  */
-export const FRONT_CONNECT_OPTIONS = "connect-timeout=2,retry=20,interval=0.2";
+export const FRONT_CONNECT_OPTIONS = "connect-timeout=30";
 
 /** The forwarder's address: .3 of the cluster network (the virtual address is .4 in our stacks). */
 export function frontAddress(model: ClusterModel): string {
@@ -106,13 +108,19 @@ function frontUp(model: ClusterModel, labels: string[]): void {
   const port = portOf(model.balancer.publicUrl);
   if (!pair || !port) return;
   const name = frontName(model);
-  const state = spawnSync("docker", ["inspect", "-f", "{{.State.Running}}", name], { encoding: "utf8" }).stdout.trim();
-  if (state === "true") return;
-  if (state === "false") {
+  const http = model.balancer.httpPort;
+  // What it forwards, as a label: a front made for another address or port is made again.
+  const forwards = `127.0.0.1:${port}->${pair.virtualAddress}:${http}`;
+  const made = spawnSync("docker", ["inspect", "-f", '{{.State.Running}} {{index .Config.Labels "drupal-cluster.forwards"}}', name], {
+    encoding: "utf8",
+  }).stdout.trim();
+  if (made && made.split(" ")[1] !== forwards) {
+    docker(["rm", "-f", name]);
+  } else if (made.startsWith("true")) return;
+  else if (made.startsWith("false")) {
     docker(["start", name]);
     return;
   }
-  const http = model.balancer.httpPort;
   docker([
     "run",
     "-d",
@@ -123,6 +131,8 @@ function frontUp(model: ClusterModel, labels: string[]): void {
     ...labels,
     "--label",
     "drupal-cluster.host=front",
+    "--label",
+    `drupal-cluster.forwards=${forwards}`,
     "--network",
     model.localHosts!.network,
     // A fixed address: docker would otherwise hand out the lowest free one, which may be the virtual address.
@@ -160,6 +170,7 @@ export function hostsUp(model: ClusterModel, publicKey: string, root: string): v
   }
   for (const h of allHosts(model)) {
     const name = containerName(model, h);
+    remadeForPair(model, h, name);
     const state = spawnSync("docker", ["inspect", "-f", "{{.State.Running}}", name], { encoding: "utf8" }).stdout.trim();
     if (state === "true") continue;
     if (state === "false") {
@@ -180,6 +191,21 @@ export function hostsUp(model: ClusterModel, publicKey: string, root: string): v
     docker(args, undefined, env);
   }
   frontUp(model, labels);
+}
+
+/**
+ * A balancer made before balancer.redundancy was set has no NET_ADMIN (keepalived
+ * could not add the address) and publishes balancer.url's port, which is now the
+ * front's. Such a container is removed here and made again below, and the
+ * following `up` provisions it again, as it does any host made empty.
+ */
+function remadeForPair(model: ClusterModel, h: HostModel, name: string): void {
+  if (h.role !== "balancer" || !model.balancer.redundancy) return;
+  const r = spawnSync("docker", ["inspect", "-f", "{{json .HostConfig.CapAdd}}", name], { encoding: "utf8" });
+  if (r.status !== 0) return;
+  if (r.stdout.includes("NET_ADMIN")) return;
+  console.log(`${name}: made before balancer.redundancy (no NET_ADMIN for keepalived): making it again; this up provisions it again`);
+  docker(["rm", "-f", name]);
 }
 
 /**

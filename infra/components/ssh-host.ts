@@ -72,15 +72,19 @@ export class SshHost extends pulumi.ComponentResource {
     };
 
     const configured = runSteps(layout.configure, [install, ...files]);
-    const services = layout.services.map(
-      (svc) =>
+    // One after the other, in the payload's order: what comes later may use what
+    // came before (keepalived tracks the engine, cron calls through the balancer).
+    const services: RemoteCommand[] = [];
+    for (const svc of layout.services) {
+      services.push(
         new RemoteCommand(
           `${host.name}-service-${svc.name}`,
           { connection, create: svc.start, update: svc.reload, delete: svc.stop, check: svc.status, triggers: [p.digest(svc.watch)] },
-          { ...child, dependsOn: configured },
+          { ...child, dependsOn: services.length ? [services[services.length - 1]] : configured },
         ),
-    );
-    this.ready = runSteps(layout.afterStart, services.length ? services : configured);
+      );
+    }
+    this.ready = runSteps(layout.afterStart, services.length ? [services[services.length - 1]] : configured);
     this.registerOutputs({ address: this.address });
   }
 }

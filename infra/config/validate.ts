@@ -78,8 +78,8 @@ const TOP_LEVEL_KEYS = [
 ];
 
 const HOST_NAME = /^[a-z][a-z0-9-]{0,62}$/;
-/** Names the program gives hosts itself (the balancer pair's second one is balancer2 unless named). */
-const RESERVED_HOST_NAMES = ["balancer", "balancer2", "data"];
+/** Names the program gives hosts itself (a pair's second balancer is balancer2 unless named; its forwarder is front). */
+const RESERVED_HOST_NAMES = ["balancer", "balancer2", "data", "front"];
 
 export interface StackIdentity {
   project: string;
@@ -120,12 +120,21 @@ export function validateConfig(id: StackIdentity, values: Record<string, unknown
   }
 
   const names = new Set<string>();
-  for (const h of [data.host, ...balancerHosts(balancer), ...web.map((w) => w.host)]) {
-    if (names.has(h.name)) throw new ConfigError(`${id.project}:web`, `host name "${h.name}" is used twice`);
+  // The pair's second balancer last: it is named in its own setting, and a clash is reported there.
+  for (const h of [data.host, balancer.host, ...web.map((w) => w.host), ...balancerHosts(balancer).slice(1)]) {
+    const key = h === balancer.redundancy?.peer ? `${id.project}:balancer.redundancy.peer.name` : `${id.project}:web`;
+    if (names.has(h.name)) throw new ConfigError(key, `host name "${h.name}" is used twice`);
     names.add(h.name);
   }
-  if (balancer.redundancy)
-    checkVirtualAddress(root.child("balancer").child("redundancy"), balancer.redundancy, [data.host, ...balancerHosts(balancer), ...web.map((w) => w.host)]);
+  if (balancer.redundancy) {
+    const subnet = docker?.subnet ?? (root.has("localHosts") ? root.child("localHosts").string("subnet") : undefined);
+    checkVirtualAddress(
+      root.child("balancer").child("redundancy"),
+      balancer.redundancy,
+      [data.host, ...balancerHosts(balancer), ...web.map((w) => w.host)],
+      subnet,
+    );
+  }
   if (target === "ssh") {
     const recorded = readLocalHostKeys(root, [...names]);
     const hosts = [
@@ -425,8 +434,8 @@ function readRedundancy(r: ConfigReader, target: Target, docker?: DockerModel): 
   if (target === "ssh" && !r.has("peer"))
     throw new ConfigError(`${r.key}.peer`, "is required: the second balancer (name, address, ssh, and optionally directUrl and managerUrl)");
   const name = p.string("name", "balancer2");
-  if (!HOST_NAME.test(name) || name === "balancer" || name === "data") {
-    throw new ConfigError(`${p.key}.name`, `"${name}" is not accepted; use a lower-case host name other than balancer and data`);
+  if (!HOST_NAME.test(name) || ["balancer", "data", "front"].includes(name)) {
+    throw new ConfigError(`${p.key}.name`, `"${name}" is not accepted; use a lower-case host name other than balancer, data and front`);
   }
   if (p.has("url"))
     throw new ConfigError(`${p.key}.url`, "is not used: clients use the pair's balancer.url; give this balancer's own HTTP address as directUrl");
@@ -456,11 +465,28 @@ function readRedundancy(r: ConfigReader, target: Target, docker?: DockerModel): 
   };
 }
 
-/** The virtual address must be free: a host that has it would answer for the pair. */
-function checkVirtualAddress(r: ConfigReader, red: RedundancyModel, hosts: HostModel[]): void {
+/**
+ * The virtual address must be free: a host that has it would answer for the pair.
+ * On a network we make (docker, local hosts) it must also be inside the subnet and
+ * none of what docker or we give out there: the gateway (.1) and the front (.3).
+ */
+function checkVirtualAddress(r: ConfigReader, red: RedundancyModel, hosts: HostModel[], subnet?: string): void {
+  const key = `${r.key}.virtualAddress`;
   const taken = hosts.find((h) => h.clusterAddress === red.virtualAddress);
-  if (taken)
-    throw new ConfigError(`${r.key}.virtualAddress`, `${red.virtualAddress} is ${taken.name}'s own address; use a free address on the balancers' network`);
+  if (taken) throw new ConfigError(key, `${red.virtualAddress} is ${taken.name}'s own address; use a free address on the balancers' network`);
+  if (subnet === undefined) return;
+  const [base, bits] = subnet.split("/");
+  const n = (ip: string): number => ip.split(".").reduce((a, o) => a * 256 + Number(o), 0);
+  const size = 2 ** (32 - Number(bits));
+  const offset = n(red.virtualAddress) - n(base);
+  const example = base.replace(/\.\d+$/, ".4");
+  if (offset <= 0 || offset >= size - 1)
+    throw new ConfigError(key, `${red.virtualAddress} is not a host address in the cluster network ${subnet}; use one such as ${example}`);
+  if (offset === 1 || offset === 3)
+    throw new ConfigError(
+      key,
+      `${red.virtualAddress} is the network's ${offset === 1 ? "gateway" : "front (the clients' forwarder)"}; use another, such as ${example}`,
+    );
 }
 
 function readDocker(d: ConfigReader, id: StackIdentity): DockerModel {

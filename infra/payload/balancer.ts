@@ -14,6 +14,8 @@ export type ProxyNodeArtifact = string;
 /** Where the balancer keeps proxy-node's bin: one file, replaced whole when proxy-node changes. */
 export const PROXY_NODE_BIN = "/opt/proxy-node/bin/proxy-node";
 const PROXY_NODE_CONFIG = "/etc/proxy-node/config.json";
+/** The key of the code on disk (proxyNodeCodeKey): a new one means a restart, not a SIGHUP. */
+export const PROXY_NODE_CODE_KEY = "/etc/proxy-node/code-key";
 /**
  * How long a stop waits before SIGKILL: proxy-node's own drain (its default
  * timeouts.shutdownMs, 30 s) plus time to close, so the kill never races the drain.
@@ -58,22 +60,25 @@ export function balancerPayload(model: ClusterModel, host: HostModel, secrets: P
 
   // proxy-node's own config type, checked by proxy-node's validation as it is rendered.
   const proxyNodeConfig = proxyNodeConfigFile(model, host, secrets, PROXY_NODE_CONFIG);
+  const mode = apache ? "agent" : "serve";
   const unit = template("/etc/systemd/system/proxy-node.service", "balancer/proxy-node/proxy-node.service.hbs", {
     ...base,
-    mode: apache ? "agent" : "serve",
+    mode,
     afterApache: apache,
     command: proxyNodeCommand(),
     stopSeconds: PROXY_NODE_STOP_SECONDS,
+    codeKeyFile: PROXY_NODE_CODE_KEY,
   });
   const control = template(
     "/usr/local/sbin/proxy-node-service",
     "balancer/proxy-node/proxy-node-service.sh.hbs",
-    { ...base, command: proxyNodeCommand(), stopSeconds: PROXY_NODE_STOP_SECONDS, codeKey: proxyNodeCodeKey(artifact, unit.content, proxyNodeConfig.content) },
+    { ...base, command: proxyNodeCommand(), stopSeconds: PROXY_NODE_STOP_SECONDS, codeKeyFile: PROXY_NODE_CODE_KEY, managerPort: b.managerPort, mode },
     { mode: "0755" },
   );
   if (!artifact) throw new Error("proxy-node is not built: its bin (proxy-node/dist/proxy-node.js) is empty or missing (run `npm run build`)");
   const code = file(PROXY_NODE_BIN, artifact, { mode: "0755" });
-  const proxyNodeFiles = [proxyNodeConfig, unit, control, code];
+  const codeKey = file(PROXY_NODE_CODE_KEY, `${proxyNodeCodeKey(artifact, unit.content, proxyNodeConfig.content)}\n`);
+  const proxyNodeFiles = [proxyNodeConfig, unit, control, code, codeKey];
   const proxyNode: ServiceSpec = {
     name: "proxy-node",
     start: "proxy-node-service start",
@@ -85,7 +90,7 @@ export function balancerPayload(model: ClusterModel, host: HostModel, secrets: P
     watch: proxyNodeFiles.map((f) => f.path),
   };
 
-  const pair = b.redundancy ? keepalived(model, host, b.redundancy, secrets) : undefined;
+  const pair = b.redundancy ? keepalived(model, host, b.redundancy) : undefined;
   if (!apache) {
     return withPair(
       {

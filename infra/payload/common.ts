@@ -20,6 +20,7 @@ export function setting(model: ClusterModel, key: string, value: string): Source
 export function addressKey(model: ClusterModel, host: HostModel): string {
   if (model.target === "docker") return "docker.subnet";
   if (host.role === "web") return `web[${model.web.findIndex((w) => w.host === host)}].address`;
+  if (host === model.balancer.redundancy?.peer) return "balancer.redundancy.peer.address";
   return `${host.role}.address`;
 }
 
@@ -64,7 +65,9 @@ export function sysvService(name: string, watch: PayloadFile[], reload: "reload"
       sh`systemctl enable --quiet ${unit}; fi; ` +
       sh`if service ${name} status >/dev/null 2>&1; then service ${name} restart; else service ${name} start; fi`,
     reload: sh`service ${name} ${reload}`,
-    stop: sh`service ${name} stop || true`,
+    // Removed from the stack: off now and at the next boot (an engine switch must not
+    // leave Apache enabled to take proxy-node's port when the host restarts).
+    stop: `if ${onSystemd}; then ` + sh`systemctl disable --quiet ${unit} 2>/dev/null || true; fi; ` + sh`service ${name} stop || true`,
     status: `{ ! ${onSystemd} || ` + sh`systemctl is-enabled --quiet ${unit}; } && service ${name} status`,
     watch: watch.map((f) => f.path),
   };
@@ -73,7 +76,8 @@ export function sysvService(name: string, watch: PayloadFile[], reload: "reload"
 /** Values every template's header uses. */
 export function baseView(model: ClusterModel, host: HostModel): { stack: string; hostName: Sourced } {
   const i = model.web.findIndex((w) => w.host === host);
-  return { stack: `${model.project}/${model.stack}`, hostName: setting(model, i >= 0 ? `web[${i}].name` : `${host.role} (host name)`, host.name) };
+  const key = i >= 0 ? `web[${i}].name` : host === model.balancer.redundancy?.peer ? "balancer.redundancy.peer.name" : `${host.role} (host name)`;
+  return { stack: `${model.project}/${model.stack}`, hostName: setting(model, key, host.name) };
 }
 
 /** Where a host without an init system finds what to start when it boots. */

@@ -6,7 +6,7 @@
 import { createHash } from "node:crypto";
 import { ClusterModel, HostModel, RedundancyModel } from "../model/types";
 import { baseView, clusterAddress, setting, sh, step, template } from "./common";
-import { PayloadFile, PayloadSecrets, ServiceSpec } from "./types";
+import { PayloadFile, ServiceSpec } from "./types";
 
 /** The other balancer of a pair, or none. */
 export function peerOf(model: ClusterModel, host: HostModel): HostModel | undefined {
@@ -39,7 +39,7 @@ export interface KeepalivedPart {
  * priority, so a fresh pair puts the address there; after that, with nopreempt,
  * whichever holds it keeps it until it fails.
  */
-export function keepalived(model: ClusterModel, host: HostModel, r: RedundancyModel, secrets: PayloadSecrets): KeepalivedPart {
+export function keepalived(model: ClusterModel, host: HostModel, r: RedundancyModel): KeepalivedPart {
   const b = model.balancer;
   const base = baseView(model, host);
   const peer = peerOf(model, host)!;
@@ -65,11 +65,11 @@ export function keepalived(model: ClusterModel, host: HostModel, r: RedundancyMo
       nopreempt: !r.preempt,
       selfAddress: self,
       peerAddress: clusterAddress(model, peer),
-      authPass: vrrpPassword(secrets.managerToken),
+      authPass: vrrpPassword(model),
       virtualAddress: setting(model, "balancer.redundancy.virtualAddress", r.virtualAddress),
     },
-    // It holds the VRRP password, derived from the manager token.
-    { mode: "0600", secret: true },
+    // Root only, as keepalived wants its config; the password in it is no secret (see vrrpPassword).
+    { mode: "0600" },
   );
   return {
     packages: ["keepalived", "iproute2", "curl"],
@@ -97,9 +97,12 @@ function keepalivedService(watch: PayloadFile[]): ServiceSpec {
   // Its processes, not its pidfile: the pidfile goes before the process has ended.
   const running = "pidof keepalived >/dev/null";
   const stopAndWait = `service keepalived stop >/dev/null 2>&1; i=0; while ${running} && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done`;
+  // A host that was killed keeps its pidfiles (no tmpfs /run in a plain container):
+  // a pid reused since would make keepalived think it runs already and not start.
+  const stalePidfiles = `${running} || rm -f /run/keepalived.pid /run/vrrp.pid /run/checkers.pid`;
   return {
     name: "keepalived",
-    start: `if ${ON_SYSTEMD}; then systemctl enable --quiet keepalived && systemctl restart keepalived; else ${stopAndWait}; service keepalived start; fi`,
+    start: `if ${ON_SYSTEMD}; then systemctl enable --quiet keepalived && systemctl restart keepalived; else ${stopAndWait}; ${stalePidfiles}; service keepalived start; fi`,
     // SIGHUP: the new config is read and the VRRP state kept, so a change moves no address.
     reload: "service keepalived reload",
     stop: `${stopAndWait}; true`,
@@ -110,9 +113,13 @@ function keepalivedService(watch: PayloadFile[]): ServiceSpec {
 
 /**
  * VRRP version 2's password: at most 8 characters, sent in clear with every
- * advert, so it only keeps a misconfigured neighbour out. Derived from the
- * manager token (never the token itself) so a pair needs no secret of its own.
+ * advert, so it only keeps a misconfigured neighbour (another cluster's pair
+ * with the same router id) out, never an attacker on the LAN. Derived from the
+ * stack and the router id, which both balancers always share: from a secret,
+ * a rotation would reach one balancer before the other, and in between each
+ * would refuse the other's adverts and both would take the address.
  */
-export function vrrpPassword(managerToken: string): string {
-  return createHash("sha256").update(`drupal-cluster vrrp ${managerToken}`).digest("base64url").slice(0, 8);
+export function vrrpPassword(model: ClusterModel): string {
+  const r = model.balancer.redundancy!;
+  return createHash("sha256").update(`drupal-cluster vrrp ${model.project}/${model.stack}/${r.routerId}`).digest("base64url").slice(0, 8);
 }

@@ -58,7 +58,7 @@ export class ClusterPrimary {
   async start(): Promise<number> {
     const n = this.config.workers;
     const ready: Promise<void>[] = [];
-    for (let i = 0; i < n; i++) ready.push(this.fork(i));
+    for (let i = 0; i < n; i++) ready.push(new Promise((resolve) => this.fork(i, resolve)));
     await Promise.all(ready);
     this.app.onMemberChange = (m) => this.broadcast(memberMessage(m));
     this.app.onHealthChange = (m) => this.broadcast({ t: "health", url: m.url, hcFail: m.hcFail });
@@ -67,23 +67,26 @@ export class ClusterPrimary {
     return this.app.managerPort;
   }
 
-  /** `slot` is the worker's place in the round robin; a replacement takes the same one. */
-  private fork(slot: number): Promise<void> {
+  /**
+   * `slot` is the worker's place in the round robin; a replacement takes the
+   * same one, and the slot's `ready` with it: a first worker that cannot start
+   * (its port still held by the engine it replaces) must not leave the
+   * primary waiting for it forever, with no manager and no health checks.
+   */
+  private fork(slot: number, ready: () => void = () => undefined): void {
     const w = cluster.fork({ PROXY_NODE_WORKER: "1", PROXY_NODE_WORKER_SLOT: String(slot) });
     this.workers.push(w);
     w.on("exit", (code, signal) => {
       this.workers = this.workers.filter((x) => x !== w);
       if (!this.stopping) {
         this.logger.event("error", "worker exited; starting another", { code, signal });
-        void this.fork(slot);
+        this.fork(slot, ready);
       }
     });
-    return new Promise((resolve) => {
-      w.on("message", (msg: ToPrimary) => {
-        if (msg.t === "ready") resolve();
-      });
-      w.send({ t: "config", config: workerConfig(this.config) } satisfies ToWorker);
+    w.on("message", (msg: ToPrimary) => {
+      if (msg.t === "ready") ready();
     });
+    w.send({ t: "config", config: workerConfig(this.config) } satisfies ToWorker);
   }
 
   private broadcast(msg: ToWorker): void {

@@ -56,8 +56,15 @@ export async function underSteadyLoad(c: RunningCluster, work: () => Promise<voi
 export function registerBalancerChangeUnderLoad(v: Variant, get: () => RunningCluster, log: (s: string) => void): void {
   it("a balancer-only change (retry) under steady load, and back: no failed request; proxy-node takes it by SIGHUP, in the same process", async () => {
     const c = get();
-    const pid = (): string => onHost(c.model, c.model.balancer.host.name, "cat /run/proxy-node.pid").out;
+    // The process serving: systemd's main pid, or the supervisor's pidfile.
+    const pid = (): string =>
+      onHost(
+        c.model,
+        c.model.balancer.host.name,
+        "if [ -d /run/systemd/system ]; then systemctl show -p MainPID --value proxy-node; else cat /run/proxy-node.pid; fi",
+      ).out;
     const before = pid();
+    assert.match(before, /^[1-9]\d*$/, `no proxy-node process on the balancer (${before})`);
     const changed = variantOverrides(v);
     (changed.balancer as Record<string, unknown>).retry = 7;
     const r = await underSteadyLoad(c, async () => {

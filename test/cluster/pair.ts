@@ -26,8 +26,12 @@ interface Sample {
 export interface PairReport {
   sent: number;
   failed: number;
-  /** Failed requests that started once the fault was complete: none may fail that a client sends after the loss. */
+  /** Failed requests that started once the fault was complete. */
   failedAfterFault: number;
+  /** Failed requests that started once the address had moved (seen on the new holder, polled every 200 ms). */
+  failedAfterMove: number;
+  /** From the fault to the address seen on the other balancer, s (NaN: it did not move). */
+  movedAfterS: number;
   /** The longest time without any answer from the last one before the fault on (last answer before, first after). */
   gapS: number;
   longestMs: number;
@@ -77,46 +81,60 @@ export function balancerContainer(c: RunningCluster, name: string): string {
 }
 
 /**
- * Runs `fault` while 4 pinned clients (2 per web server route) and 2 loops of
- * new clients each send a request every 100 ms through the public URL, then
- * keeps the load on for `afterMs`.
+ * Runs `fault` while every 100 ms 4 pinned clients (2 per route) and 2 new
+ * clients each start a request through the public URL, whether or not their
+ * last one has been answered (clients do not wait for each other), then keeps
+ * the load on for `afterMs`. Watches which balancer holds the address, to
+ * tell requests sent before the move from those sent after it.
  */
 export async function underPairLoad(c: RunningCluster, fault: (holder: string) => Promise<void> | void, afterMs = 8000): Promise<PairReport> {
   const samples: Sample[] = [];
-  let running = true;
+  const pending: Promise<void>[] = [];
   const routes = c.model.web.map((w) => w.route);
-  const loop = async (pinned: string): Promise<void> => {
+  const send = (pinned: string): void => {
     const w = c.model.web.find((x) => x.route === pinned);
-    while (running) {
-      const start = Date.now();
-      try {
-        const r = await request(`${c.balancerUrl}/`, { headers: w ? { cookie: `${c.model.sticky.cookieName}=${w.stickyValue}` } : {}, timeoutMs: 30000 });
-        const ok = r.status === 200;
-        const server = ok ? probePage(r).server : "";
-        samples.push({ start, end: Date.now(), ok, pinned, server, what: ok ? server : `status ${r.status}` });
-      } catch (e) {
-        samples.push({ start, end: Date.now(), ok: false, pinned, server: "", what: (e as Error).message });
-      }
-      await sleep(100);
-    }
+    const start = Date.now();
+    pending.push(
+      request(`${c.balancerUrl}/`, { headers: w ? { cookie: `${c.model.sticky.cookieName}=${w.stickyValue}` } : {}, timeoutMs: 30000 }).then(
+        (r) => {
+          const ok = r.status === 200;
+          const server = ok ? probePage(r).server : "";
+          samples.push({ start, end: Date.now(), ok, pinned, server, what: ok ? server : `status ${r.status}` });
+        },
+        (e: Error) => {
+          samples.push({ start, end: Date.now(), ok: false, pinned, server: "", what: e.message });
+        },
+      ),
+    );
   };
   const holderBefore = await settledHolder(c);
-  const loops = [routes[0], routes[0], routes[1], routes[1], "", ""].map((p) => loop(p));
-  await sleep(1500);
-  const t0 = Date.now();
-  await fault(holderBefore);
-  const t1 = Date.now();
-  await sleep(afterMs);
-  running = false;
-  await Promise.all(loops);
-  const holderAfter = await settledHolder(c);
+  const timer = setInterval(() => [routes[0], routes[0], routes[1], routes[1], "", ""].forEach(send), 100);
+  let movedAt = 0;
+  try {
+    await sleep(1500);
+    const t0 = Date.now();
+    await fault(holderBefore);
+    const t1 = Date.now();
+    while (Date.now() - t1 < afterMs) {
+      if (!movedAt && !holders(c).includes(holderBefore) && holders(c).length === 1) movedAt = Date.now();
+      await sleep(200);
+    }
+    clearInterval(timer);
+    await Promise.all(pending);
+    const holderAfter = await settledHolder(c);
+    return report(c, samples, t0, t1, movedAt, holderBefore, holderAfter);
+  } finally {
+    clearInterval(timer);
+  }
+}
 
+function report(c: RunningCluster, samples: Sample[], t0: number, t1: number, movedAt: number, holderBefore: string, holderAfter: string): PairReport {
   const answers = samples
     .filter((s) => s.ok)
     .map((s) => s.end)
     .sort((a, b) => a - b);
   // The longest silence from the last answer before the fault on: no answer
-  // from any of the six clients in that time.
+  // from any client in that time.
   const from = answers.filter((e) => e <= t0).pop() ?? t0;
   let gap = 0;
   let last = from;
@@ -129,6 +147,8 @@ export async function underPairLoad(c: RunningCluster, fault: (holder: string) =
     sent: samples.length,
     failed: samples.filter((s) => !s.ok).length,
     failedAfterFault: samples.filter((s) => !s.ok && s.start > t1).length,
+    failedAfterMove: samples.filter((s) => !s.ok && movedAt > 0 && s.start > movedAt).length,
+    movedAfterS: movedAt ? (movedAt - t0) / 1000 : NaN,
     gapS: gap / 1000,
     longestMs: Math.max(...samples.map((s) => s.end - s.start)),
     pinnedMoved: samples.filter((s) => s.ok && s.pinned && s.start > t1 && s.server !== w.find((x) => x.route === s.pinned)!.host.name).length,
@@ -140,8 +160,8 @@ export async function underPairLoad(c: RunningCluster, fault: (holder: string) =
 
 /**
  * VRRP's own bound on a backup's wait for a silent master: three adverts plus
- * the skew of its priority (100: (256 - 100) / 256 s), and a second for the
- * forwarder's next try, which stands for the client's resent SYN.
+ * the skew of its priority (100: (256 - 100) / 256 s); and a second for the
+ * new master's gratuitous ARP and the next SYN a waiting client's kernel sends.
  */
 export function failoverBoundS(c: RunningCluster): number {
   const r = c.model.balancer.redundancy!;

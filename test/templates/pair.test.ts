@@ -91,10 +91,11 @@ describe("a balancer pair (balancer.redundancy)", () => {
         assert.ok(a.includes("priority 150") && b.includes("priority 100"));
         assert.ok(a.includes("unicast_src_ip 10.0.0.5") && a.includes("10.0.0.6"));
         assert.ok(b.includes("unicast_src_ip 10.0.0.6") && b.includes("10.0.0.5"));
-        // The password is derived from the manager token, never the token, and the file is a secret.
-        assert.ok(a.includes(`auth_pass ${vrrpPassword(SECRETS.managerToken)}`));
+        // One password on both, from what both always share: a rotated secret cannot split the pair.
+        assert.ok(a.includes(`auth_pass ${vrrpPassword(m)}`) && b.includes(`auth_pass ${vrrpPassword(m)}`));
+        const rotated = host(buildPayloads(m, { ...SECRETS, managerToken: "another-token-123" }, ARTIFACTS), "balancer");
+        assert.equal(fileOf(rotated, KEEPALIVED_CONFIG).content, fileOf(first, KEEPALIVED_CONFIG).content, "a new manager token changed keepalived's file");
         assert.ok(!fileOf(first, KEEPALIVED_CONFIG).content.includes(SECRETS.managerToken));
-        assert.equal(fileOf(first, KEEPALIVED_CONFIG).secret, true);
         assert.equal(fileOf(first, KEEPALIVED_CONFIG).mode, "0600");
       });
 
@@ -170,7 +171,22 @@ describe("a balancer pair (balancer.redundancy)", () => {
     it("a router id out of VRRP's range", () => configError(pairValues("apache", { routerId: 256 }), key(".routerId"), /1.*255/));
     it("an interface name with a space", () => configError(pairValues("apache", { interface: "eth0 dev x" }), key(".interface"), /network interface name/));
     it("a typo inside redundancy", () => configError(pairValues("apache", { prempt: true }), `${PROJECT}:balancer.redundancy.prempt`, /prempt/));
-    it("a peer named like another host", () => configError(pairValues("apache", { peer: { ...PEER, name: "lb1" } }), `${PROJECT}:web`, /"lb1" is used twice/));
+    it("a peer named like another host", () => configError(pairValues("apache", { peer: { ...PEER, name: "lb1" } }), key(".peer.name"), /"lb1" is used twice/));
+    it("a peer named front (the forwarder's name)", () =>
+      configError(pairValues("apache", { peer: { ...PEER, name: "front" } }), key(".peer.name"), /other than balancer, data and front/));
+    it("a virtual address outside the local hosts' network, or on its gateway or front", () => {
+      const local = (vip: string): Values => {
+        const v = pairValues("apache", { virtualAddress: vip });
+        v.localHosts = { subnet: "10.0.0.0/24" };
+        return v;
+      };
+      configError(local("10.0.1.4"), key(".virtualAddress"), /not a host address in the cluster network 10\.0\.0\.0\/24; use one such as 10\.0\.0\.4/);
+      configError(local("10.0.0.1"), key(".virtualAddress"), /gateway/);
+      configError(local("10.0.0.3"), key(".virtualAddress"), /front/);
+      const d = dockerValues();
+      (d.balancer as Record<string, unknown>).redundancy = { virtualAddress: "172.30.99.3" };
+      configError(d, key(".virtualAddress"), /front/);
+    });
     it("a peer with url (the pair's URL is balancer.url)", () =>
       configError(pairValues("apache", { peer: { ...PEER, url: "http://x.example.org" } }), key(".peer.url"), /directUrl/));
     it("directUrl without a pair", () => {

@@ -80,7 +80,8 @@ describe("proxy-node's config.json, built as proxy-node's ConfigFile (issue 17)"
         apache: { balancer: "drupal", managerUrl: "http://127.0.0.1:80/balancer-manager" },
         balancer: undefined,
         listen: { host: "0.0.0.0", port: 8082 },
-        log: { requests: true },
+        // Drupal's cron URL carries its key.
+        log: { requests: true, withholdPaths: ["/cron/"] },
         manager: undefined,
         mode: "agent",
         publicUrl: "http://cluster.example.org",

@@ -11,7 +11,7 @@ import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import { readProxyNodeArtifact } from "../../infra/payload/artifacts";
-import { PROXY_NODE_BIN, proxyNodeCommand } from "../../infra/payload/balancer";
+import { PROXY_NODE_BIN, PROXY_NODE_CODE_KEY, proxyNodeCommand } from "../../infra/payload/balancer";
 import { shellArg } from "../../infra/payload/escape";
 import { buildPayloads } from "../../infra/payload/index";
 import { HostPayload } from "../../infra/payload/types";
@@ -47,7 +47,7 @@ describe("proxy-node on the balancer: one artifact, one start command", () => {
       it("the unit and the container supervisor (its start and its config check) run the bin through proxyNodeCommand()", () => {
         const unit = fileOf(b, UNIT).content;
         assert.deepEqual(
-          unit.split("\n").filter((l) => l.startsWith("ExecStart")),
+          unit.split("\n").filter((l) => l.startsWith("ExecStart=")),
           [`ExecStart=${proxyNodeCommand()}`],
         );
         const control = fileOf(b, CONTROL).content;
@@ -77,7 +77,7 @@ describe("proxy-node on the balancer: one artifact, one start command", () => {
   }
 
   it("the code key changes with the code and the listeners, not with a setting a SIGHUP applies", () => {
-    const key = (values: Values, artifact = ARTIFACTS): string => /^CODE_KEY=(\S+)$/m.exec(fileOf(balancer(values, artifact), CONTROL).content)![1];
+    const key = (values: Values, artifact = ARTIFACTS): string => fileOf(balancer(values, artifact), PROXY_NODE_CODE_KEY).content;
     const base = sshValues({ engine: "proxy-node" });
     const edited = (change: (b: Record<string, unknown>) => void): Values => {
       const v = structuredClone(base);
@@ -130,7 +130,10 @@ const STAND_IN = `#!/usr/bin/env node
 'use strict';
 const fs = require('node:fs');
 const net = require('node:net');
-if (process.argv.includes('--check')) { console.log('config ok (stand-in)'); process.exit(0); }
+if (process.argv.includes('--check')) {
+  if (process.env.STAND_IN_REFUSE_CHECK === '1') { console.error('config refused (stand-in)'); process.exit(1); }
+  console.log('config ok (stand-in)'); process.exit(0);
+}
 const event = (what) => fs.appendFileSync(process.env.STAND_IN_EVENTS, process.pid + ' ' + what + '\\n');
 const server = net.createServer((s) => s.end('stand-in ' + process.pid + '\\n'));
 server.on('error', (e) => { event('error ' + e.code); process.exit(1); });
@@ -173,7 +176,13 @@ async function sandbox(stopSeconds: number, env: Record<string, string>): Promis
   const standIn = path.join(dir, "stand-in");
   fs.writeFileSync(standIn, STAND_IN, { mode: 0o755 });
   let text = fileOf(balancer(sshValues({ engine: "proxy-node" })), CONTROL).content;
+  const port = await freePort();
+  fs.writeFileSync(path.join(dir, "code-key"), "key-one\n");
   const edits: Array<[RegExp, string]> = [
+    [/^CODE_KEY_FILE=.*$/m, `CODE_KEY_FILE=${dir}/code-key`],
+    [/^MANAGER_PORT=.*$/m, `MANAGER_PORT=${port}`],
+    // Not serve: its start would stop this machine's Apache.
+    [/^MODE=.*$/m, "MODE=sandbox"],
     [/^PIDFILE=.*$/m, `PIDFILE=${dir}/proxy-node.pid`],
     [/^SUPERVISOR_PIDFILE=.*$/m, `SUPERVISOR_PIDFILE=${dir}/proxy-node-supervisor.pid`],
     [/^LOG=.*$/m, `LOG=${dir}/proxy-node.log`],
@@ -191,7 +200,6 @@ async function sandbox(stopSeconds: number, env: Record<string, string>): Promis
   fs.writeFileSync(script, text, { mode: 0o755 });
   const events = path.join(dir, "events");
   fs.writeFileSync(events, "");
-  const port = await freePort();
   return {
     dir,
     script,
@@ -337,7 +345,7 @@ describe("proxy-node-service without systemd (the container supervisor)", functi
     assert.notEqual(run(s, "status").status, 0);
   });
 
-  it("apply: a new config alone is a SIGHUP to the running process; a new code key (code, unit, listeners) restarts it", async () => {
+  it("apply: a new config alone is a SIGHUP to the running process; a new code key (code, unit, listeners) restarts it; a config proxy-node refuses fails apply and is not sent", async () => {
     sb = await sandbox(10, {});
     const s = sb;
     assert.equal(run(s, "start").status, 0);
@@ -349,10 +357,8 @@ describe("proxy-node-service without systemd (the container supervisor)", functi
     assert.ok(alive(first), "apply with the same code key replaced the process");
     assert.equal(processes(s).standIns.length, 1);
 
-    // What a pulumi up with a new proxy-node build writes: the same script with another key.
-    const script = fs.readFileSync(s.script, "utf8");
-    assert.equal(script.match(/^CODE_KEY=[0-9a-f]{32}$/gm)?.length, 1, "no single CODE_KEY line");
-    fs.writeFileSync(s.script, script.replace(/^CODE_KEY=.*$/m, "CODE_KEY=0123456789abcdef0123456789abcdef"));
+    // What a pulumi up with a new proxy-node build writes: another code key.
+    fs.writeFileSync(path.join(s.dir, "code-key"), "key-two\n");
     const upgrade = run(s, "apply");
     assert.equal(upgrade.status, 0, upgrade.out);
     assert.ok(!alive(first), "a new code key did not replace the process");
@@ -362,6 +368,12 @@ describe("proxy-node-service without systemd (the container supervisor)", functi
     // And from then on the new key is the running one: a config change is a SIGHUP again.
     assert.equal(run(s, "apply").status, 0);
     await until("the second process's reload", () => events(s).includes(`${second} reload`));
+    assert.ok(alive(second));
+    // proxy-node's own check refuses the new config: apply fails with it, and the process keeps serving.
+    const refused = spawnSync(s.script, ["apply"], { env: { ...s.env, STAND_IN_REFUSE_CHECK: "1" }, encoding: "utf8" });
+    assert.notEqual(refused.status, 0, "apply passed a config proxy-node refused");
+    assert.match(refused.stdout + refused.stderr, /config refused \(stand-in\)/);
+    assert.equal(events(s).filter((e) => e === `${second} reload`).length, 1, "a refused config was sent with SIGHUP");
     assert.ok(alive(second));
     assert.equal(run(s, "stop").status, 0);
   });

@@ -3,7 +3,7 @@ import * as fs from "node:fs";
 import { ConfigError } from "../../infra/config/errors";
 import { modelFromStackFile, readStackFile, REPO_ROOT } from "../../infra/config/stack-file";
 import { ClusterModel } from "../../infra/model/types";
-import { PROXY_NODE_BIN } from "../../infra/payload/balancer";
+import { PROXY_NODE_BIN, PROXY_NODE_CODE_KEY } from "../../infra/payload/balancer";
 import { buildPayloads } from "../../infra/payload/index";
 import { HostPayload } from "../../infra/payload/types";
 import { ARTIFACTS, dockerValues, exampleHostKey, model, sshValues, Values } from "../support/cluster-configs";
@@ -401,11 +401,11 @@ describe("cluster program under pulumi mocks", function () {
     });
 
     for (const engine of ["apache", "proxy-node"] as const) {
-      it(`engine ${engine}: a new proxy-node build rewrites its one file and restarts proxy-node, nothing else`, async () => {
+      it(`engine ${engine}: a new proxy-node build rewrites its one file and its code key, and restarts proxy-node, nothing else`, async () => {
         const values = sshValues({ engine });
         const a = await runWithMocks("unit-diff", values, TEST_STACK_SECRETS, () => program.clusterProgram(ARTIFACTS));
         const b = await runWithMocks("unit-diff", values, TEST_STACK_SECRETS, () => program.clusterProgram(`${ARTIFACTS}// another build\n`));
-        assert.deepEqual(changed(a, b), ["balancer-service-proxy-node", `balancer:${PROXY_NODE_BIN}`]);
+        assert.deepEqual(changed(a, b), ["balancer-service-proxy-node", `balancer:${PROXY_NODE_CODE_KEY}`, `balancer:${PROXY_NODE_BIN}`]);
       });
     }
 

@@ -1,6 +1,7 @@
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { ClusterModel, DockerModel } from "../../model/types";
+import { sh } from "../../payload/common";
 import { DeliverablePayload } from "../../payload/secret-payloads";
 import { PROVISION_PATH, provisionScript, READY_PATH } from "./provision";
 
@@ -95,14 +96,16 @@ export class DockerHost extends pulumi.ComponentResource {
  * The clients' side of a balancer pair on docker: a published port can only
  * lead to one container, and the virtual address moves between two, so a small
  * forwarder on the cluster network stands for the clients' network and sends
- * each connection to the virtual address, wherever it is at the time, trying
- * again while the address moves as a client's TCP stack resends its SYN.
+ * each connection to the virtual address, wherever it is at the time, as a
+ * plain TCP client there (no retries of its own).
  */
 export function frontForwarder(model: ClusterModel, d: DockerModel, network: docker.Network, parent?: pulumi.Resource): docker.Container {
   const pair = model.balancer.redundancy!;
   const port = model.balancer.httpPort;
   const prefix = d.subnet.split("/")[0].replace(/\.0$/, "");
-  const run = `apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends socat && exec socat TCP-LISTEN:${port},fork,reuseaddr TCP:${pair.virtualAddress}:${port},connect-timeout=2,retry=20,interval=0.2`;
+  const run =
+    "apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends socat && " +
+    sh`exec socat ${`TCP-LISTEN:${port},fork,reuseaddr`} ${`TCP:${pair.virtualAddress}:${port},connect-timeout=30`}`;
   return new docker.Container(
     "front",
     {

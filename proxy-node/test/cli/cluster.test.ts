@@ -2,6 +2,7 @@
 import { strict as assert } from "node:assert";
 import { spawn, ChildProcess } from "node:child_process";
 import { mkdtempSync, writeFileSync, rmSync } from "node:fs";
+import * as net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startMember, request, closeAll, until, freePort } from "../helpers";
@@ -85,5 +86,36 @@ describe("cli: cluster mode (workers: 2)", function () {
     c.kill("SIGTERM");
     assert.equal(await exited, 0);
     await assert.rejects(request(port, { path: "/" }));
+  });
+
+  it("workers that cannot take the port at first (the engine it replaces still holds it) are replaced until they can; then they serve and the manager starts", async () => {
+    const lb1 = await startMember("lb1");
+    const port = await freePort();
+    const mport = await freePort();
+    // What Apache is during an engine switch: the client port, held by someone else.
+    const holder = net.createServer((s) => s.destroy());
+    await new Promise<void>((r) => holder.listen(port, "127.0.0.1", r));
+    dir = mkdtempSync(join(tmpdir(), "proxy-node-cluster-"));
+    const file = join(dir, "c.json");
+    writeFileSync(
+      file,
+      JSON.stringify({
+        workers: 2,
+        listen: { host: "127.0.0.1", port },
+        manager: { host: "127.0.0.1", port: mport, allow: ["127.0.0.0/8"], token: TOKEN },
+        log: { requests: false },
+        balancer: { members: [{ url: lb1.url, route: "lb1" }] },
+      }),
+    );
+    const c = spawn(process.execPath, [builtBin(), "--config", file], { stdio: ["ignore", "ignore", "pipe"] });
+    child = c;
+    let err = "";
+    c.stderr?.on("data", (d: Buffer) => (err += d.toString()));
+    await until(() => (err.match(/worker exited; starting another/g) ?? []).length >= 2, `workers failing on the taken port: ${err}`);
+    await new Promise<void>((r) => holder.close(() => r()));
+    await until(() => err.includes("proxy-node cluster started"), `cluster start once the port is free: ${err}`);
+    assert.equal((await request(port, { path: "/" })).body, "lb1");
+    const members = await request(mport, { path: "/api/members", headers: { Authorization: `Bearer ${TOKEN}` } });
+    assert.equal(members.status, 200, "the manager did not start");
   });
 });
