@@ -19,16 +19,26 @@ import type { Member } from "./members";
 import { adopt, Peers, redundancyView } from "./peers";
 import { holdsAddress } from "./address";
 import { ApacheWatcher } from "./apache-watch";
+import { secureOptions, serverOptions, sniffingListener } from "./tls";
+import * as tls from "node:tls";
 
 const VIA_HOST = hostname();
+/** What the sticky cookie adds over HTTPS: never sent in the clear, nor on cross-site posts. */
+const SECURE_COOKIE = "; Secure; SameSite=Lax";
 
 export class ProxyNode {
   config: Config;
   balancer: Balancer;
   readonly metrics = new Metrics();
   ctx: ProxyContext;
+  /** The HTTPS listener's context: the same proxy, told the client used HTTPS. */
+  tlsCtx: ProxyContext;
   server: ProxyServer | null = null;
+  tlsServer: ProxyServer | null = null;
   manager: http.Server | null = null;
+  /** With TLS the manager's port is bound by this listener, which passes HTTP and HTTPS to `manager`. */
+  private managerFront: net.Server | null = null;
+  private managerTls: tls.Server | null = null;
   health: HealthChecker | null = null;
   agent: ApacheAgent | null = null;
   /** Agent mode: writes manager changes to Apache, and with peers reads Apache's page for operators' changes. */
@@ -47,6 +57,7 @@ export class ProxyNode {
     this.config = config;
     this.balancer = new Balancer(config.balancer);
     this.ctx = this.buildContext();
+    this.tlsCtx = this.buildContext(true);
     this.peers = new Peers(
       () => this.redundancy(),
       () => this.config.manager?.token ?? "",
@@ -63,8 +74,9 @@ export class ProxyNode {
     return this.config.manager ? this.config.redundancy : null;
   }
 
-  private buildContext(): ProxyContext {
+  private buildContext(secure = false): ProxyContext {
     const c = this.config;
+    const t = c.tls;
     const sc = c.balancer.setCookie;
     const via = c.via ? `1.1 ${VIA_HOST}:${c.listen.port} (proxy-node)` : null;
     const ctx: ProxyContext = {
@@ -73,16 +85,22 @@ export class ProxyNode {
       logger: this.logger,
       logRequests: c.log.requests,
       withholdPaths: c.log.withholdPaths,
-      outgoing: { via, preserveHost: c.balancer.preserveHost, trustForwardedFrom: c.trustForwardedFrom },
+      outgoing: { via, preserveHost: c.balancer.preserveHost, trustForwardedFrom: c.trustForwardedFrom, proto: secure ? "https" : "http" },
       rewriter: new ReverseRewriter(
-        c.publicUrl,
+        secure && t ? t.publicUrl : c.publicUrl,
         this.balancer.members.map((m) => m.authority),
       ),
       via,
       setCookie: sc
-        ? { name: sc.name, valuePrefix: sc.valuePrefix, attributes: `; Path=${sc.path}${sc.domain ? `; Domain=${sc.domain}` : ""}; HttpOnly` }
+        ? {
+            name: sc.name,
+            valuePrefix: sc.valuePrefix,
+            attributes: `; Path=${sc.path}${sc.domain ? `; Domain=${sc.domain}` : ""}; HttpOnly${secure ? SECURE_COOKIE : ""}`,
+          }
         : null,
       timeouts: { connectMs: c.timeouts.connectMs, headersMs: c.timeouts.headersMs, idleMs: c.timeouts.idleMs },
+      redirect: !secure && t && t.redirect ? { origin: t.publicUrl, exempt: t.redirectExempt } : null,
+      hsts: secure && t && t.hstsMaxAge > 0 ? `max-age=${t.hstsMaxAge}` : null,
     };
     for (const m of this.balancer.members) {
       m.pool.connectMs = c.timeouts.connectMs;
@@ -90,7 +108,8 @@ export class ProxyNode {
       m.pool.queueCounters = this.metrics;
       m.pool.idleMs = c.timeouts.memberKeepAliveMs;
     }
-    this.refreshMemberTables(ctx);
+    // The member tables hold both cookie lines; the plain context is the one they are built from.
+    if (!secure) this.refreshMemberTables(ctx);
     return ctx;
   }
 
@@ -103,7 +122,10 @@ export class ProxyNode {
   private refreshMemberTables(ctx: ProxyContext = this.ctx): void {
     this.balancer.reindex();
     const sc = ctx.setCookie;
-    for (const m of this.balancer.members) m.cookieLine = sc ? `${sc.name}=${sc.valuePrefix}${m.route}${sc.attributes}` : "";
+    for (const m of this.balancer.members) {
+      m.cookieLine = sc ? `${sc.name}=${sc.valuePrefix}${m.route}${sc.attributes}` : "";
+      m.secureCookieLine = sc ? `${m.cookieLine}${SECURE_COOKIE}` : "";
+    }
   }
 
   async start(): Promise<void> {
@@ -118,6 +140,15 @@ export class ProxyNode {
       );
       await listen(server.server, c.listen.port, c.listen.host);
       this.server = server;
+      if (c.tls) {
+        const t = new ProxyServer(
+          clientLimits(c),
+          createHandlers(() => this.tlsCtx),
+          serverOptions(c.tls, c.timeouts.clientHeadersMs),
+        );
+        await listen(t.server, c.tls.port, c.tls.host);
+        this.tlsServer = t;
+      }
     }
     if (c.manager) {
       const mgr = createManagerServer({
@@ -138,7 +169,11 @@ export class ProxyNode {
           return r ? redundancyView(r) : null;
         },
       });
-      await listen(mgr, c.manager.port, c.manager.host);
+      if (c.tls) {
+        this.managerTls = tls.createServer(serverOptions(c.tls, 10_000));
+        this.managerFront = sniffingListener(mgr, this.managerTls);
+        await listen(this.managerFront, c.manager.port, c.manager.host);
+      } else await listen(mgr, c.manager.port, c.manager.host);
       this.manager = mgr;
     }
     this.agent = apacheAgent(c, this.logger);
@@ -147,7 +182,8 @@ export class ProxyNode {
     this.logger.event("info", "proxy-node started", {
       mode: c.mode,
       listen: this.server ? addr(this.server.server) : null,
-      manager: this.manager ? addr(this.manager) : null,
+      https: this.tlsServer ? addr(this.tlsServer.server) : null,
+      manager: this.managerFront ? addr(this.managerFront) : this.manager ? addr(this.manager) : null,
       members: this.balancer.members.map((m) => `${m.route}=${m.url}`),
     });
   }
@@ -227,8 +263,13 @@ export class ProxyNode {
     return this.server ? (this.server.server.address() as AddressInfo).port : 0;
   }
 
+  get tlsPort(): number {
+    return this.tlsServer ? (this.tlsServer.server.address() as AddressInfo).port : 0;
+  }
+
   get managerPort(): number {
-    return this.manager ? (this.manager.address() as AddressInfo).port : 0;
+    const bound = this.managerFront ?? this.manager;
+    return bound ? (bound.address() as AddressInfo).port : 0;
   }
 
   /**
@@ -242,20 +283,31 @@ export class ProxyNode {
       next.mode !== prev.mode ||
       next.listen.port !== prev.listen.port ||
       next.listen.host !== prev.listen.host ||
-      (next.manager?.port ?? null) !== (prev.manager?.port ?? null)
+      (next.manager?.port ?? null) !== (prev.manager?.port ?? null) ||
+      (next.tls === null) !== (prev.tls === null) ||
+      (next.tls && prev.tls && (next.tls.port !== prev.tls.port || next.tls.host !== prev.tls.host))
     ) {
-      this.logger.event("warn", "reload: mode and listen/manager addresses need a restart; keeping the old ones");
+      this.logger.event("warn", "reload: mode, listen/manager addresses and turning TLS on or off need a restart; keeping the old ones");
       next = {
         ...next,
         mode: prev.mode,
         listen: prev.listen,
         manager: next.manager && prev.manager ? { ...next.manager, host: prev.manager.host, port: prev.manager.port } : prev.manager,
+        tls: next.tls && prev.tls ? { ...next.tls, host: prev.tls.host, port: prev.tls.port } : prev.tls,
       };
+    }
+    // The certificate first: a file that cannot serve refuses the whole reload, the old config keeps serving.
+    const secure = next.tls && (this.tlsServer || this.managerTls) ? secureOptions(next.tls) : null;
+    if (secure) {
+      this.tlsServer?.setSecureContext(secure);
+      this.managerTls?.setSecureContext(secure);
     }
     this.config = next;
     this.balancer = new Balancer(next.balancer, this.balancer);
     this.ctx = this.buildContext();
+    this.tlsCtx = this.buildContext(true);
     this.server?.setLimits(clientLimits(next));
+    this.tlsServer?.setLimits(clientLimits(next));
     this.agent = apacheAgent(next, this.logger);
     // A reload never wrote to Apache's statuses before there were peers, and
     // must not now: the first read takes Apache's (an operator's D stays).
@@ -274,6 +326,9 @@ export class ProxyNode {
     const closing: Promise<void>[] = [];
     // In-flight requests finish with "Connection: close"; idle connections close now.
     if (this.server) closing.push(this.server.close());
+    if (this.tlsServer) closing.push(this.tlsServer.close());
+    const front = this.managerFront;
+    if (front) closing.push(new Promise((resolve) => front.close(() => resolve())));
     const mgr = this.manager;
     if (mgr) {
       closing.push(new Promise((resolve) => mgr.close(() => resolve())));
@@ -282,12 +337,14 @@ export class ProxyNode {
     // Connections finishing a response become idle later; close them as they do.
     const sweep = setInterval(() => {
       this.server?.closeIdle();
+      this.tlsServer?.closeIdle();
       this.manager?.closeIdleConnections();
     }, 50);
     const force = new Promise<void>((resolve) => setTimeout(resolve, graceMs).unref());
     await Promise.race([Promise.all(closing), force]);
     clearInterval(sweep);
     this.server?.closeAll();
+    this.tlsServer?.closeAll();
     this.manager?.closeAllConnections();
     this.balancer.destroy();
     this.logger.event("info", "proxy-node stopped");

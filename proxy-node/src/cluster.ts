@@ -140,8 +140,9 @@ export class ClusterPrimary {
   }
 
   reload(next: Config): void {
-    this.config = next;
+    // The primary's reload reads the certificate first: one that cannot serve throws here, before any worker hears of it.
     this.app.reload({ ...next, mode: "agent", apache: null });
+    this.config = next;
     this.broadcast({ t: "config", config: workerConfig(next) });
   }
 
@@ -174,7 +175,14 @@ export function runWorker(logger: JsonLogger): void {
               process.exit(1);
             },
           );
-        } else app.reload(msg.config);
+        } else {
+          try {
+            app.reload(msg.config);
+          } catch (e) {
+            // The primary read the same files a moment ago; a worker that cannot keeps its old certificate.
+            logger.event("error", "worker reload refused; the old config keeps serving", { error: (e as Error).message });
+          }
+        }
         return;
       case "member": {
         const m = app?.balancer.members.find((x) => x.url === msg.url);

@@ -77,10 +77,48 @@ export interface RedundancyConfig {
   peers: PeerConfig[];
 }
 
+/** The HTTPS listener (serve mode) and the manager's HTTPS (either mode); see tls.ts. */
+export interface TlsConfig {
+  host: string;
+  port: number;
+  /** Paths to PEM files, read at start and on every SIGHUP. */
+  cert: string;
+  key: string;
+  minVersion: TlsVersion;
+  ciphers: string;
+  /** The origin clients reach the HTTPS listener at: redirects, Location rewriting. */
+  publicUrl: string;
+  /** The plain listener answers 301 to publicUrl, except to redirectExempt. */
+  redirect: boolean;
+  redirectExempt: Cidr[];
+  redirectExemptText: string[];
+  /** Strict-Transport-Security max-age on HTTPS answers; 0: no header. */
+  hstsMaxAge: number;
+}
+
+export type TlsVersion = "TLSv1.2" | "TLSv1.3";
+
+/**
+ * Mozilla's "intermediate" TLS 1.2 suites (server-side TLS guidelines, v5.7);
+ * TLS 1.3 suites are OpenSSL's defaults, all of them strong.
+ */
+export const INTERMEDIATE_CIPHERS = [
+  "ECDHE-ECDSA-AES128-GCM-SHA256",
+  "ECDHE-RSA-AES128-GCM-SHA256",
+  "ECDHE-ECDSA-AES256-GCM-SHA384",
+  "ECDHE-RSA-AES256-GCM-SHA384",
+  "ECDHE-ECDSA-CHACHA20-POLY1305",
+  "ECDHE-RSA-CHACHA20-POLY1305",
+  "DHE-RSA-AES128-GCM-SHA256",
+  "DHE-RSA-AES256-GCM-SHA384",
+  "DHE-RSA-CHACHA20-POLY1305",
+].join(":");
+
 export interface Config {
   mode: Mode;
   listen: { host: string; port: number };
   publicUrl: string;
+  tls: TlsConfig | null;
   manager: ManagerConfig | null;
   balancer: BalancerConfig;
   apache: { managerUrl: string; balancer: string } | null;
@@ -180,10 +218,25 @@ export interface RedundancyFile {
   peers: PeerFile[];
 }
 
+export interface TlsFile {
+  host?: string;
+  port: number;
+  cert: string;
+  key: string;
+  minVersion?: TlsVersion;
+  ciphers?: string;
+  publicUrl?: string;
+  redirect?: boolean;
+  /** CIDR ranges that keep plain HTTP with redirect on (the balancer's own cron and agent: loopback). */
+  redirectExempt?: string[];
+  hstsMaxAge?: number;
+}
+
 export interface ConfigFile {
   mode?: Mode;
   listen?: { host?: string; port?: number };
   publicUrl?: string;
+  tls?: TlsFile | null;
   manager?: ManagerFile | null;
   balancer: BalancerFile;
   /** Read in agent mode only (required there); serve mode ignores it. */
@@ -207,6 +260,7 @@ const ROOT_KEYS = keysOf<ConfigFile>({
   mode: true,
   listen: true,
   publicUrl: true,
+  tls: true,
   manager: true,
   balancer: true,
   apache: true,
@@ -238,6 +292,18 @@ const BALANCER_KEYS = keysOf<BalancerFile>({
   members: true,
   healthCheck: true,
   maxRetries: true,
+});
+const TLS_KEYS = keysOf<TlsFile>({
+  host: true,
+  port: true,
+  cert: true,
+  key: true,
+  minVersion: true,
+  ciphers: true,
+  publicUrl: true,
+  redirect: true,
+  redirectExempt: true,
+  hstsMaxAge: true,
 });
 const APACHE_KEYS = keysOf<ApacheFile>({ managerUrl: true, balancer: true });
 const TIMEOUT_KEYS = keysOf<Config["timeouts"]>({
@@ -439,6 +505,45 @@ function withholdPaths(v: unknown): string[] {
   });
 }
 
+function tlsConfig(v: unknown, listen: { host: string; port: number }, publicUrl: string): TlsConfig | null {
+  if (v === undefined || v === null) return null;
+  const o = obj(v, "tls");
+  noUnknown(o, TLS_KEYS, "tls");
+  const port = int(o, "port", "tls", undefined, 0, 65535);
+  if (port !== 0 && port === listen.port) throw new ConfigError("tls.port", `must differ from listen.port (${listen.port})`);
+  const file = (name: string): string => {
+    const p = str(o, name, "tls");
+    if (!p.startsWith("/") && !p.startsWith(".")) throw new ConfigError(`tls.${name}`, `expected a path to a PEM file, got ${show(p)}`);
+    return p;
+  };
+  const ciphers = str(o, "ciphers", "tls", INTERMEDIATE_CIPHERS);
+  if (!/^[A-Za-z0-9_+:!@=.-]+$/.test(ciphers)) throw new ConfigError("tls.ciphers", `expected an OpenSSL cipher list, got ${show(ciphers)}`);
+  const host = new URL(publicUrl).hostname;
+  let url = `https://${host}${port === 443 ? "" : `:${port}`}`;
+  if (o.publicUrl !== undefined) {
+    const u = o.publicUrl;
+    if (typeof u !== "string" || !/^https:\/\/[^\s/?#]+\/?$/.test(u))
+      throw new ConfigError("tls.publicUrl", `expected an origin like https://host:port, got ${show(u)}`);
+    url = u.replace(/\/$/, "");
+  }
+  const exempt = o.redirectExempt;
+  if (exempt !== undefined && !Array.isArray(exempt)) throw new ConfigError("tls.redirectExempt", `expected a list of CIDR ranges, got ${show(exempt)}`);
+  const { list, text } = cidrList(exempt ?? [], "tls.redirectExempt");
+  return {
+    host: str(o, "host", "tls", listen.host),
+    port,
+    cert: file("cert"),
+    key: file("key"),
+    minVersion: oneOf<TlsVersion>(o, "minVersion", "tls", "TLSv1.2", ["TLSv1.2", "TLSv1.3"]),
+    ciphers,
+    publicUrl: url,
+    redirect: bool(o, "redirect", "tls", true),
+    redirectExempt: list,
+    redirectExemptText: text,
+    hstsMaxAge: int(o, "hstsMaxAge", "tls", 0, 0, 100_000_000),
+  };
+}
+
 function trustForwardedFrom(v: unknown): { list: Cidr[]; text: string[] } {
   if (v === undefined || v === null) return { list: [], text: [] };
   if (!Array.isArray(v)) throw new ConfigError("trustForwardedFrom", `expected a list of CIDR ranges, got ${show(v)}`);
@@ -596,6 +701,7 @@ export function validateConfig(raw: unknown): Config {
     mode,
     listen,
     publicUrl,
+    tls: tlsConfig(root.tls, listen, publicUrl),
     manager: mgr,
     balancer,
     apache,

@@ -30,6 +30,8 @@ export class Member {
   authority: string;
   /** Precomputed Set-Cookie value when proxy-node sets the sticky cookie itself. */
   cookieLine = "";
+  /** The same cookie for clients on HTTPS (app.ts). */
+  secureCookieLine = "";
 
   constructor(cfg: MemberConfig) {
     this.url = cfg.url;

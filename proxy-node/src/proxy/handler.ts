@@ -14,6 +14,7 @@ import type { ResponseHead } from "./response-parser";
 import type { ClientConn, ClientUser, ServerHandlers } from "./client";
 import { Framing, RequestError, RequestHead, STATUS_TEXT } from "./request-parser";
 import { handleUpgrade } from "./websocket";
+import { ipAllowed, Cidr } from "../cidr";
 
 export interface Timeouts {
   /** Also applied to each member's pool by the app. */
@@ -35,6 +36,10 @@ export interface ProxyContext {
   /** Sticky cookie proxy-node sets itself, or null. */
   setCookie: { name: string; valuePrefix: string; attributes: string } | null;
   timeouts: Timeouts;
+  /** Plain listener with HTTPS on: requests get a 301 to this origin, unless they come from `exempt`. */
+  redirect: { origin: string; exempt: readonly Cidr[] } | null;
+  /** Strict-Transport-Security value on every answer of the HTTPS listener, or null. */
+  hsts: string | null;
 }
 
 const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"]);
@@ -103,8 +108,8 @@ class Exchange implements UpstreamUser, ClientUser {
     const m = this.member as Member;
     const sc = ctx.setCookie;
     let cookieLine: string | null = null;
-    if (sc !== null && !(this.sticky && cookieNamesMember(this, m))) cookieLine = m.cookieLine;
-    const headers = responseHeaders(h.raw, { rewriter: ctx.rewriter, via: ctx.via, cookieName: sc ? sc.name : "", setCookieLine: cookieLine });
+    if (sc !== null && !(this.sticky && cookieNamesMember(this, m))) cookieLine = ctx.outgoing.proto === "https" ? m.secureCookieLine : m.cookieLine;
+    const headers = responseHeaders(h.raw, { rewriter: ctx.rewriter, via: ctx.via, cookieName: sc ? sc.name : "", setCookieLine: cookieLine, hsts: ctx.hsts });
     this.status = h.status;
     this.keepAlive = h.keepAlive;
     this.responded = true;
@@ -283,6 +288,14 @@ export function createHandlers(getCtx: () => ProxyContext): ServerHandlers {
         // What follows a CONNECT is tunnel data, never requests of ours to serve.
         if (req.method === "CONNECT") client.closeAfterResponse();
         client.sendSimple(refuse, refuse === 405 ? "Method Not Allowed" : "Refused");
+        return;
+      }
+      const r = ctx.redirect;
+      if (r !== null && !ipAllowed(client.remoteAddress, r.exempt)) {
+        ctx.metrics.countStatus(301);
+        if (ctx.logRequests) logLine(ctx, client, req, 301, Date.now(), null, false, 0);
+        // The target is origin-form (refuseStatus): the client's path and query, on our HTTPS origin only.
+        client.sendSimple(301, "Moved Permanently", ["Location", r.origin + req.url]);
         return;
       }
       const ex = new Exchange(ctx, client, req);

@@ -18,6 +18,8 @@ export interface OutgoingOptions {
    * otherwise choose the host and scheme Drupal builds its links from.
    */
   trustForwardedFrom: readonly Cidr[];
+  /** The scheme the client used with us: X-Forwarded-Proto unless a trusted peer sent one. */
+  proto: "http" | "https";
 }
 
 /** Flat [name, value, ...] list of the fields to send to the member. */
@@ -71,7 +73,7 @@ export function outgoingHeaders(req: RequestHead, clientIp: string, memberAuthor
   // Appended like mod_proxy, so a trusted chain reads in order.
   if (host !== undefined) out.push("X-Forwarded-Host", xfh === undefined ? host : `${xfh}, ${host}`);
   else if (xfh !== undefined) out.push("X-Forwarded-Host", xfh);
-  out.push("X-Forwarded-Proto", xfp ?? "http");
+  out.push("X-Forwarded-Proto", xfp ?? o.proto);
   if (o.via !== null) out.push("Via", via === undefined ? o.via : `${via}, ${o.via}`);
   else if (via !== undefined) out.push("Via", via);
   // The client's chunked framing was decoded; we frame the body again ourselves.

@@ -39,6 +39,8 @@ export interface ResponseOptions {
   cookieName: string;
   /** Complete Set-Cookie value to add unless the member set cookieName itself; null for none. */
   setCookieLine: string | null;
+  /** Our Strict-Transport-Security value, replacing a member's; null leaves the member's as is. */
+  hsts: string | null;
 }
 
 export function responseHeaders(raw: readonly string[], o: ResponseOptions): string[] {
@@ -58,6 +60,7 @@ export function responseHeaders(raw: readonly string[], o: ResponseOptions): str
         via = via === undefined ? value : `${via}, ${value}`;
         continue;
       } else if (needCookie && lower === "set-cookie" && setsCookie(value, o.cookieName)) needCookie = false;
+      else if (o.hsts !== null && lower === "strict-transport-security") continue;
     }
     if (isHopByHop(name, tokens)) continue;
     out.push(name, value);
@@ -65,6 +68,7 @@ export function responseHeaders(raw: readonly string[], o: ResponseOptions): str
   if (o.via !== null) out.push("Via", via === undefined ? o.via : `${via}, ${o.via}`);
   else if (via !== undefined) out.push("Via", via);
   if (needCookie && o.setCookieLine !== null) out.push("Set-Cookie", o.setCookieLine);
+  if (o.hsts !== null) out.push("Strict-Transport-Security", o.hsts);
   return out;
 }
 

@@ -1,7 +1,9 @@
 // The client-facing listener (ProxyServer): accepts connections, hands each
 // to a ClientConn (client.ts), and sweeps their deadlines: one timer per
-// server rather than one per socket. Also closes them all on stop.
+// server rather than one per socket. Also closes them all on stop. With TLS
+// options it is a tls.Server whose decrypted sockets go to the same ClientConn.
 import * as net from "node:net";
+import * as tls from "node:tls";
 import { ClientConn, ClientLimits, LINGER_MS, ServerHandlers } from "./client";
 
 /** The client-facing listener: a net.Server plus the connections it has open. */
@@ -15,12 +17,24 @@ export class ProxyServer {
   constructor(
     public limits: ClientLimits,
     readonly handlers: ServerHandlers,
+    secure?: tls.TlsOptions,
   ) {
     // allowHalfOpen: a client that shuts down its sending side still gets its answer.
-    this.server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => {
+    const accept = (socket: net.Socket): void => {
       this.conns.add(new ClientConn(socket, this));
-    });
+    };
+    if (secure) {
+      const server = tls.createServer({ ...secure, allowHalfOpen: true, noDelay: true }, accept);
+      // A client that fails its handshake (an old protocol, no shared cipher) only loses its own connection.
+      server.on("tlsClientError", (_e, socket) => socket.destroy());
+      this.server = server;
+    } else this.server = net.createServer({ allowHalfOpen: true, noDelay: true }, accept);
     this.startSweep();
+  }
+
+  /** A new certificate for new handshakes; connections already open keep theirs. */
+  setSecureContext(options: tls.SecureContextOptions): void {
+    if (this.server instanceof tls.Server) this.server.setSecureContext(options);
   }
 
   /** Timeouts can change on reload; the sweep follows the shortest. */

@@ -8,6 +8,7 @@ import { refuseStatus } from "./incoming";
 import { outgoingHeaders } from "./outgoing";
 import { connectionTokens, isHopByHop } from "./hop";
 import { Framing, RequestHead } from "./request-parser";
+import { ipAllowed } from "../cidr";
 
 export function handleUpgrade(ctx: ProxyContext, req: RequestHead, clientIp: string, socket: Duplex, head: Buffer): void {
   ctx.metrics.requests++;
@@ -19,6 +20,12 @@ export function handleUpgrade(ctx: ProxyContext, req: RequestHead, clientIp: str
     ctx.metrics.refused++;
     ctx.metrics.countStatus(refuse);
     rawReply(socket, refuse, "Refused");
+    return;
+  }
+  const r = ctx.redirect;
+  if (r !== null && !ipAllowed(clientIp, r.exempt)) {
+    ctx.metrics.countStatus(301);
+    rawReply(socket, 301, "Moved Permanently", ["Location", r.origin + req.url]);
     return;
   }
   const choice = ctx.balancer.choose(req.url, req.cookie, null, Date.now());
@@ -104,9 +111,11 @@ export function handleUpgrade(ctx: ProxyContext, req: RequestHead, clientIp: str
   up.end();
 }
 
-export function rawReply(socket: Duplex, status: number, text: string): void {
+export function rawReply(socket: Duplex, status: number, text: string, extra: readonly string[] = []): void {
   if (socket.writable) {
     const body = `${status} ${text}\n`;
-    socket.end(`HTTP/1.1 ${status} ${text}\r\nContent-Type: text/plain\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
+    let fields = "";
+    for (let i = 0; i < extra.length; i += 2) fields += `${extra[i]}: ${extra[i + 1]}\r\n`;
+    socket.end(`HTTP/1.1 ${status} ${text}\r\n${fields}Content-Type: text/plain\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
   } else socket.destroy();
 }
