@@ -37,8 +37,8 @@ export function clusterProgram(artifact?: ProxyNodeArtifact): ClusterOutputs {
   const payloads = deliverablePayloads(
     model,
     pulumi
-      .all([secrets.dbPassword, secrets.hashSalt, secrets.managerToken, secrets.cronKey])
-      .apply(([dbPassword, hashSalt, managerToken, cronKey]) => ({ dbPassword, hashSalt, managerToken, cronKey })),
+      .all([secrets.dbPassword, secrets.hashSalt, secrets.managerToken, secrets.cronKey, secrets.tlsPrivateKey])
+      .apply(([dbPassword, hashSalt, managerToken, cronKey, tlsPrivateKey]) => ({ dbPassword, hashSalt, managerToken, cronKey, tlsPrivateKey })),
     artifact ?? readProxyNodeArtifact(),
   );
   if (model.target === "ssh") deliverOverSsh(payloads, secrets.sshPrivateKey);

@@ -73,7 +73,7 @@ export function checkPayloadBeforeChange(model: ClusterModel, opts: StackOptions
     say("payload check skipped (--skip-payload-check)");
     return;
   }
-  const placeholders = { dbPassword: "(secret)", hashSalt: "(secret)", managerToken: "(secret)", cronKey: "(secret)" };
+  const placeholders = { dbPassword: "(secret)", hashSalt: "(secret)", managerToken: "(secret)", cronKey: "(secret)", tlsPrivateKey: "(secret)" };
   // proxy-node's bin is not among the checked files, so a stand-in does for it.
   const payloads = buildPayloads(model, placeholders, "(proxy-node's bin: checked by its own build)");
   const result = checkPayloads(model, payloads, say);

@@ -17,5 +17,7 @@ export function secretAdvice(stack: string, key: string): string {
     cronKey: "openssl rand -hex 24 |",
   };
   const set = pulumiCommand(`config set --stack ${stack} --secret ${key}`);
+  // The key file the certificate was requested with.
+  if (key === "tlsPrivateKey") return `${set} < balancer.key`;
   return source[key] === undefined ? `${set} < ~/.ssh/drupal-cluster-${stack}` : `${source[key]} ${set}`;
 }

@@ -3,6 +3,7 @@ import { secretAdvice } from "./advice";
 import { ClusterModel } from "../model/types";
 import { ConfigError } from "./errors";
 import { checkSecret } from "./secrets";
+import { checkTlsPrivateKey } from "./tls";
 import { SECRET_KEYS, SecretKey, validateConfig } from "./validate";
 
 /** The stack's secrets, as Pulumi secrets: never plain values in the program. */
@@ -45,6 +46,7 @@ export function loadStack(): LoadedStack {
   const config = new pulumi.Config(project);
   const needed: SecretKey[] = ["dbPassword", "hashSalt", "managerToken", "cronKey"];
   if (model.target === "ssh") needed.push("sshPrivateKey");
+  if (model.balancer.tls) needed.push("tlsPrivateKey");
   const secrets = {} as StackSecrets;
   for (const key of needed) {
     // The engine hands the program decrypted config, so the plain value can be
@@ -54,8 +56,10 @@ export function loadStack(): LoadedStack {
       throw new ConfigError(`${project}:${key}`, `secret is missing for stack ${pulumi.getStack()}; set it with: ${secretAdvice(pulumi.getStack(), key)}`);
     }
     checkSecret(project, pulumi.getStack(), key, plain);
+    if (key === "tlsPrivateKey" && model.balancer.tls) checkTlsPrivateKey(project, model.balancer.tls, plain);
     secrets[key] = config.requireSecret(key);
   }
   if (model.target !== "ssh") secrets.sshPrivateKey = pulumi.secret("");
+  if (!model.balancer.tls) secrets.tlsPrivateKey = pulumi.secret("");
   return { model, secrets };
 }

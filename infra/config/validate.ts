@@ -29,6 +29,7 @@ import { checkClusterAddress, checkIPv4Block, checkRequireIp, checkSshHost } fro
 import { checkPublicPath } from "./paths";
 import { pcreProblem } from "./pcre";
 import { checkDistinctPorts, Listener } from "./ports";
+import { checkTlsListeners, readTls } from "./tls";
 import { ConfigReader } from "./reader";
 import {
   AppModel,
@@ -57,7 +58,7 @@ export const LBMETHODS: readonly LbMethod[] = ["byrequests", "bybusyness", "bytr
 export const LOG_LEVELS: readonly LogLevel[] = ["emerg", "alert", "crit", "error", "warn", "notice", "info", "debug"];
 
 /** Secret settings: read with config.requireSecret, never part of the plain model. */
-export const SECRET_KEYS = ["dbPassword", "hashSalt", "managerToken", "cronKey", "sshPrivateKey"] as const;
+export const SECRET_KEYS = ["dbPassword", "hashSalt", "managerToken", "cronKey", "sshPrivateKey", "tlsPrivateKey"] as const;
 export type SecretKey = (typeof SECRET_KEYS)[number];
 
 const TOP_LEVEL_KEYS = [
@@ -155,6 +156,8 @@ export function validateConfig(id: StackIdentity, values: Record<string, unknown
       `${quote(serverName)} is not accepted; use a host name (letters, digits, - and . only; labels of at most 63 characters, 253 in all) or an IPv4 address`,
     );
   }
+  balancer.tls = readTls(root.child("balancer"), target, serverName, balancer.host.url ? new URL(balancer.host.url).hostname : serverName);
+  checkTlsListeners(root.child("balancer").key, balancer);
   const trustedHostPatterns = root.strings("trustedHostPatterns", [`^${escapeRegex(serverName)}$`]);
   trustedHostPatterns.forEach((p, i) => {
     const problem = pcreProblem(p);
@@ -371,6 +374,7 @@ function readBalancer(b: ConfigReader, target: Target, docker?: DockerModel): Ba
     "proxyNodeWorkers",
     "redundancy",
     "directUrl",
+    "tls",
   ]);
   const name = b.string("name", "drupal");
   if (!BALANCER_NAME.test(name)) {

@@ -104,6 +104,31 @@ export interface BalancerModel {
    * proxy-node on the balancer (its cores, at most 64). Unused with engine apache.
    */
   proxyNodeWorkers: ProxyNodeWorkers;
+  /** HTTPS at the balancer (balancer.tls); absent: plain HTTP only. */
+  tls?: TlsModel;
+}
+
+export type TlsVersion = "TLSv1.2" | "TLSv1.3";
+
+/**
+ * TLS terminates at the balancer; the members stay plain HTTP on the cluster's
+ * private network. The private key is the secret tlsPrivateKey, never in the model.
+ */
+export interface TlsModel {
+  /** PEM: the server's certificate first, then its intermediates. */
+  certificate: string;
+  /** The leaf's notAfter (ISO), checked against the clock when the config was read. */
+  notAfter: string;
+  httpsPort: number;
+  /** The https:// origin clients reach the balancer at: redirects point here. */
+  url: string;
+  /** Plain HTTP answers 301 to url (the balancer's own requests from loopback excepted). */
+  redirect: boolean;
+  /** Strict-Transport-Security max-age; 0: no header. */
+  hstsMaxAge: number;
+  minVersion: TlsVersion;
+  /** TLS 1.2 suites, OpenSSL names ":"-separated (TLS 1.3's are OpenSSL's defaults). */
+  ciphers: string;
 }
 
 /**

@@ -3,6 +3,7 @@ import { ClusterModel, HostModel } from "../model/types";
 import { keepalived, KeepalivedPart, peerOf } from "./keepalived";
 import { baseView, clusterAddress, file, routeKey, setting, sh, step, sysvService, template } from "./common";
 import { proxyNodeConfigFile } from "./proxy-node-config";
+import { apacheBalancerVhosts, tlsFiles } from "./tls";
 import { HostPayload, PayloadFile, PayloadSecrets, ServiceSpec } from "./types";
 
 /**
@@ -38,14 +39,22 @@ export function proxyNodeCommand(): string {
  */
 export function proxyNodeCodeKey(artifact: ProxyNodeArtifact, unit: string, configJson: string): string {
   // The layout is built from placeholder secrets: the parts read here hold none.
-  const c = JSON.parse(configJson) as { mode?: unknown; listen?: unknown; manager?: { host?: unknown; port?: unknown }; workers?: unknown };
-  const startOnly = JSON.stringify([c.mode, c.listen, c.manager?.host, c.manager?.port, c.workers]);
+  const c = JSON.parse(configJson) as {
+    mode?: unknown;
+    listen?: unknown;
+    manager?: { host?: unknown; port?: unknown };
+    workers?: unknown;
+    tls?: { host?: unknown; port?: unknown };
+  };
+  // The HTTPS listener too (on or off, its address); its certificate is read again on SIGHUP.
+  const startOnly = JSON.stringify([c.mode, c.listen, c.manager?.host, c.manager?.port, c.workers, c.tls ? [c.tls.host ?? null, c.tls.port] : null]);
   return createHash("sha256").update(artifact).update("\0").update(unit).update("\0").update(startOnly).digest("hex").slice(0, 32);
 }
 
 /** Apache modules mod_proxy_balancer needs on Debian, beyond what is enabled by default. */
 export function apacheBalancerModules(model: ClusterModel): string[] {
-  return ["proxy", "proxy_http", "proxy_balancer", "slotmem_shm", `lbmethod_${model.balancer.lbmethod}`, "status", "rewrite", "headers"];
+  const tls = model.balancer.tls ? ["ssl"] : [];
+  return ["proxy", "proxy_http", "proxy_balancer", "slotmem_shm", `lbmethod_${model.balancer.lbmethod}`, "status", "rewrite", "headers", ...tls];
 }
 
 export function balancerPayload(model: ClusterModel, host: HostModel, secrets: PayloadSecrets, artifact: ProxyNodeArtifact): HostPayload {
@@ -79,6 +88,10 @@ export function balancerPayload(model: ClusterModel, host: HostModel, secrets: P
   const code = file(PROXY_NODE_BIN, artifact, { mode: "0755" });
   const codeKey = file(PROXY_NODE_CODE_KEY, `${proxyNodeCodeKey(artifact, unit.content, proxyNodeConfig.content)}\n`);
   const proxyNodeFiles = [proxyNodeConfig, unit, control, code, codeKey];
+  // HTTPS: the chain and the key, read by proxy-node (either engine: its manager
+  // answers HTTPS too) and by Apache. Not part of the code key: a new certificate
+  // is a SIGHUP, which swaps it without dropping a connection.
+  const certificate = tlsFiles(model, secrets);
   const proxyNode: ServiceSpec = {
     name: "proxy-node",
     start: "proxy-node-service start",
@@ -87,7 +100,7 @@ export function balancerPayload(model: ClusterModel, host: HostModel, secrets: P
     reload: "proxy-node-service apply",
     stop: "proxy-node-service stop || true",
     status: "proxy-node-service status",
-    watch: proxyNodeFiles.map((f) => f.path),
+    watch: [...proxyNodeFiles, ...certificate].map((f) => f.path),
   };
 
   const pair = b.redundancy ? keepalived(model, host, b.redundancy) : undefined;
@@ -97,7 +110,7 @@ export function balancerPayload(model: ClusterModel, host: HostModel, secrets: P
         host,
         packages: ["nodejs", "curl", "ca-certificates"],
         prepare: [],
-        files: proxyNodeFiles,
+        files: [...proxyNodeFiles, ...certificate],
         configure: [],
         services: [proxyNode],
         afterStart: [],
@@ -127,9 +140,11 @@ export function balancerPayload(model: ClusterModel, host: HostModel, secrets: P
     ],
   };
   const apacheFiles: PayloadFile[] = [
-    template("/etc/apache2/ports.conf", "balancer/apache2/ports.conf.hbs", view),
+    template("/etc/apache2/ports.conf", "balancer/apache2/ports.conf.hbs", { ...view, httpsPort: b.tls?.httpsPort ?? null }),
     template("/etc/apache2/conf-available/drupal-cluster-proxy.conf", "balancer/apache2/proxy.conf.hbs", view),
-    template("/etc/apache2/sites-available/drupal-cluster-balancer.conf", "balancer/apache2/balancer-vhost.conf.hbs", view),
+    file("/etc/apache2/sites-available/drupal-cluster-balancer.conf", apacheBalancerVhosts(model, view)),
+    // A new certificate is a graceful reload: in-flight requests finish on the old one.
+    ...certificate,
   ];
   return withPair(
     {

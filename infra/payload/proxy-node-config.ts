@@ -11,6 +11,7 @@ import { ConfigError } from "../config/errors";
 import { ClusterModel, HostModel } from "../model/types";
 import { managerAllowFor, peerOf } from "./keepalived";
 import { addressKey, file } from "./common";
+import { proxyNodeTls, proxyNodeTlsOrigins } from "./tls";
 import { PayloadFile, PayloadSecrets } from "./types";
 
 /**
@@ -54,6 +55,7 @@ export function proxyNodeConfig(model: ClusterModel, host: HostModel, secrets: P
     ["workers", "balancer.proxyNodeWorkers"],
     ["log.requests", "balancer.logLevel"],
   ]);
+  if (b.tls) for (const [k, v] of proxyNodeTlsOrigins()) origins.set(k, v);
   b.managerAllow.forEach((_, i) => origins.set(`manager.allow[${i + 1}]`, `balancer.managerAllow[${i}]`));
   model.web.forEach((w, i) => {
     origins.set(`balancer.members[${i}].url`, addressKey(model, w.host));
@@ -113,6 +115,8 @@ export function proxyNodeConfig(model: ClusterModel, host: HostModel, secrets: P
     origins.set("redundancy.peers[0].name", host === b.host ? "balancer.redundancy.peer.name" : "balancer (host name)");
     origins.set("redundancy.peers[0].managerUrl", host === b.host ? "balancer.redundancy.peer.address" : "balancer.address");
   }
+  // HTTPS for the clients (engine proxy-node) and for the manager (either engine).
+  if (b.tls) config.tls = proxyNodeTls(b.tls);
   // Only the agent talks to Apache: in serve mode there is no Apache on the balancer.
   if (agent) config.apache = { managerUrl: `http://127.0.0.1:${b.httpPort}/balancer-manager`, balancer: b.name };
   // Only where proxy-node serves clients; left out, proxy-node runs one process.

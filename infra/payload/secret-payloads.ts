@@ -16,7 +16,7 @@ export interface DeliverablePayload {
   digest(paths: string[]): pulumi.Input<string>;
 }
 
-const PLACEHOLDERS: PayloadSecrets = { dbPassword: "(secret)", hashSalt: "(secret)", managerToken: "(secret)", cronKey: "(secret)" };
+const PLACEHOLDERS: PayloadSecrets = { dbPassword: "(secret)", hashSalt: "(secret)", managerToken: "(secret)", cronKey: "(secret)", tlsPrivateKey: "(secret)" };
 
 export function deliverablePayloads(model: ClusterModel, secrets: pulumi.Output<PayloadSecrets>, artifact: ProxyNodeArtifact): DeliverablePayload[] {
   const layouts = buildPayloads(model, PLACEHOLDERS, artifact);

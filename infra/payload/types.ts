@@ -56,4 +56,6 @@ export interface PayloadSecrets {
   managerToken: string;
   /** What the balancer's cron timer calls the cron URL with (infra/payload/cron.ts). */
   cronKey: string;
+  /** The balancer's TLS key (infra/payload/tls.ts); empty without HTTPS. */
+  tlsPrivateKey: string;
 }

@@ -37,6 +37,7 @@ export function webPayload(model: ClusterModel, member: WebMember, secrets: Payl
     cookieDomain: model.sticky.cookieDomain
       ? setting(model, "balancer.cookieDomain", model.sticky.cookieDomain)
       : setting(model, "serverName (the default of balancer.cookieDomain)", model.serverName),
+    httpsAtBalancer: model.balancer.tls !== undefined,
   });
 
   const appFiles: PayloadFile[] = probe
@@ -54,6 +55,7 @@ export function webPayload(model: ClusterModel, member: WebMember, secrets: Payl
               `mysql:host=${db.dbHost};port=${db.dbPort};dbname=${db.database};charset=utf8mb4`,
             ),
             publicFiles,
+            balancerAddress: clusterAddress(model, model.balancer.host),
           },
           { mode: "0640", owner: "root:www-data", secret: true },
         ),

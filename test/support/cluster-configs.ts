@@ -89,6 +89,7 @@ export const SECRETS: PayloadSecrets = {
   hashSalt: "hash-salt-7f3a9c2e-test",
   managerToken: "manager-token-0b1d2e-test",
   cronKey: "cron-key-5e8a1f-test",
+  tlsPrivateKey: "-----BEGIN PRIVATE KEY-----\ntls-key-3c9d-test\n-----END PRIVATE KEY-----",
 };
 
 export const OTHER_SECRETS: PayloadSecrets = {
@@ -96,6 +97,7 @@ export const OTHER_SECRETS: PayloadSecrets = {
   hashSalt: "another-hash-salt-92",
   managerToken: "another-manager-token-93",
   cronKey: "another-cron-key-94",
+  tlsPrivateKey: "another-tls-key-95",
 };
 
 /** Stands in for proxy-node's built bin (proxy-node/dist/proxy-node.js), which may not be built. */

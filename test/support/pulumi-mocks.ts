@@ -74,7 +74,7 @@ export interface MockRun<T> {
 export async function runWithMocks<T>(
   stack: string,
   values: Record<string, unknown>,
-  secrets: Partial<typeof TEST_STACK_SECRETS>,
+  secrets: Partial<typeof TEST_STACK_SECRETS> & { tlsPrivateKey?: string },
   program: () => T,
 ): Promise<MockRun<T>> {
   await pulumi.runtime.setMocks(mocks, PROJECT, stack, false);

@@ -300,7 +300,7 @@ describe("handlebars strict mode", () => {
       (e: unknown) => {
         assert.ok(e instanceof TemplateError, String(e));
         assert.match(e.message, /balancer\/apache2\/balancer-vhost\.conf\.hbs/);
-        assert.match(e.message, /httpPort/);
+        assert.match(e.message, /\{\{int port\}\}/);
         return true;
       },
     );

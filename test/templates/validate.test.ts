@@ -2,9 +2,10 @@ import assert from "node:assert/strict";
 import * as crypto from "node:crypto";
 import { apacheBalancerModules } from "../../infra/payload/balancer";
 import { buildPayloads } from "../../infra/payload/index";
-import { HostPayload, PayloadFile } from "../../infra/payload/types";
+import { HostPayload, PayloadFile, PayloadSecrets } from "../../infra/payload/types";
 import { ClusterModel } from "../../infra/model/types";
 import { ARTIFACTS, dockerValues, model, renderCases, SECRETS, sshValues, Values } from "../support/cluster-configs";
+import { TestCa } from "../support/tls-certs";
 import { checkedFiles, checkScript, ensureValidatorImage, requireDocker, validateInContainer, ValidationRun } from "../support/validator";
 
 /**
@@ -19,6 +20,16 @@ import { checkedFiles, checkScript, ensureValidatorImage, requireDocker, validat
 interface Config {
   label: string;
   values: Values;
+  secrets?: PayloadSecrets;
+}
+
+/** HTTPS configs need a certificate valid now: made when the suite loads, removed when it ends. */
+const ca = new TestCa();
+const leaf = ca.leaf(["cluster.example.org"]);
+function withTls(values: Values, tls: Values): Values {
+  const v = structuredClone(values) as { balancer: Values };
+  v.balancer.tls = { certificate: leaf.chain, ...tls };
+  return v as Values;
 }
 
 const configs: Config[] = [
@@ -29,6 +40,12 @@ const configs: Config[] = [
     values: sshValues({ app: "drupal", webCount: 3, engine: "proxy-node", stickysession: "JSESSIONID|jsessionid", share: "external" }),
   },
   { label: "docker target, 2 web, apache (with the container entrypoint)", values: dockerValues() },
+  { label: "https, 2 web, apache, HSTS", values: withTls(sshValues(), { hstsMaxAge: 31536000 }), secrets: { ...SECRETS, tlsPrivateKey: leaf.key } },
+  {
+    label: "https, 2 web, proxy-node, TLS 1.3 only, no redirect",
+    values: withTls(sshValues({ engine: "proxy-node" }), { minVersion: "TLSv1.3", redirect: false, httpsPort: 8443 }),
+    secrets: { ...SECRETS, tlsPrivateKey: leaf.key },
+  },
 ];
 
 /** Identical payloads (the same web server in several configs) are validated once. */
@@ -52,11 +69,12 @@ describe("rendered files pass the real tools on Debian bookworm", function () {
     requireDocker();
     ensureValidatorImage((s) => console.log(`      ${s}`));
   });
+  after(() => ca.remove());
 
   for (const c of configs) {
     describe(c.label, () => {
       const m = model(c.values);
-      const payloads = buildPayloads(m, SECRETS, ARTIFACTS);
+      const payloads = buildPayloads(m, c.secrets ?? SECRETS, ARTIFACTS);
       for (const p of payloads) {
         const files = checkedFiles(m, p);
         it(`${p.host.name}: ${files.length} files`, function () {

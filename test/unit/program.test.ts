@@ -120,7 +120,11 @@ describe("cluster program under pulumi mocks", function () {
       before(async () => {
         run = await runWithMocks(c.stack, c.values, TEST_STACK_SECRETS, () => program.clusterProgram(ARTIFACTS));
         if (run.error) throw run.error;
-        payloads = buildPayloads(c.model, { dbPassword: "x", hashSalt: "x", cronKey: "layout-cron-key", managerToken: "layout-token" }, ARTIFACTS);
+        payloads = buildPayloads(
+          c.model,
+          { dbPassword: "x", hashSalt: "x", cronKey: "layout-cron-key", managerToken: "layout-token", tlsPrivateKey: "x" },
+          ARTIFACTS,
+        );
       });
 
       it("declares one host component per host, of its role's type", () => {

@@ -1,0 +1,117 @@
+/**
+ * Certificates for the HTTPS tests, made with the openssl CLI in a temporary
+ * folder: a CA and leaves it signs, for any names and any validity window
+ * (`openssl ca` takes explicit start and end dates, so expired and not-yet-valid
+ * certificates are real ones, not a mocked clock).
+ */
+import { execFileSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+
+export interface TestLeaf {
+  cert: string;
+  key: string;
+  /** The leaf then the CA: what balancer.tls.certificate takes. */
+  chain: string;
+}
+
+export interface LeafOptions {
+  notBefore?: Date;
+  notAfter?: Date;
+  rsa?: boolean;
+}
+
+export class TestCa {
+  readonly dir = fs.mkdtempSync(path.join(os.tmpdir(), "drupal-cluster-tls-"));
+  readonly cert: string;
+  private n = 0;
+
+  constructor(name = "drupal-cluster test CA") {
+    this.openssl([
+      "req",
+      "-x509",
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:P-256",
+      "-nodes",
+      "-keyout",
+      "ca.key",
+      "-out",
+      "ca.crt",
+      "-days",
+      "3",
+      "-subj",
+      `/CN=${name}`,
+    ]);
+    fs.writeFileSync(path.join(this.dir, "index.txt"), "");
+    fs.writeFileSync(path.join(this.dir, "serial"), "1000\n");
+    fs.writeFileSync(
+      path.join(this.dir, "ca.cnf"),
+      [
+        "[ca]",
+        "default_ca = local",
+        "[local]",
+        "database = index.txt",
+        "new_certs_dir = .",
+        "serial = serial",
+        "default_md = sha256",
+        "policy = any",
+        "unique_subject = no",
+        "[any]",
+        "commonName = supplied",
+        "",
+      ].join("\n"),
+    );
+    this.cert = this.read("ca.crt");
+  }
+
+  private openssl(args: string[]): void {
+    execFileSync("openssl", args, { cwd: this.dir, stdio: ["ignore", "ignore", "pipe"] });
+  }
+
+  private read(file: string): string {
+    return fs.readFileSync(path.join(this.dir, file), "utf8");
+  }
+
+  /** A server certificate for `names` (DNS names or IPv4 addresses), valid a day either side of now unless told. */
+  leaf(names: string[], opts: LeafOptions = {}): TestLeaf {
+    const base = `leaf${++this.n}`;
+    const day = 86_400_000;
+    const from = opts.notBefore ?? new Date(Date.now() - day);
+    const to = opts.notAfter ?? new Date(Date.now() + day);
+    const san = names.map((x) => (/^[0-9.]+$/.test(x) ? `IP:${x}` : `DNS:${x}`)).join(",");
+    fs.writeFileSync(path.join(this.dir, `${base}.ext`), `subjectAltName=${san}\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n`);
+    const keyType = opts.rsa ? ["rsa:2048"] : ["ec", "-pkeyopt", "ec_paramgen_curve:P-256"];
+    this.openssl(["req", "-newkey", ...keyType, "-nodes", "-keyout", `${base}.key`, "-out", `${base}.csr`, "-subj", `/CN=${names[0]}`]);
+    const stamp = (d: Date): string => d.toISOString().replace(/[-:T]/g, "").slice(0, 14) + "Z";
+    this.openssl([
+      "ca",
+      "-batch",
+      "-config",
+      "ca.cnf",
+      "-cert",
+      "ca.crt",
+      "-keyfile",
+      "ca.key",
+      "-in",
+      `${base}.csr`,
+      "-out",
+      `${base}.crt`,
+      "-startdate",
+      stamp(from),
+      "-enddate",
+      stamp(to),
+      "-extfile",
+      `${base}.ext`,
+      "-notext",
+    ]);
+    const cert = this.read(`${base}.crt`);
+    return { cert, key: this.read(`${base}.key`), chain: `${cert}${this.cert}` };
+  }
+
+  remove(): void {
+    fs.rmSync(this.dir, { recursive: true, force: true });
+  }
+}
