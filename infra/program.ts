@@ -18,6 +18,8 @@ export interface ClusterOutputs {
   target: string;
   /** Where clients go: with a balancer pair, the virtual address (or what stands for it). */
   balancerUrl: string | undefined;
+  /** With HTTPS at the balancer (balancer.tls): its https:// origin. */
+  balancerHttpsUrl?: string;
   balancerManagerUrl: string | undefined;
   proxyNodeManagerUrl: string | undefined;
   /** With a balancer pair: the address keepalived moves, and each balancer's own managers. */
@@ -96,7 +98,9 @@ function outputs(model: ClusterModel): ClusterOutputs {
   return {
     target: model.target,
     balancerUrl,
-    balancerManagerUrl: b.engine === "apache" ? apacheManager(b.host.url) : b.managerUrl,
+    ...(b.tls ? { balancerHttpsUrl: b.tls.url } : {}),
+    // With HTTPS the manager's page is reached over it: plain HTTP redirects there.
+    balancerManagerUrl: b.engine === "apache" ? apacheManager(b.tls?.url ?? b.host.url) : b.managerUrl,
     proxyNodeManagerUrl: b.managerUrl,
     ...pair,
     webUrls: Object.fromEntries(model.web.map((w) => [w.host.name, w.host.url])),

@@ -73,6 +73,8 @@ function publishes(model: ClusterModel, h: HostModel): string[] {
   const pair = model.balancer.redundancy;
   const mgr = h.role !== "balancer" ? undefined : portOf(pair && h === pair.peer ? pair.peerManagerUrl : model.balancer.managerUrl);
   if (mgr) out.push(`127.0.0.1:${mgr}:${model.balancer.managerPort}`);
+  const tls = h.role === "balancer" ? model.balancer.tls : undefined;
+  if (tls) out.push(`127.0.0.1:${Number(new URL(tls.url).port || 443)}:${tls.httpsPort}`);
   return out;
 }
 

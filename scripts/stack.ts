@@ -25,11 +25,12 @@ import * as path from "node:path";
 import { EngineEvent, LocalWorkspace, OutputMap, Stack, UpResult } from "@pulumi/pulumi/automation";
 import { parse, stringify } from "yaml";
 import { clusterProgram } from "../infra/program";
-import { modelFromStackFile, PROJECT, REPO_ROOT } from "../infra/config/stack-file";
+import { modelFromStackFile, PROJECT, readStackFile, REPO_ROOT } from "../infra/config/stack-file";
 import { allHosts, ClusterModel } from "../infra/model/types";
 import { buildPayloads } from "../infra/payload/index";
 import { hostsUp, labelledStacks, localHostKeys, removeByLabel, stackKey, startStoppedHosts } from "./local-hosts";
 import { checkPayloads } from "./validate-payload";
+import { localTls, localTlsDir } from "./local-tls";
 import { TOOLS_BIN } from "./toolchain";
 import { DriftReport } from "./drift-report";
 import { markSteps, migrateDeployment } from "./migrate-state";
@@ -119,9 +120,9 @@ function writeWorkStackFile(stack: string, fileStack: string, workDir: string, o
 
 export async function openStack(stackName: string, opts: StackOptions = {}): Promise<{ stack: Stack; model: ClusterModel }> {
   process.env.PATH = `${TOOLS_BIN}:${process.env.PATH}`;
-  let overrides = opts.overrides ?? {};
   // Validate before anything is created: a bad setting stops here with its key.
   const fileStack = opts.baseStack ?? stackName;
+  let overrides = withLocalCertificate(stackName, fileStack, opts.overrides ?? {});
   let model = modelFromStackFile(stackName, overrides, fileStack);
   if (model.localHosts) {
     // Local hosts get host keys made here; the engine checks them like any host's.
@@ -175,6 +176,21 @@ export async function setSecretConfig(stack: Stack, key: string, value: string):
   });
 }
 
+/**
+ * A local stack that asks for HTTPS (balancer.tls) without a certificate gets
+ * one from this machine's local CA for its serverName (scripts/local-tls.ts);
+ * ensureSecrets sets the matching key. Other stacks bring their own.
+ */
+function withLocalCertificate(stackName: string, fileStack: string, overrides: Record<string, unknown>): Record<string, unknown> {
+  const raw = { ...readStackFile(fileStack), ...overrides };
+  const balancer = raw.balancer as Record<string, unknown> | undefined;
+  const tls = balancer?.tls as Record<string, unknown> | undefined;
+  if (!raw.localHosts || !balancer || !tls || typeof tls !== "object" || tls.certificate !== undefined) return overrides;
+  const serverName = typeof raw.serverName === "string" ? raw.serverName : "localhost";
+  const { certificate } = localTls(REPO_ROOT, stackName, serverName);
+  return { ...overrides, balancer: { ...balancer, tls: { ...tls, certificate } } };
+}
+
 /** Generates the secrets a local stack needs, once; other stacks must set theirs. */
 export async function ensureSecrets(stack: Stack, model: ClusterModel, keyRoot = REPO_ROOT): Promise<void> {
   const have = await stack.getAllConfig();
@@ -198,12 +214,28 @@ export async function ensureSecrets(stack: Stack, model: ClusterModel, keyRoot =
   if (model.target === "ssh" && local && missing("sshPrivateKey")) {
     await setSecretConfig(stack, `${PROJECT}:sshPrivateKey`, stackKey(keyRoot, model.stack).privateKey);
   }
+  // The key of the certificate made here (withLocalCertificate), set again whenever that certificate was made again.
+  const tls = model.balancer.tls;
+  if (local && tls && fs.existsSync(localTlsDir(keyRoot, model.stack))) {
+    const made = localTls(keyRoot, model.stack, model.serverName);
+    if (made.certificate === tls.certificate && have[`${PROJECT}:tlsPrivateKey`]?.value !== made.privateKey) {
+      await setSecretConfig(stack, `${PROJECT}:tlsPrivateKey`, made.privateKey);
+    }
+  }
 }
 
-function print(outputs: OutputMap): void {
+function print(outputs: OutputMap, stackName: string): void {
   const v = (k: string): unknown => outputs[k]?.value;
   console.log("\nThe cluster:");
   console.log(`  through the balancer   ${v("balancerUrl") ?? "(no published URL)"}`);
+  const https = v("balancerHttpsUrl");
+  if (typeof https === "string") {
+    console.log(`  over HTTPS             ${https}`);
+    const ca = path.join(localTlsDir(REPO_ROOT, stackName), "ca.crt");
+    // Relative to the checkout, where npm run starts: the command works as printed.
+    if (fs.existsSync(ca))
+      console.log(`  local CA               ${path.relative(process.cwd(), ca)}  (curl --cacert ${path.relative(process.cwd(), ca)} ${https}/)`);
+  }
   console.log(`  balancer-manager       ${v("balancerManagerUrl") ?? "-"}`);
   console.log(`  proxy-node manager     ${v("proxyNodeManagerUrl") ?? "-"}`);
   const pair = v("balancers") as Record<string, { address: string; balancerManagerUrl?: string; proxyNodeManagerUrl?: string }> | undefined;
@@ -313,7 +345,7 @@ async function main(argv: string[]): Promise<void> {
       const refresh = !argv.includes("--no-refresh");
       const drift = new DriftReport();
       const r = await upWithSummary(stackName, { skipPayloadCheck, refresh, onEvent: drift.onEvent });
-      print(r.outputs);
+      print(r.outputs, stackName);
       if (refresh) console.log(`\n${drift.lines().join("\n")}`);
       console.log(`\nup: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
       return;
@@ -328,7 +360,7 @@ async function main(argv: string[]): Promise<void> {
     }
     case "outputs": {
       const { stack } = await openStack(stackName);
-      print(await stack.outputs());
+      print(await stack.outputs(), stackName);
       return;
     }
     case "migrate":
