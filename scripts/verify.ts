@@ -2,7 +2,7 @@
  * Checks a live cluster from the outside, as its users and an attacker would,
  * and prints one line per check: PASS, FAIL or SKIP, and what it saw.
  *
- *   npm run verify [-- --stack <stack>] [--outside "<command>"]
+ *   npm run verify [-- --stack <stack>] [--outside "<command>"] [--cacert <file>]
  *   DRUPAL_CLUSTER_STACK=<stack> npm run verify        (default stack: dev)
  *
  * It reads the stack's outputs (balancerUrl, balancerManagerUrl,
@@ -15,8 +15,13 @@
  * X-Forwarded-* do not reach the web servers; each web server answers on its
  * published URL; proxy-node's manager refuses a request without the token; an
  * absolute-form request and CONNECT are refused; oversized and malformed
- * requests are refused and the balancer serves afterwards; HTTPS (SKIP while
- * it is off: issue 10); every member healthy in the managers' view.
+ * requests are refused and the balancer serves afterwards; with HTTPS (the
+ * stack's balancerHttpsUrl, where every other check then goes too): a trusted
+ * certificate for the host, TLS 1.0 and 1.1 refused, plain HTTP redirected, the
+ * sticky cookie Secure, HttpOnly and SameSite=Lax, the probe seeing https (SKIP
+ * while HTTPS is off); every member healthy in the managers' view.
+ * --cacert names the CA to trust for HTTPS; a local stack's own CA
+ * (.secrets/<stack>-tls/ca.crt) is trusted without it.
  * The checks that see which web server answered need the probe app (app: probe).
  *
  * The managers' allowlist can only be seen refusing from a machine outside it.
@@ -40,6 +45,7 @@ import { PROJECT, REPO_ROOT } from "../infra/config/stack-file";
 import { curlVantage, formatResult, parseStickyCookie, runVerify, Secret, VerifyTarget } from "../ops/verify";
 import { engineEnv } from "./engine-env";
 import { TOOLS_BIN } from "./toolchain";
+import { localTlsDir } from "./local-tls";
 
 /**
  * The stack as the other scripts left it, read only: its work folder
@@ -63,7 +69,9 @@ export function targetFromOutputs(stackName: string, outputs: OutputMap, manager
     const v = outputs[k]?.value;
     return typeof v === "string" && v ? v : undefined;
   };
-  const balancerUrl = str("balancerUrl");
+  const plainUrl = str("balancerUrl");
+  const httpsUrl = str("balancerHttpsUrl");
+  const balancerUrl = httpsUrl ?? plainUrl;
   const sticky = str("stickyCookie");
   if (!balancerUrl || !sticky)
     throw new Error(`stack ${stackName} has no balancerUrl or stickyCookie output: is it up? (DRUPAL_CLUSTER_STACK=${stackName} npm run up)`);
@@ -74,6 +82,7 @@ export function targetFromOutputs(stackName: string, outputs: OutputMap, manager
   return {
     stack: stackName,
     balancerUrl,
+    ...(httpsUrl ? { plainUrl } : {}),
     balancerManagerUrl: str("balancerManagerUrl"),
     proxyNodeManagerUrl: str("proxyNodeManagerUrl"),
     webUrls,
@@ -84,13 +93,17 @@ export function targetFromOutputs(stackName: string, outputs: OutputMap, manager
   };
 }
 
-export async function readTarget(stackName: string): Promise<VerifyTarget> {
+export async function readTarget(stackName: string, caFile?: string): Promise<VerifyTarget> {
   const stack = await selectStack(stackName);
   const outputs = await stack.outputs();
   // Not set: the checks that need it say so. Set but unreadable (a wrong passphrase): verify cannot do its job.
   const set = (await stack.getAllConfig())[`${PROJECT}:managerToken`];
   const token = set ? new Secret(set.value) : undefined;
-  return targetFromOutputs(stackName, outputs, token);
+  const target = targetFromOutputs(stackName, outputs, token);
+  // A local stack's own CA (npm run up made it) is what its users trust, as curl --cacert would.
+  const ca = caFile ?? path.join(localTlsDir(REPO_ROOT, stackName), "ca.crt");
+  if (caFile !== undefined || fs.existsSync(ca)) target.ca = fs.readFileSync(ca, "utf8");
+  return target;
 }
 
 function argValue(argv: string[], name: string): string | undefined {
@@ -113,7 +126,7 @@ async function main(argv: string[]): Promise<number> {
     console.log(help());
     return 0;
   }
-  const known = new Set(["--stack", "--outside"]);
+  const known = new Set(["--stack", "--outside", "--cacert"]);
   for (let i = 0; i < argv.length; i += 2) {
     if (!known.has(argv[i])) {
       console.error(`verify: unknown argument ${argv[i]}\n\n${help()}`);
@@ -124,7 +137,7 @@ async function main(argv: string[]): Promise<number> {
   const outsideCommand = argValue(argv, "--outside");
   let target: VerifyTarget;
   try {
-    target = await readTarget(stackName);
+    target = await readTarget(stackName, argValue(argv, "--cacert"));
   } catch (e) {
     console.error(`verify: ${e instanceof Error ? e.message : String(e)}`);
     return 2;

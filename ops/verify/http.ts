@@ -16,17 +16,34 @@ export interface RequestOptions {
   timeoutMs?: number;
 }
 
+/** The certificate authority HTTPS requests trust (a local stack's own, as `curl --cacert`); undefined: the system's. */
+let trusted: string | undefined;
+
+/** Trust this CA (PEM) for the HTTPS requests that follow; undefined goes back to the system's. */
+export function trustCa(pem: string | undefined): void {
+  trusted = pem;
+}
+
+export function trustedCa(): string | undefined {
+  return trusted;
+}
+
 /** One HTTP(S) request on a fresh connection, as a new browser tab would make it. */
 export function request(url: string, opts: RequestOptions = {}): Promise<Reply> {
-  const client = new URL(url).protocol === "https:" ? https : http;
+  const secure = new URL(url).protocol === "https:";
+  const client = secure ? https : http;
   return new Promise((resolve, reject) => {
-    const req = client.request(url, { method: opts.method ?? "GET", headers: opts.headers, agent: false }, (res) => {
-      let body = "";
-      res.setEncoding("utf8");
-      res.on("data", (d: string) => (body += d));
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
-      res.on("error", reject);
-    });
+    const req = client.request(
+      url,
+      { method: opts.method ?? "GET", headers: opts.headers, agent: false, ...(secure && trusted ? { ca: trusted } : {}) },
+      (res) => {
+        let body = "";
+        res.setEncoding("utf8");
+        res.on("data", (d: string) => (body += d));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+        res.on("error", reject);
+      },
+    );
     req.setTimeout(opts.timeoutMs ?? 10000, () => req.destroy(new Error(`no answer within ${(opts.timeoutMs ?? 10000) / 1000} s: ${url}`)));
     req.on("error", reject);
     req.end(opts.body);
@@ -57,7 +74,9 @@ export function rawExchange(url: string, bytes: string, timeoutMs = 10000): Prom
     let failure: string | undefined;
     let timedOut = false;
     const send = (): void => void socket.end(Buffer.from(bytes, "latin1"));
-    const socket: net.Socket = secure ? tls.connect({ host, port, servername: net.isIP(host) ? undefined : host }, send) : net.connect(port, host, send);
+    const socket: net.Socket = secure
+      ? tls.connect({ host, port, servername: net.isIP(host) ? undefined : host, ...(trusted ? { ca: trusted } : {}) }, send)
+      : net.connect(port, host, send);
     socket.setTimeout(timeoutMs, () => {
       timedOut = true;
       socket.destroy();

@@ -15,6 +15,7 @@ import { absoluteForm, connect, malformed, oversized } from "./checks/requests";
 import { https } from "./checks/https";
 import { membersHealthy } from "./checks/members";
 import { balancerPair } from "./checks/pair";
+import { trustCa } from "./http";
 
 export { VerifyTarget, parseStickyCookie } from "./target";
 export { CheckResult, formatResult, Verdict } from "./result";
@@ -56,6 +57,7 @@ export interface VerifyReport {
 export async function runVerify(ctx: VerifyContext, onResult: (r: CheckResult) => void = () => undefined): Promise<VerifyReport> {
   const t0 = Date.now();
   const results: CheckResult[] = [];
+  trustCa(ctx.target.ca);
   for (const check of CHECKS) {
     let out: CheckResult[];
     try {

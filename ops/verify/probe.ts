@@ -17,6 +17,8 @@ export interface ProbePage {
   /** X-Forwarded-Proto as the web server received it: the balancer's, or none. */
   forwardedProto: string | null;
   forwarded: string | null;
+  /** The scheme the probe believes the client used (the balancer's X-Forwarded-Proto, from the balancer only). */
+  scheme?: string;
 }
 
 export function probePage(r: Reply): ProbePage {

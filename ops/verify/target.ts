@@ -9,7 +9,12 @@ import { Secret } from "./secret";
 export interface VerifyTarget {
   /** The stack's name, for the printout. */
   stack: string;
+  /** Where clients go: the HTTPS origin when the stack has one. */
   balancerUrl: string;
+  /** With HTTPS: the plain origin too, which should redirect to balancerUrl. */
+  plainUrl?: string;
+  /** PEM of the certificate authority trusted for HTTPS (--cacert, or a local stack's own CA); absent: the system's. */
+  ca?: string;
   /** Apache's balancer-manager (engine apache) or proxy-node's manager (engine proxy-node), if published. */
   balancerManagerUrl?: string;
   /** proxy-node's manager (with engine apache: the agent's), if published. */
