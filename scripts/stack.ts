@@ -224,30 +224,34 @@ export async function ensureSecrets(stack: Stack, model: ClusterModel, keyRoot =
   }
 }
 
-function print(outputs: OutputMap, stackName: string): void {
+/** What `up` and `outputs` print: where everything is. */
+export function summaryLines(outputs: OutputMap, stackName: string): string[] {
   const v = (k: string): unknown => outputs[k]?.value;
-  console.log("\nThe cluster:");
-  console.log(`  through the balancer   ${v("balancerUrl") ?? "(no published URL)"}`);
+  const lines = ["", "The cluster:", `  through the balancer   ${v("balancerUrl") ?? "(no published URL)"}`];
   const https = v("balancerHttpsUrl");
   if (typeof https === "string") {
-    console.log(`  over HTTPS             ${https}`);
-    const ca = path.join(localTlsDir(REPO_ROOT, stackName), "ca.crt");
-    // Relative to the checkout, where npm run starts: the command works as printed.
-    if (fs.existsSync(ca))
-      console.log(`  local CA               ${path.relative(process.cwd(), ca)}  (curl --cacert ${path.relative(process.cwd(), ca)} ${https}/)`);
+    lines.push(`  over HTTPS             ${https}`);
+    const ca = path.relative(process.cwd(), path.join(localTlsDir(REPO_ROOT, stackName), "ca.crt"));
+    // Relative to where npm run starts (the checkout): the command works as printed.
+    if (fs.existsSync(ca)) lines.push(`  local CA               ${ca}  (curl --cacert ${ca} ${https}/)`);
   }
-  console.log(`  balancer-manager       ${v("balancerManagerUrl") ?? "-"}`);
-  console.log(`  proxy-node manager     ${v("proxyNodeManagerUrl") ?? "-"}`);
+  lines.push(`  balancer-manager       ${v("balancerManagerUrl") ?? "-"}`);
+  lines.push(`  proxy-node manager     ${v("proxyNodeManagerUrl") ?? "-"}`);
   const pair = v("balancers") as Record<string, { address: string; balancerManagerUrl?: string; proxyNodeManagerUrl?: string }> | undefined;
   if (pair) {
-    console.log(`  virtual address        ${v("virtualAddress")} (keepalived moves it between the balancers)`);
+    lines.push(`  virtual address        ${v("virtualAddress")} (keepalived moves it between the balancers)`);
     for (const [name, b] of Object.entries(pair)) {
-      console.log(`  ${name.padEnd(22)} ${b.address}: manager ${b.balancerManagerUrl ?? "-"}, proxy-node manager ${b.proxyNodeManagerUrl ?? "-"}`);
+      lines.push(`  ${name.padEnd(22)} ${b.address}: manager ${b.balancerManagerUrl ?? "-"}, proxy-node manager ${b.proxyNodeManagerUrl ?? "-"}`);
     }
   }
-  for (const [name, url] of Object.entries((v("webUrls") as Record<string, string>) ?? {})) console.log(`  ${name.padEnd(22)} ${url ?? "(not published)"}`);
-  console.log(`  data server            ${v("dataAddress")}`);
-  console.log(`  sticky cookie          ${v("stickyCookie")}`);
+  for (const [name, url] of Object.entries((v("webUrls") as Record<string, string>) ?? {})) lines.push(`  ${name.padEnd(22)} ${url ?? "(not published)"}`);
+  lines.push(`  data server            ${v("dataAddress")}`);
+  lines.push(`  sticky cookie          ${v("stickyCookie")}`);
+  return lines;
+}
+
+function print(outputs: OutputMap, stackName: string): void {
+  console.log(summaryLines(outputs, stackName).join("\n"));
 }
 
 export async function upWithSummary(stackName: string, opts: StackOptions = {}): Promise<UpResult> {
