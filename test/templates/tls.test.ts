@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { validateConfig as validateProxyNodeConfig } from "../../proxy-node/src/config";
-import { apacheBalancerModules } from "../../infra/payload/balancer";
+import { apacheBalancerModules, PROXY_NODE_CODE_KEY } from "../../infra/payload/balancer";
 import { buildPayloads } from "../../infra/payload/index";
 import { TLS_CERT, TLS_KEY } from "../../infra/payload/tls";
 import { HostPayload } from "../../infra/payload/types";
@@ -117,7 +117,7 @@ describe("templates: HTTPS at the balancer", function () {
         const v = structuredClone(sshValues({ engine })) as { balancer: Values };
         v.balancer.tls = { certificate: other.chain };
         const next = balancer(buildPayloads(model(v as Values), { ...SECRETS, tlsPrivateKey: other.key }, ARTIFACTS));
-        const control = (p: HostPayload): string => content(p, "/usr/local/sbin/proxy-node-service");
+        const control = (p: HostPayload): string => content(p, PROXY_NODE_CODE_KEY);
         assert.equal(control(next), control(b), "a new certificate changed proxy-node's code key: apply would restart it");
         const moved = balancer(payloads(engine, { httpsPort: 8443 }));
         assert.notEqual(control(moved), control(b), "a new HTTPS port must restart proxy-node (a reload keeps its listeners)");
