@@ -12,7 +12,7 @@ import { EngineEvent } from "@pulumi/pulumi/automation";
 import { bringUp, leftovers, onHost, RunningCluster, tearDown, Variant, variantOverrides } from "../support/local-cluster";
 import { openStack, upWithSummary } from "../../scripts/stack";
 import { pulumiVersion } from "../../scripts/toolchain";
-import { checkFailover, checkSessionsInDatabase, checkSpread, checkSticky, ManagerOps, newClient } from "./checks";
+import { checkFailover, checkSessionsInDatabase, checkSpread, checkSticky, ManagerOps, newClient, pinnedClientReaches } from "./checks";
 import { driftAndRepair, inSecondClone, rebootWithSystemd, replaceHostKey, restoreHostKey } from "./delivery";
 import { assertFaultBounds, Fault, faultUnderLoad } from "./faults";
 import { registerUserChecks } from "./user-checks";
@@ -188,6 +188,15 @@ describe("cluster on the dev path: real pulumi up over SSH to local Debian hosts
       assert.ok(has("lb1-service-apache2: applied, but its check fails"), found.join("\n"));
       assert.ok(has("lb2-install: not applied on this host"), found.join("\n"));
       assert.ok(has("lb2:/var/www/probe/index.php: missing on the host"), found.join("\n"));
+      // The balancer takes each repaired server back once its health checks pass (rise 2 x 2 s), not at the end of the up.
+      const t1 = Date.now();
+      for (const w of get().model.web) {
+        while ((await pinnedClientReaches(get(), w.route)) !== w.host.name) {
+          assert.ok(Date.now() - t1 < 60000, `${w.host.name} was not back in rotation 60 s after the up that repaired it`);
+          await new Promise((r) => setTimeout(r, 500));
+        }
+      }
+      recordFigure("ci-apache: repaired web servers back in rotation after that up, s", (Date.now() - t1) / 1000);
       await checkSticky(get(), 20);
       await checkSessionsInDatabase(get());
       const again = await upWithSummary(APACHE.stack, { baseStack: "dev", overrides: variantOverrides(APACHE), onOutput: log, skipPayloadCheck: true });

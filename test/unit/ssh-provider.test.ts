@@ -61,9 +61,11 @@ describe("ssh provider plugin: decisions without a host", () => {
     assert.equal(commandResource.diff(step, { ...step, triggers: ["t2"] }, "s").changes, true);
   });
 
-  it("a running service whose start script alone changed is left running; a changed trigger reloads it, a step without reload runs again", () => {
+  it("a running service whose start or stop script alone changed is left running; a changed trigger reloads it, a step without reload runs again", () => {
     const service = { ...step, create: "service x start", update: "service x restart", delete: "service x stop" };
     assert.equal(updateScript(service, { ...service, create: "systemctl enable x; service x start" }), null);
+    assert.equal(updateScript(service, { ...service, delete: "systemctl disable x; service x stop" }), null);
+    assert.equal(updateScript(service, { ...service, create: "service x start --new", delete: "systemctl disable x; service x stop" }), null);
     assert.equal(updateScript(service, { ...service, create: "systemctl enable x; service x start", triggers: ["t2"] }), "service x restart");
     assert.equal(updateScript(service, { ...service, update: "service x reload" }), "service x reload");
     const plainStep = { ...step, update: "" };

@@ -53,15 +53,18 @@ function sameWork(a: CommandProps, b: CommandProps): boolean {
 
 /**
  * What an update runs where the effect is applied, or null for nothing. With a
- * reload script (a service), a changed start script alone (the same reload,
- * stop and triggers) runs nothing: the service is running and nothing it reads
- * changed; the new start script is what its next start uses. Restarting a
- * database because the way to start it was reworded is not what an operator expects.
+ * reload script (a service), a changed start or stop script alone (the same
+ * reload and triggers) runs nothing: the service is running and nothing it
+ * reads changed. Restarting a database because the way to start or stop it was
+ * reworded is not what an operator expects.
  */
 export function updateScript(olds: CommandProps, news: CommandProps): string | null {
   if (sameWork(olds, news)) return null;
-  const startOnly = news.update !== "" && sameWork({ ...olds, create: news.create }, news);
-  return startOnly ? null : news.update || news.create;
+  // With a reload script (a service), a new start or stop script alone changes
+  // nothing running: the start is what its next start uses, the stop what its
+  // removal runs.
+  const startOrStopOnly = news.update !== "" && sameWork({ ...olds, create: news.create, delete: news.delete }, news);
+  return startOrStopOnly ? null : news.update || news.create;
 }
 
 export const commandResource = {
