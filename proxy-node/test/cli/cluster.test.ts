@@ -1,28 +1,19 @@
 // workers > 1: node:cluster workers proxy, the primary owns manager and health checks.
 import { strict as assert } from "node:assert";
-import { spawn, ChildProcess } from "node:child_process";
-import { mkdtempSync, writeFileSync, rmSync } from "node:fs";
 import * as net from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { startMember, request, closeAll, until, freePort } from "../helpers";
-import { builtBin } from "../bin";
+import { RunningBin, runBin } from "../bin";
 
 const TOKEN = "cluster-token-1";
 
 describe("cli: cluster mode (workers: 2)", function () {
   this.timeout(60_000);
-  let child: ChildProcess | null = null;
-  let dir = "";
+  let bin: RunningBin | null = null;
 
   afterEach(async () => {
-    if (child && child.exitCode === null) {
-      child.kill("SIGTERM");
-      await new Promise((r) => child?.once("exit", r));
-    }
-    child = null;
+    await bin?.stop();
+    bin = null;
     await closeAll();
-    if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
   it("sticky routing, live manager changes reach every worker, counters are summed, SIGTERM stops all", async () => {
@@ -30,28 +21,20 @@ describe("cli: cluster mode (workers: 2)", function () {
     const lb2 = await startMember("lb2");
     const port = await freePort();
     const mport = await freePort();
-    dir = mkdtempSync(join(tmpdir(), "proxy-node-cluster-"));
-    const file = join(dir, "c.json");
-    writeFileSync(
-      file,
-      JSON.stringify({
-        workers: 2,
-        listen: { host: "127.0.0.1", port },
-        manager: { host: "127.0.0.1", port: mport, allow: ["127.0.0.0/8"], token: TOKEN },
-        log: { requests: false },
-        balancer: {
-          members: [
-            { url: lb1.url, route: "lb1" },
-            { url: lb2.url, route: "lb2" },
-          ],
-        },
-      }),
-    );
-    const c = spawn(process.execPath, [builtBin(), "--config", file], { stdio: ["ignore", "ignore", "pipe"] });
-    child = c;
-    let err = "";
-    c.stderr?.on("data", (d: Buffer) => (err += d.toString()));
-    await until(() => err.includes("proxy-node cluster started"), `cluster start: ${err}`);
+    const b = (bin = runBin({
+      workers: 2,
+      listen: { host: "127.0.0.1", port },
+      manager: { host: "127.0.0.1", port: mport, allow: ["127.0.0.0/8"], token: TOKEN },
+      log: { requests: false },
+      balancer: {
+        members: [
+          { url: lb1.url, route: "lb1" },
+          { url: lb2.url, route: "lb2" },
+        ],
+      },
+    }));
+    const c = b.child;
+    await until(() => b.stderr().includes("proxy-node cluster started"), `cluster start: ${b.stderr()}`);
 
     // Cookie-less first: sticky requests also advance byrequests (as in Apache) and would skew this.
     // Each request is a new client on a new connection; the workers take turns
@@ -95,25 +78,16 @@ describe("cli: cluster mode (workers: 2)", function () {
     // What Apache is during an engine switch: the client port, held by someone else.
     const holder = net.createServer((s) => s.destroy());
     await new Promise<void>((r) => holder.listen(port, "127.0.0.1", r));
-    dir = mkdtempSync(join(tmpdir(), "proxy-node-cluster-"));
-    const file = join(dir, "c.json");
-    writeFileSync(
-      file,
-      JSON.stringify({
-        workers: 2,
-        listen: { host: "127.0.0.1", port },
-        manager: { host: "127.0.0.1", port: mport, allow: ["127.0.0.0/8"], token: TOKEN },
-        log: { requests: false },
-        balancer: { members: [{ url: lb1.url, route: "lb1" }] },
-      }),
-    );
-    const c = spawn(process.execPath, [builtBin(), "--config", file], { stdio: ["ignore", "ignore", "pipe"] });
-    child = c;
-    let err = "";
-    c.stderr?.on("data", (d: Buffer) => (err += d.toString()));
-    await until(() => (err.match(/worker exited; starting another/g) ?? []).length >= 2, `workers failing on the taken port: ${err}`);
+    const b = (bin = runBin({
+      workers: 2,
+      listen: { host: "127.0.0.1", port },
+      manager: { host: "127.0.0.1", port: mport, allow: ["127.0.0.0/8"], token: TOKEN },
+      log: { requests: false },
+      balancer: { members: [{ url: lb1.url, route: "lb1" }] },
+    }));
+    await until(() => (b.stderr().match(/worker exited; starting another/g) ?? []).length >= 2, `workers failing on the taken port: ${b.stderr()}`);
     await new Promise<void>((r) => holder.close(() => r()));
-    await until(() => err.includes("proxy-node cluster started"), `cluster start once the port is free: ${err}`);
+    await until(() => b.stderr().includes("proxy-node cluster started"), `cluster start once the port is free: ${b.stderr()}`);
     assert.equal((await request(port, { path: "/" })).body, "lb1");
     const members = await request(mport, { path: "/api/members", headers: { Authorization: `Bearer ${TOKEN}` } });
     assert.equal(members.status, 200, "the manager did not start");

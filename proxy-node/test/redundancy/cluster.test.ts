@@ -1,27 +1,18 @@
 // A balancer with node:cluster workers (the cluster program renders "auto")
 // paired with another: the primary talks to the peer, the workers route by it.
 import { strict as assert } from "node:assert";
-import { spawn, ChildProcess } from "node:child_process";
-import { mkdtempSync, writeFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { startMember, startProxy, request, closeAll, until, freePort } from "../helpers";
-import { builtBin } from "../bin";
+import { RunningBin, runBin } from "../bin";
 import { EventLog, TOKEN, change, pairConfig, statusOf } from "./helpers";
 
 describe("redundancy: a balancer with workers: 2", function () {
   this.timeout(60_000);
-  let child: ChildProcess | null = null;
-  let dir = "";
+  let bin: RunningBin | null = null;
 
   afterEach(async () => {
-    if (child && child.exitCode === null) {
-      child.kill("SIGTERM");
-      await new Promise((r) => child?.once("exit", r));
-    }
-    child = null;
+    await bin?.stop();
+    bin = null;
     await closeAll();
-    if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
   it("takes the peer's drain on start into every worker, and carries its own changes to the peer", async () => {
@@ -33,24 +24,15 @@ describe("redundancy: a balancer with workers: 2", function () {
     await change(aPort, "lb2", { status: "draining" });
 
     const port = await freePort();
-    dir = mkdtempSync(join(tmpdir(), "proxy-node-pair-cluster-"));
-    const file = join(dir, "b.json");
-    writeFileSync(
-      file,
-      JSON.stringify({
-        workers: 2,
-        listen: { host: "127.0.0.1", port },
-        manager: { host: "127.0.0.1", port: bPort, allow: ["127.0.0.0/8"], token: TOKEN },
-        redundancy: { self: "b", virtualAddress: "192.0.2.10", peers: [{ name: "a", managerUrl: `http://127.0.0.1:${aPort}` }] },
-        log: { requests: false },
-        balancer: { members: [lb1, lb2].map((m) => ({ url: m.url, route: m.route })) },
-      }),
-    );
-    const c = spawn(process.execPath, [builtBin(), "--config", file], { stdio: ["ignore", "ignore", "pipe"] });
-    child = c;
-    let err = "";
-    c.stderr?.on("data", (d: Buffer) => (err += d.toString()));
-    await until(() => err.includes("proxy-node cluster started"), `cluster start: ${err}`);
+    const b = (bin = runBin({
+      workers: 2,
+      listen: { host: "127.0.0.1", port },
+      manager: { host: "127.0.0.1", port: bPort, allow: ["127.0.0.0/8"], token: TOKEN },
+      redundancy: { self: "b", virtualAddress: "192.0.2.10", peers: [{ name: "a", managerUrl: `http://127.0.0.1:${aPort}` }] },
+      log: { requests: false },
+      balancer: { members: [lb1, lb2].map((m) => ({ url: m.url, route: m.route })) },
+    }));
+    await until(() => b.stderr().includes("proxy-node cluster started"), `cluster start: ${b.stderr()}`);
 
     assert.equal(await statusOf(bPort, "lb2"), "draining");
     // New clients, each on a new connection, spread over both workers: none to the drained lb2.
