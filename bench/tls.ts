@@ -19,6 +19,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { INTERMEDIATE_CIPHERS } from "../infra/config/tls";
 import { proxyNodeBinPath } from "../infra/payload/artifacts";
+import { selfSigned, subjectAltName } from "../scripts/openssl";
 
 const ROOT = join(__dirname, "..");
 const DURATION = Number(process.env.BENCH_DURATION ?? 5);
@@ -79,29 +80,13 @@ async function waitFor(port: number, secure: boolean, ca: string): Promise<void>
 }
 
 function certificate(): { cert: string; key: string; pem: string; ca: string } {
-  execFileSync(
-    "openssl",
-    [
-      "req",
-      "-x509",
-      "-newkey",
-      "ec",
-      "-pkeyopt",
-      "ec_paramgen_curve:P-256",
-      "-nodes",
-      "-keyout",
-      "key.pem",
-      "-out",
-      "cert.pem",
-      "-days",
-      "2",
-      "-subj",
-      "/CN=localhost",
-      "-addext",
-      "subjectAltName=DNS:localhost,IP:127.0.0.1",
-    ],
-    { cwd: dir, stdio: "ignore" },
-  );
+  selfSigned(dir, {
+    key: "key.pem",
+    cert: "cert.pem",
+    days: 2,
+    subject: "/CN=localhost",
+    extensions: [`subjectAltName=${subjectAltName(["localhost", "127.0.0.1"])}`],
+  });
   const cert = join(dir, "cert.pem");
   const key = join(dir, "key.pem");
   // HAProxy takes the certificate and its key in one file.

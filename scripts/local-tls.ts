@@ -6,10 +6,10 @@
  * secret tlsPrivateKey, and prints the CA's path for `curl --cacert` or a
  * browser's trust store. Nothing leaves this machine, nothing is downloaded.
  */
-import { execFileSync } from "node:child_process";
 import { X509Certificate } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { keyAndRequest, openssl, selfSigned, subjectAltName } from "./openssl";
 
 export interface LocalTls {
   /** The CA certificate: what a client trusts (`curl --cacert <caCert>`). */
@@ -27,15 +27,6 @@ const CA_DAYS = 3650;
 
 export function localTlsDir(root: string, stack: string): string {
   return path.join(root, ".secrets", `${stack}-tls`);
-}
-
-function openssl(dir: string, args: string[]): void {
-  try {
-    execFileSync("openssl", args, { cwd: dir, stdio: ["ignore", "ignore", "pipe"] });
-  } catch (e) {
-    const err = e as { stderr?: Buffer; message: string };
-    throw new Error(`openssl ${args[0]} failed in ${dir}: ${err.stderr?.toString().trim() || err.message}`, { cause: e });
-  }
 }
 
 function usable(certFile: string, caFile: string, serverName: string, now: number): boolean {
@@ -62,50 +53,23 @@ export function localTls(root: string, stack: string, serverName: string, now = 
   fs.chmodSync(dir, 0o700);
   const ca = path.join(dir, "ca.crt");
   if (!fs.existsSync(ca) || !fs.existsSync(path.join(dir, "ca.key"))) {
-    openssl(dir, [
-      "req",
-      "-x509",
-      "-newkey",
-      "ec",
-      "-pkeyopt",
-      "ec_paramgen_curve:P-256",
-      "-nodes",
-      "-keyout",
-      "ca.key",
-      "-out",
-      "ca.crt",
-      "-days",
-      String(CA_DAYS),
-      "-subj",
-      `/CN=drupal-cluster local CA (stack ${stack})`,
-      "-addext",
-      "basicConstraints=critical,CA:TRUE,pathlen:0",
-      "-addext",
-      "keyUsage=critical,keyCertSign,cRLSign",
-    ]);
+    selfSigned(dir, {
+      key: "ca.key",
+      cert: "ca.crt",
+      days: CA_DAYS,
+      subject: `/CN=drupal-cluster local CA (stack ${stack})`,
+      extensions: ["basicConstraints=critical,CA:TRUE,pathlen:0", "keyUsage=critical,keyCertSign,cRLSign"],
+    });
   }
   const cert = path.join(dir, "balancer.crt");
   if (!usable(cert, ca, serverName, now)) {
     const names = [serverName, ...(serverName === "localhost" ? [] : ["localhost"])];
-    const san = names.map((n) => (/^[0-9.]+$/.test(n) ? `IP:${n}` : `DNS:${n}`)).join(",");
+    const san = subjectAltName(names);
     fs.writeFileSync(
       path.join(dir, "balancer.ext"),
       `subjectAltName=${san}\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n`,
     );
-    openssl(dir, [
-      "req",
-      "-newkey",
-      "ec",
-      "-pkeyopt",
-      "ec_paramgen_curve:P-256",
-      "-nodes",
-      "-keyout",
-      "balancer.key",
-      "-out",
-      "balancer.csr",
-      "-subj",
-      `/CN=${serverName}`,
-    ]);
+    keyAndRequest(dir, { key: "balancer.key", csr: "balancer.csr", subject: `/CN=${serverName}` });
     openssl(dir, [
       "x509",
       "-req",

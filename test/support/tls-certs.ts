@@ -4,10 +4,10 @@
  * (`openssl ca` takes explicit start and end dates, so expired and not-yet-valid
  * certificates are real ones, not a mocked clock).
  */
-import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import { keyAndRequest, openssl, selfSigned, subjectAltName } from "../../scripts/openssl";
 
 export interface TestLeaf {
   cert: string;
@@ -28,23 +28,7 @@ export class TestCa {
   private n = 0;
 
   constructor(name = "drupal-cluster test CA") {
-    this.openssl([
-      "req",
-      "-x509",
-      "-newkey",
-      "ec",
-      "-pkeyopt",
-      "ec_paramgen_curve:P-256",
-      "-nodes",
-      "-keyout",
-      "ca.key",
-      "-out",
-      "ca.crt",
-      "-days",
-      "3",
-      "-subj",
-      `/CN=${name}`,
-    ]);
+    selfSigned(this.dir, { key: "ca.key", cert: "ca.crt", days: 3, subject: `/CN=${name}` });
     fs.writeFileSync(path.join(this.dir, "index.txt"), "");
     fs.writeFileSync(path.join(this.dir, "serial"), "1000\n");
     fs.writeFileSync(
@@ -67,10 +51,6 @@ export class TestCa {
     this.cert = this.read("ca.crt");
   }
 
-  private openssl(args: string[]): void {
-    execFileSync("openssl", args, { cwd: this.dir, stdio: ["ignore", "ignore", "pipe"] });
-  }
-
   private read(file: string): string {
     return fs.readFileSync(path.join(this.dir, file), "utf8");
   }
@@ -81,12 +61,10 @@ export class TestCa {
     const day = 86_400_000;
     const from = opts.notBefore ?? new Date(Date.now() - day);
     const to = opts.notAfter ?? new Date(Date.now() + day);
-    const san = names.map((x) => (/^[0-9.]+$/.test(x) ? `IP:${x}` : `DNS:${x}`)).join(",");
-    fs.writeFileSync(path.join(this.dir, `${base}.ext`), `subjectAltName=${san}\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n`);
-    const keyType = opts.rsa ? ["rsa:2048"] : ["ec", "-pkeyopt", "ec_paramgen_curve:P-256"];
-    this.openssl(["req", "-newkey", ...keyType, "-nodes", "-keyout", `${base}.key`, "-out", `${base}.csr`, "-subj", `/CN=${names[0]}`]);
+    fs.writeFileSync(path.join(this.dir, `${base}.ext`), `subjectAltName=${subjectAltName(names)}\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n`);
+    keyAndRequest(this.dir, { key: `${base}.key`, csr: `${base}.csr`, subject: `/CN=${names[0]}`, rsa: opts.rsa });
     const stamp = (d: Date): string => d.toISOString().replace(/[-:T]/g, "").slice(0, 14) + "Z";
-    this.openssl([
+    openssl(this.dir, [
       "ca",
       "-batch",
       "-config",
