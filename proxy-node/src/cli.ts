@@ -6,6 +6,7 @@ import { ProxyNode } from "./app";
 import { ApacheAgent } from "./agent";
 import { VERSION } from "./version";
 import { ClusterPrimary, isWorker, runWorker } from "./cluster";
+import { MEMBER_CHANGE_HELP, memberChangeCommand } from "./member-changes-cli";
 
 const HELP = `proxy-node ${VERSION}: sticky-session balancer compatible with mod_proxy_balancer
 
@@ -18,7 +19,7 @@ Usage:
                                         then disable it
   proxy-node enable <route> --config <file>
                                         put a drained or disabled member back
-  proxy-node --help | --version
+${MEMBER_CHANGE_HELP}  proxy-node --help | --version
 
 With "workers": N > 1 or "auto" (one per CPU) in serve mode, node:cluster
 workers share the port and the primary runs the manager and health checks.
@@ -123,6 +124,7 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${VERSION}\n`);
     return 0;
   }
+  if (argv[0] === "admit" || argv[0] === "retire") return memberChangeCommand(argv);
   const args = parseArgs(argv);
   if (typeof args === "string") {
     process.stderr.write(`proxy-node: ${args}\n\n${HELP}`);

@@ -1,0 +1,203 @@
+// Before a reload that changes the member list (the cluster program adds or
+// removes a web server): `admit` health-checks, from this balancer, every
+// member the new config adds, so a member that cannot serve is never named in
+// a running config; `retire` drains every member the running proxy-node has and
+// the new config no longer has, so the reload that drops it drops an idle one.
+// The running process is asked through its manager (either mode: in agent mode
+// its manager writes Apache's flags and carries the change to a peer balancer).
+import * as http from "node:http";
+import type { Config, MemberConfig } from "./config";
+import { ApacheAgent, sameWorker } from "./agent";
+import { probe } from "./health";
+import { Member } from "./members";
+import type { Logger } from "./log";
+
+/** A member as the running proxy-node's manager lists it. */
+export interface RunningMember {
+  route: string;
+  url: string;
+  status: string;
+}
+
+/** A count that grows with every request a member is given, and how many it is busy with now. */
+export interface Traffic {
+  elected: number;
+  busy: number;
+}
+
+/** What admit and retire need from the world; the command line gives the real ones, tests their own. */
+export interface MemberChangeDeps {
+  /** The running proxy-node's members, or a reason it cannot be asked (not running, another token). */
+  running(): Promise<RunningMember[] | string>;
+  drain(m: RunningMember): Promise<void>;
+  /** Null: the member no longer serves anything (engine apache: Apache already dropped it). */
+  traffic(m: RunningMember): Promise<Traffic | null>;
+  probe(m: MemberConfig): Promise<{ ok: boolean; reason: string }>;
+  sleep(ms: number): Promise<void>;
+  now(): number;
+  say(line: string): void;
+}
+
+/** A member the new config adds that did not pass its health check in time: the reload must not happen. */
+export class NotAdmitted extends Error {}
+
+function added(cfg: Config, running: readonly RunningMember[]): MemberConfig[] {
+  return cfg.balancer.members.filter((m) => !running.some((r) => sameWorker(r.url, m.url)));
+}
+
+function removed(cfg: Config, running: readonly RunningMember[]): RunningMember[] {
+  return running.filter((r) => !cfg.balancer.members.some((m) => sameWorker(r.url, m.url)));
+}
+
+/**
+ * Every member the new config adds answers the config's health check `rise`
+ * times in a row within `timeoutS`, or NotAdmitted names the member, the check
+ * and its last answer. A proxy-node that cannot be asked admits nothing new
+ * (said on stdout): there is no running list to compare with.
+ */
+export async function admit(cfg: Config, deps: MemberChangeDeps, timeoutS: number): Promise<void> {
+  const running = await deps.running();
+  if (typeof running === "string") return deps.say(`admit: skipped, the running proxy-node cannot be asked (${running})`);
+  const fresh = added(cfg, running);
+  const hc = cfg.balancer.healthCheck;
+  if (fresh.length === 0) return;
+  if (!hc) return deps.say(`admit: ${fresh.map((m) => m.route).join(", ")} added without a check (the config has no balancer.healthCheck)`);
+  const t0 = deps.now();
+  await Promise.all(
+    fresh.map(async (m) => {
+      let inARow = 0;
+      for (;;) {
+        const r = await deps.probe(m);
+        inARow = r.ok ? inARow + 1 : 0;
+        if (inARow >= hc.rise) {
+          deps.say(`admit: ${m.route} (${m.url}) passed GET ${hc.path} ${hc.rise} times in a row after ${((deps.now() - t0) / 1000).toFixed(1)} s`);
+          return;
+        }
+        if (deps.now() - t0 >= timeoutS * 1000) {
+          throw new NotAdmitted(
+            `member ${m.route} (${m.url}) did not pass its health check GET ${hc.path} (expects ${hc.expect}) ${hc.rise} times in a row within ${timeoutS} s; last: ${r.reason}. ` +
+              "The running balancer keeps its members; nothing was reloaded.",
+          );
+        }
+        await deps.sleep(1000);
+      }
+    }),
+  );
+}
+
+export interface RetireOptions {
+  /** The longest a removed member's clients may keep going before the reload drops it. */
+  timeoutS: number;
+  /** Done early once the member had no request and none in flight for this long. */
+  idleS: number;
+}
+
+/**
+ * Each member the running proxy-node has and the new config does not is set
+ * draining (no new clients; its sticky clients go on), then left until it had
+ * no request for `idleS` or `timeoutS` passed. The reload then drops it and its
+ * sticky clients go to the others. Never fails the change: a member that
+ * cannot be drained is said on stdout and dropped all the same.
+ */
+export async function retire(cfg: Config, deps: MemberChangeDeps, o: RetireOptions): Promise<void> {
+  const running = await deps.running();
+  if (typeof running === "string") return deps.say(`retire: skipped, the running proxy-node cannot be asked (${running})`);
+  const leaving = removed(cfg, running);
+  await Promise.all(
+    leaving.map(async (m) => {
+      const t0 = deps.now();
+      try {
+        await deps.drain(m);
+      } catch (e) {
+        deps.say(`retire: ${m.route} (${m.url}) could not be set draining (${(e as Error).message}); dropped without draining`);
+        return;
+      }
+      let last = await deps.traffic(m);
+      let quietSince = deps.now();
+      while (last !== null && deps.now() - t0 < o.timeoutS * 1000) {
+        await deps.sleep(500);
+        const now = await deps.traffic(m);
+        if (now === null || now.elected !== last.elected || now.busy > 0) quietSince = deps.now();
+        last = now;
+        if (deps.now() - quietSince >= o.idleS * 1000) break;
+      }
+      const took = ((deps.now() - t0) / 1000).toFixed(1);
+      const why =
+        last === null ? "no longer served here" : deps.now() - quietSince >= o.idleS * 1000 ? `no request for ${o.idleS} s` : `timeout ${o.timeoutS} s`;
+      deps.say(`retire: ${m.route} (${m.url}) drained for ${took} s (${why}); the reload drops it`);
+    }),
+  );
+}
+
+// ---- the real world: the running proxy-node's manager, Apache's page, the health check ----
+
+function managerCall(cfg: Config, method: "GET" | "POST", path: string, body?: object): Promise<{ status: number; body: string }> {
+  const mgr = cfg.manager;
+  if (!mgr) return Promise.reject(new Error('the config has no "manager"'));
+  const host = mgr.host === "0.0.0.0" || mgr.host === "::" ? "127.0.0.1" : mgr.host;
+  const data = body === undefined ? undefined : JSON.stringify(body);
+  const headers: Record<string, string | number> = { Authorization: `Bearer ${mgr.token}` };
+  if (data !== undefined) Object.assign(headers, { "Content-Type": "application/json", "Content-Length": Buffer.byteLength(data) });
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host, port: mgr.port, method, path, agent: false, headers }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (c: Buffer) => chunks.push(c));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString("utf8") }));
+      res.on("error", reject);
+    });
+    req.setTimeout(5000, () => req.destroy(new Error(`no answer from the manager on ${host}:${mgr.port} within 5 s`)));
+    req.on("error", reject);
+    req.end(data);
+  });
+}
+
+type ManagerMember = RunningMember & { requests?: unknown; busy?: unknown };
+
+async function managerMembers(cfg: Config): Promise<ManagerMember[] | string> {
+  try {
+    const r = await managerCall(cfg, "GET", "/api/members");
+    if (r.status !== 200) return `its manager answered ${r.status}`;
+    return (JSON.parse(r.body) as { members: ManagerMember[] }).members;
+  } catch (e) {
+    return (e as Error).message;
+  }
+}
+
+/** The Elected and Busy columns of one worker on Apache's balancer-manager page, found by their headers. */
+export function apacheWorkerTraffic(html: string, memberUrl: string): Traffic | null {
+  const text = (s: string): string => s.replace(/<[^>]*>/g, "").trim();
+  const cells = (row: string, tag: string): string[] => [...row.matchAll(new RegExp(`<${tag}[^>]*>([\\s\\S]*?)</${tag}>`, "gi"))].map((x) => text(x[1]));
+  for (const table of html.split(/<table/i).slice(1)) {
+    const rows = table.split(/<tr/i).slice(1);
+    const header = rows.length ? cells(rows[0], "th") : [];
+    const [u, e, b] = ["Worker URL", "Elected", "Busy"].map((h) => header.indexOf(h));
+    if (u < 0 || e < 0 || b < 0) continue;
+    for (const row of rows.slice(1)) {
+      const c = cells(row, "td");
+      if (c.length > Math.max(u, e, b) && sameWorker(c[u], memberUrl)) return { elected: Number(c[e]), busy: Number(c[b]) };
+    }
+  }
+  return null;
+}
+
+/** The deps of the command line: the manager of the proxy-node running on this host, Apache's page in agent mode. */
+export function liveDeps(cfg: Config, logger: Logger): MemberChangeDeps {
+  const hc = cfg.balancer.healthCheck;
+  return {
+    running: () => managerMembers(cfg),
+    async drain(m) {
+      const r = await managerCall(cfg, "POST", `/api/members/${encodeURIComponent(m.route)}`, { status: "draining" });
+      if (r.status !== 200) throw new Error(`the manager answered ${r.status}: ${r.body.trim()}`);
+    },
+    async traffic(m) {
+      if (cfg.mode === "agent" && cfg.apache) return apacheWorkerTraffic(await new ApacheAgent(cfg.apache, logger).readPage(), m.url);
+      const list = await managerMembers(cfg);
+      const found = typeof list === "string" ? undefined : list.find((x) => sameWorker(x.url, m.url));
+      return found ? { elected: Number(found.requests), busy: Number(found.busy) } : null;
+    },
+    probe: (m) => (hc ? probe(new Member(m), hc) : Promise.resolve({ ok: true, reason: "no health check" })),
+    sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
+    now: () => Date.now(),
+    say: (line) => void process.stdout.write(`${line}\n`),
+  };
+}
