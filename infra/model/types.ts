@@ -231,6 +231,13 @@ export interface ClusterModel {
   docker?: DockerModel;
   localHosts?: LocalHostsModel;
   cron: CronModel;
+  rollout: RolloutModel;
+}
+
+/** How `up` changes the web servers; here what a scale-in reads. */
+export interface RolloutModel {
+  /** How long sticky clients may keep going on a draining member before it is dropped (scale-in) or disabled. */
+  drainSeconds: number;
 }
 
 /** Drupal's cron, run once per period for the whole cluster from the balancer (infra/payload/cron.ts). */

@@ -51,6 +51,25 @@ export function proxyNodeCodeKey(artifact: ProxyNodeArtifact, unit: string, conf
   return createHash("sha256").update(artifact).update("\0").update(unit).update("\0").update(startOnly).digest("hex").slice(0, 32);
 }
 
+/** How long a web server added to the stack has to pass the balancer's health check before its reload is refused. */
+export const ADMIT_SECONDS = 60;
+/** A removed web server with no request for this long is done draining, before rollout.drainSeconds. */
+export const IDLE_SECONDS = 3;
+
+/**
+ * What runs before the balancer takes a config that adds or removes web servers
+ * (proxy-node/src/member-changes.ts): `admit` health-checks the added ones from
+ * here and fails the change naming one that does not pass; `retire` drains the
+ * removed ones in the running balancer until idle or rollout.drainSeconds.
+ */
+export function memberChangeCommands(model: ClusterModel): { admit: string; retire: string } {
+  const bin = (sub: string): string => sh`${PROXY_NODE_BIN} ${sub} --config ${PROXY_NODE_CONFIG}`;
+  return {
+    admit: `${bin("admit")} --timeout ${ADMIT_SECONDS}`,
+    retire: `${bin("retire")} --timeout ${model.rollout.drainSeconds} --idle ${IDLE_SECONDS}`,
+  };
+}
+
 /** Apache modules mod_proxy_balancer needs on Debian, beyond what is enabled by default. */
 export function apacheBalancerModules(model: ClusterModel): string[] {
   const tls = model.balancer.tls ? ["ssl"] : [];
@@ -81,7 +100,16 @@ export function balancerPayload(model: ClusterModel, host: HostModel, secrets: P
   const control = template(
     "/usr/local/sbin/proxy-node-service",
     "balancer/proxy-node/proxy-node-service.sh.hbs",
-    { ...base, command: proxyNodeCommand(), stopSeconds: PROXY_NODE_STOP_SECONDS, codeKeyFile: PROXY_NODE_CODE_KEY, managerPort: b.managerPort, mode },
+    {
+      ...base,
+      command: proxyNodeCommand(),
+      // Engine apache: Apache's reload runs them (apacheService); the agent's config follows Apache's.
+      ...(apache ? { admit: ":", retire: ":" } : memberChangeCommands(model)),
+      stopSeconds: PROXY_NODE_STOP_SECONDS,
+      codeKeyFile: PROXY_NODE_CODE_KEY,
+      managerPort: b.managerPort,
+      mode,
+    },
     { mode: "0755" },
   );
   if (!artifact) throw new Error("proxy-node is not built: its bin (proxy-node/dist/proxy-node.js) is empty or missing (run `npm run build`)");
@@ -159,11 +187,22 @@ export function balancerPayload(model: ClusterModel, host: HostModel, secrets: P
         ),
       ],
       // Module changes need a restart; a graceful one finishes in-flight requests.
-      services: [sysvService("apache2", apacheFiles, "reload"), proxyNode],
+      services: [apacheService(model, apacheFiles), proxyNode],
       afterStart: [],
     },
     pair,
   );
+}
+
+/**
+ * Apache serves the clients: a reload that adds a web server waits for it to
+ * pass the health check, one that removes a web server drains it first (its
+ * agent's manager writes Apache's drain flag; Apache's counters tell idle).
+ */
+function apacheService(model: ClusterModel, files: PayloadFile[]): ServiceSpec {
+  const svc = sysvService("apache2", files, "reload");
+  const { admit, retire } = memberChangeCommands(model);
+  return { ...svc, reload: `${admit} && ${retire} && ${svc.reload}` };
 }
 
 /** Adds keepalived last: it takes the address only once the engine it tracks is running. */

@@ -175,6 +175,13 @@ async function sandbox(stopSeconds: number, env: Record<string, string>): Promis
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "proxy-node-service-"));
   const standIn = path.join(dir, "stand-in");
   fs.writeFileSync(standIn, STAND_IN, { mode: 0o755 });
+  for (const step of ["admit", "retire"]) {
+    fs.writeFileSync(
+      `${standIn}-${step}`,
+      `#!/bin/sh\necho "${step} $*" >>"$STAND_IN_EVENTS"\nif [ "${step}" = admit ] && [ "\${STAND_IN_ADMIT_FAILS:-}" = 1 ]; then echo "member lb3 did not pass (stand-in)" >&2; exit 1; fi\n`,
+      { mode: 0o755 },
+    );
+  }
   let text = fileOf(balancer(sshValues({ engine: "proxy-node" })), CONTROL).content;
   const port = await freePort();
   fs.writeFileSync(path.join(dir, "code-key"), "key-one\n");
@@ -189,6 +196,9 @@ async function sandbox(stopSeconds: number, env: Record<string, string>): Promis
     [/^CMD=.*$/m, `CMD=${standIn}`],
     [/^STOP_SECONDS=.*$/m, `STOP_SECONDS=${stopSeconds}`],
     [/^KEYFILE=.*$/m, `KEYFILE=${dir}/proxy-node.key`],
+    // What runs before a member-list change: a stand-in that records its turn (STAND_IN_ADMIT_FAILS: it fails).
+    [/^ADMIT=.*$/m, `ADMIT=${standIn}-admit`],
+    [/^RETIRE=.*$/m, `RETIRE=${standIn}-retire`],
     [/\[ -d \/run\/systemd\/system \]/, "false"],
   ];
   for (const [re, to] of edits) {
@@ -375,6 +385,27 @@ describe("proxy-node-service without systemd (the container supervisor)", functi
     assert.match(refused.stdout + refused.stderr, /config refused \(stand-in\)/);
     assert.equal(events(s).filter((e) => e === `${second} reload`).length, 1, "a refused config was sent with SIGHUP");
     assert.ok(alive(second));
+    assert.equal(run(s, "stop").status, 0);
+  });
+
+  it("apply runs admit, then retire, then the SIGHUP; a member that fails admit fails apply and nothing is sent", async () => {
+    sb = await sandbox(10, {});
+    const s = sb;
+    assert.equal(run(s, "start").status, 0);
+    await until("the process to listen", () => events(s).some((e) => e.endsWith(" listening")));
+    const pid = Number(fs.readFileSync(path.join(s.dir, "proxy-node.pid"), "utf8"));
+    assert.equal(run(s, "apply").status, 0);
+    await until("the reload", () => events(s).includes(`${pid} reload`));
+    assert.deepEqual(
+      events(s).filter((e) => !e.endsWith(" listening")),
+      ["admit ", "retire ", `${pid} reload`],
+    );
+    const refused = spawnSync(s.script, ["apply"], { env: { ...s.env, STAND_IN_ADMIT_FAILS: "1" }, encoding: "utf8" });
+    assert.equal(refused.status, 1, refused.stdout + refused.stderr);
+    assert.match(refused.stderr, /member lb3 did not pass \(stand-in\)/);
+    assert.equal(events(s).filter((e) => e.endsWith(" reload")).length, 1, "a config with a member that failed admit was sent");
+    assert.equal(events(s).filter((e) => e.startsWith("retire")).length, 1, "retire ran after admit failed");
+    assert.ok(alive(pid));
     assert.equal(run(s, "stop").status, 0);
   });
 
