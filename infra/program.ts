@@ -52,7 +52,10 @@ function byRole(payloads: DeliverablePayload[], role: string): DeliverablePayloa
   return payloads.filter((p) => p.layout.host.role === role);
 }
 
-/** Web servers wait for the database, the balancer for the web servers, a second balancer for the first. */
+/**
+ * Web servers wait for the database, the balancer for the web servers, a second balancer for the first,
+ * and the data server's clean-up of removed web servers for the balancers.
+ */
 function deliverOverSsh(payloads: DeliverablePayload[], privateKey: pulumi.Output<string>): void {
   const [data] = byRole(payloads, "data").map((payload) => new SshHost({ payload, privateKey }));
   const web = byRole(payloads, "web").map((payload) => new SshHost({ payload, privateKey }, { dependsOn: data.ready }));
@@ -60,6 +63,8 @@ function deliverOverSsh(payloads: DeliverablePayload[], privateKey: pulumi.Outpu
   // could restart keepalived at once and leave the address on neither.
   let before = web.flatMap((w) => w.ready);
   for (const payload of byRole(payloads, "balancer")) before = new SshHost({ payload, privateKey }, { dependsOn: before }).ready;
+  // A removed web server keeps its database user until every balancer has drained and dropped it.
+  data.afterBalancers(before);
 }
 
 function deliverToDocker(model: ClusterModel, payloads: DeliverablePayload[]): void {

@@ -170,7 +170,10 @@ export function checkScript(m: ClusterModel, p: HostPayload, files: PayloadFile[
   }
   // The ssh target runs each step and service command with `bash -ec`: parse them the same way.
   const commands = [
-    ...[...p.prepare, ...p.configure, ...p.afterStart].map((s) => ({ what: `step ${s.name}`, run: s.run })),
+    ...[...p.prepare, ...p.configure, ...p.afterStart, ...(p.afterBalancers ?? [])].flatMap((s) => [
+      { what: `step ${s.name}`, run: s.run },
+      ...(s.check ? [{ what: `check of step ${s.name}`, run: s.check }] : []),
+    ]),
     ...p.services.flatMap((s) => [s.start, s.reload, s.stop].map((run) => ({ what: `service ${s.name}`, run }))),
   ];
   for (const c of commands) lines.push(`check ${q(`bash -n: ${c.what}`)} bash -n -c ${q(c.run)}`);

@@ -24,6 +24,8 @@ export class SshHost extends pulumi.ComponentResource {
   readonly address: string;
   /** The last resources of this host: what a dependent host waits for. */
   readonly ready: pulumi.Resource[];
+  private readonly runSteps: (steps: ProvisionStep[], after: pulumi.Resource[]) => pulumi.Resource[];
+  private readonly payload: DeliverablePayload;
 
   constructor(args: SshHostArgs, opts?: pulumi.ComponentResourceOptions) {
     const { layout } = args.payload;
@@ -65,11 +67,17 @@ export class SshHost extends pulumi.ComponentResource {
       let prev = after;
       for (const s of steps) {
         prev = [
-          new RemoteCommand(`${host.name}-${s.name}`, { connection, create: s.run, triggers: [s.run, p.digest(s.watch)] }, { ...child, dependsOn: prev }),
+          new RemoteCommand(
+            `${host.name}-${s.name}`,
+            { connection, create: s.run, triggers: [s.run, p.digest(s.watch)], ...(s.check ? { check: s.check } : {}) },
+            { ...child, dependsOn: prev },
+          ),
         ];
       }
       return prev;
     };
+    this.runSteps = runSteps;
+    this.payload = p;
 
     const configured = runSteps(layout.configure, [install, ...files]);
     // One after the other, in the payload's order: what comes later may use what
@@ -86,5 +94,10 @@ export class SshHost extends pulumi.ComponentResource {
     }
     this.ready = runSteps(layout.afterStart, services.length ? [services[services.length - 1]] : configured);
     this.registerOutputs({ address: this.address });
+  }
+
+  /** The payload's afterBalancers steps, after `balancers` (the program hands in the last balancer's ready). */
+  afterBalancers(balancers: pulumi.Resource[]): pulumi.Resource[] {
+    return this.runSteps(this.payload.layout.afterBalancers ?? [], balancers);
   }
 }

@@ -1,7 +1,10 @@
 import { ClusterModel } from "../model/types";
-import { baseView, clusterAddress, setting, sh, step, sysvService, template } from "./common";
+import { addressKey, baseView, clusterAddress, setting, sh, step, sysvService, template } from "./common";
 import { sourced } from "./escape";
-import { HostPayload, PayloadSecrets } from "./types";
+import { HostPayload, PayloadSecrets, ProvisionStep } from "./types";
+
+/** Where the data server keeps the script that records, drops and checks the web servers' database users. */
+export const DB_USERS = "/usr/local/sbin/drupal-cluster-db-users";
 
 export function dataPayload(model: ClusterModel, secrets: PayloadSecrets): HostPayload {
   const d = model.data;
@@ -29,16 +32,34 @@ export function dataPayload(model: ClusterModel, secrets: PayloadSecrets): HostP
     { mode: "0600", secret: true },
   );
 
+  const users = template(
+    DB_USERS,
+    "data/mariadb/db-users.sh.hbs",
+    {
+      ...base,
+      wanted: model.web.map((w) => setting(model, `data.user, ${addressKey(model, w.host)}`, `${d.user}@${w.host.clusterAddress}`)),
+    },
+    { mode: "0755" },
+  );
+  // Recorded before they are made: a run cut short after CREATE USER still knows them.
+  const grants: ProvisionStep = {
+    ...step("database-and-grants", sh`${DB_USERS} record && mysql --protocol=socket < /etc/drupal-cluster/bootstrap.sql`, [sql, users]),
+    check: sh`${DB_USERS} check-granted`,
+  };
+  // After the balancers: a removed web server serves (and needs its user) until they have drained and dropped it.
+  const dropRemoved: ProvisionStep = { ...step("drop-removed-db-users", sh`${DB_USERS} reconcile`, [users]), check: sh`${DB_USERS} check-reconciled` };
+
   const payload: HostPayload = {
     host: d.host,
     packages: ["mariadb-server"],
     prepare: [step("config-folder", "mkdir -p /etc/drupal-cluster && chmod 0700 /etc/drupal-cluster")],
-    files: [cnf, sql],
+    files: [cnf, sql, users],
     configure: [],
     // MariaDB reads its options only at start.
     services: [sysvService("mariadb", [cnf], "restart")],
     // Needs MariaDB running with our settings; the SQL converges, so it may run again.
-    afterStart: [step("database-and-grants", "mysql --protocol=socket < /etc/drupal-cluster/bootstrap.sql", [sql])],
+    afterStart: [grants],
+    afterBalancers: [dropRemoved],
   };
 
   if (model.files.share === "nfs") {

@@ -22,6 +22,8 @@ export interface ProvisionStep {
   run: string;
   /** Paths of payload files whose change makes this step run again. */
   watch: string[];
+  /** Exits 0 while the step's effect is in place: a refresh that finds it failing applies the step again. */
+  check?: string;
 }
 
 /** A long-running service: started once, reloaded when one of its files changes. */
@@ -47,6 +49,12 @@ export interface HostPayload {
   services: ServiceSpec[];
   /** Runs once the services are up (create the database and grants). */
   afterStart: ProvisionStep[];
+  /**
+   * Runs once every balancer has taken the change: takes away what web servers
+   * that left the cluster had (their database users), which they need until
+   * the balancers have drained and dropped them.
+   */
+  afterBalancers?: ProvisionStep[];
 }
 
 /** The secret values that payloads are rendered with. */

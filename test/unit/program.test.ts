@@ -205,6 +205,19 @@ describe("cluster program under pulumi mocks", function () {
           }
         });
 
+        it("ssh: the data server drops removed web servers' database users only after the last balancer took the change", () => {
+          const drop = run.registrations.find((r) => r.type === REMOTE_COMMAND && r.name === "data-drop-removed-db-users");
+          assert.ok(drop, "no drop-removed-db-users step on data");
+          assert.ok(drop.parent === component(run, target, "data", "data").urn, "the step is not the data server's");
+          const last = c.model.balancer.redundancy ? c.model.balancer.redundancy.peer.name : "balancer";
+          const lastBalancer = descendants(run, component(run, target, "balancer", last));
+          assert.ok(
+            drop.dependencies.some((u) => lastBalancer.has(u)),
+            `the drop does not wait for ${last}: ${drop.dependencies.join(", ")}`,
+          );
+          assert.equal(drop.inputs.check, "/usr/local/sbin/drupal-cluster-db-users check-reconciled", "a refresh would not check the drop");
+        });
+
         it("ssh: files and commands connect to each host's configured endpoint", () => {
           for (const p of payloads) {
             const below = descendants(run, component(run, target, p.host.role, p.host.name));

@@ -16,6 +16,8 @@ export function provisionScript(model: ClusterModel, layout: HostPayload): strin
     configure: layout.configure,
     services: layout.services,
     afterStart: layout.afterStart,
+    // Each container provisions itself: nothing here waits for the balancers.
+    afterBalancers: layout.afterBalancers ?? [],
     // Uploads land as root; owners (www-data) exist only once packages are in.
     owned: layout.files.filter((f) => f.owner !== "root:root"),
     readyPath: READY_PATH,
