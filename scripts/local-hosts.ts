@@ -239,6 +239,24 @@ export function startStoppedHosts(model: ClusterModel): string[] {
   return started;
 }
 
+/**
+ * After an `up` that took hosts out of the stack (a web server removed from
+ * `web`): their containers, found by the stack's label and a host name the
+ * model no longer has. Pulumi has removed what lived on them by then (files,
+ * steps, services, while they still ran); a failed `up` keeps them, since
+ * the state may still list things on them. The pair's forwarder is not a host.
+ */
+export function removeLeftHosts(model: ClusterModel): string[] {
+  const keep = new Set([...allHosts(model).map((h) => h.name), "front"]);
+  const rows = docker(["ps", "-a", "--filter", `label=${LABEL}=${model.stack}`, "--format", '{{.Names}} {{.Label "drupal-cluster.host"}}'])
+    .split("\n")
+    .filter(Boolean)
+    .map((l) => l.split(" "));
+  const left = rows.filter(([, host]) => host && !keep.has(host)).map(([name]) => name);
+  if (left.length) docker(["rm", "-f", ...left]);
+  return left;
+}
+
 /** Removes every container, network and volume carrying the stack's label. */
 export function removeByLabel(stack: string): string[] {
   const filter = ["--filter", `label=${LABEL}=${stack}`];

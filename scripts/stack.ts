@@ -28,7 +28,7 @@ import { clusterProgram } from "../infra/program";
 import { modelFromStackFile, PROJECT, readStackFile, REPO_ROOT } from "../infra/config/stack-file";
 import { allHosts, ClusterModel } from "../infra/model/types";
 import { buildPayloads } from "../infra/payload/index";
-import { hostsUp, labelledStacks, localHostKeys, removeByLabel, stackKey, startStoppedHosts } from "./local-hosts";
+import { hostsUp, labelledStacks, localHostKeys, removeByLabel, removeLeftHosts, stackKey, startStoppedHosts } from "./local-hosts";
 import { checkPayloads } from "./validate-payload";
 import { localTls, localTlsDir } from "./local-tls";
 import { TOOLS_BIN } from "./toolchain";
@@ -258,7 +258,11 @@ export async function upWithSummary(stackName: string, opts: StackOptions = {}):
   const { stack, model } = await openStack(stackName, opts);
   checkPayloadBeforeChange(model, opts);
   if (model.localHosts) hostsUp(model, stackKey(REPO_ROOT, stackName).publicKey, REPO_ROOT);
-  return stack.up({ refresh: opts.refresh ?? true, onOutput: opts.onOutput ?? ((s) => process.stdout.write(s)), onEvent: opts.onEvent });
+  const say = opts.onOutput ?? ((s: string) => void process.stdout.write(s));
+  const result = await stack.up({ refresh: opts.refresh ?? true, onOutput: say, onEvent: opts.onEvent });
+  // A web server removed from the stack: gone from the balancers and cleaned by this up, now its host goes.
+  if (model.localHosts) for (const name of removeLeftHosts(model)) say(`local host ${name} removed: no longer in the stack\n`);
+  return result;
 }
 
 export async function up(stackName: string, opts: StackOptions = {}): Promise<OutputMap> {
