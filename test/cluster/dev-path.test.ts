@@ -179,6 +179,7 @@ describe("cluster on the dev path: real pulumi up over SSH to local Debian hosts
       recordFigure("ci-apache: failover, stopped server back in rotation after, s", report.backAfterSeconds);
     });
     registerBalancerChangeUnderLoad(APACHE, get, log);
+    registerScaleChecks(APACHE, get, log);
     registerFaultChecks(APACHE, get);
     it("drift: a host made again empty, a deleted vhost and a stopped apache2 are each found and repaired by the next up", async () => {
       const t0 = Date.now();
