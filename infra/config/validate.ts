@@ -372,6 +372,7 @@ function readBalancer(b: ConfigReader, target: Target, docker?: DockerModel): Ba
     "managerPort",
     "managerUrl",
     "proxyNodeWorkers",
+    "reuseConnections",
     "redundancy",
     "directUrl",
     "tls",
@@ -408,6 +409,10 @@ function readBalancer(b: ConfigReader, target: Target, docker?: DockerModel): Ba
     // With Apache in front, proxy-node is only its agent and serves no clients: the setting would do nothing.
     throw new ConfigError(`${b.key}.proxyNodeWorkers`, "is only used with balancer.engine proxy-node; remove it for engine apache");
   }
+  if (engine === "proxy-node" && b.has("reuseConnections")) {
+    // proxy-node always keeps connections to members: it finds a lost host and resends, which Apache cannot.
+    throw new ConfigError(`${b.key}.reuseConnections`, "is only used with balancer.engine apache; remove it for engine proxy-node");
+  }
   return {
     host,
     publicUrl,
@@ -420,6 +425,7 @@ function readBalancer(b: ConfigReader, target: Target, docker?: DockerModel): Ba
     // second beyond that is a second a client waits on a host that is gone.
     connectTimeout: b.integer("connectTimeout", { min: 1, max: 60 }, 2),
     timeout: b.integer("timeout", { min: 1, max: 3600 }, 60),
+    reuseConnections: b.boolean("reuseConnections", false),
     logLevel: b.oneOf("logLevel", LOG_LEVELS, "warn"),
     managerAllow,
     httpPort,

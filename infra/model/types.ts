@@ -92,6 +92,12 @@ export interface BalancerModel {
   connectTimeout: number;
   /** Seconds a member may take to answer once connected (Apache's `timeout`, proxy-node's headersMs). */
   timeout: number;
+  /**
+   * Engine apache: keep connections to members between requests. Off, each
+   * request opens its own, so a host that vanished costs the connect deadline,
+   * not the answer timeout (Apache cannot resend what it sent on a dead connection).
+   */
+  reuseConnections: boolean;
   logLevel: LogLevel;
   /** Networks allowed to reach the balancer-manager, as Apache `Require ip` accepts them. */
   managerAllow: string[];

@@ -129,6 +129,7 @@ export function balancerPayload(model: ClusterModel, host: HostModel, secrets: P
     retry: b.retry,
     connectTimeout: b.connectTimeout,
     timeout: b.timeout,
+    reuseConnections: b.reuseConnections,
     lbmethod: setting(model, "balancer.lbmethod", b.lbmethod),
     stickysession: setting(model, "balancer.stickysession", model.sticky.stickysession),
     // Apache reads the route after its default "." unless told otherwise; without

@@ -56,6 +56,7 @@ function registerFaultChecks(v: Variant, get: () => RunningCluster): void {
       recordFigure(`${name}: requests sent`, r.sent);
       recordFigure(`${name}: requests failed`, r.failed);
       recordFigure(`${name}: longest request, s`, r.longestMs / 1000);
+      recordFigure(`${name}: longest request sent after the fault, s`, r.longestAfterFaultMs / 1000);
       recordFigure(`${name}: detected after, s`, r.detectedAfterS);
       recordFigure(`${name}: serves its own clients again after, s`, r.readmittedAfterS);
       assertFaultBounds(get(), r);
