@@ -25,6 +25,7 @@ import {
   SYSTEM_SCHEMAS,
 } from "./grammar";
 import { readCron } from "./cron";
+import { readRollout } from "./rollout";
 import { checkClusterAddress, checkIPv4Block, checkRequireIp, checkSshHost } from "./network";
 import { checkPublicPath } from "./paths";
 import { pcreProblem } from "./pcre";
@@ -75,6 +76,7 @@ const TOP_LEVEL_KEYS = [
   "localHosts",
   "localHostKeys",
   "cron",
+  "rollout",
   ...SECRET_KEYS,
 ];
 
@@ -190,6 +192,7 @@ export function validateConfig(id: StackIdentity, values: Record<string, unknown
     docker,
     localHosts: root.has("localHosts") ? readLocalHosts(root.child("localHosts"), id, target) : undefined,
     cron: readCron(root.child("cron")),
+    rollout: readRollout(root.child("rollout"), target, web.length),
   };
 }
 
