@@ -14,7 +14,7 @@ export type ProxyNodeArtifact = string;
 
 /** Where the balancer keeps proxy-node's bin: one file, replaced whole when proxy-node changes. */
 export const PROXY_NODE_BIN = "/opt/proxy-node/bin/proxy-node";
-const PROXY_NODE_CONFIG = "/etc/proxy-node/config.json";
+export const PROXY_NODE_CONFIG = "/etc/proxy-node/config.json";
 /** The key of the code on disk (proxyNodeCodeKey): a new one means a restart, not a SIGHUP. */
 export const PROXY_NODE_CODE_KEY = "/etc/proxy-node/code-key";
 /**
