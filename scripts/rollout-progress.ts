@@ -40,7 +40,8 @@ export class RolloutProgress {
     const step = name.slice(host.length + 1);
     // A step's removal (rollout parallel) is no step of a rollout.
     const runs = m.op === "create" || m.op === "update";
-    if (pre && step === "rollout-drain" && m.op === "update") this.mark(host, "draining");
+    // A drain created with its host finds nothing to drain; one created for a serving host drains it.
+    if (pre && step === "rollout-drain" && runs) this.mark(host, "draining");
     else if (pre && step === "rollout-gate" && runs) this.mark(host, "health gate");
     else if (done && step === "rollout-enable" && runs) this.mark(host, "back in rotation");
     else if (pre && !step.startsWith("rollout-") && !this.marks.some((x) => x.host === host && x.step === "applying")) this.mark(host, "applying");
