@@ -8,6 +8,7 @@
 import * as http from "node:http";
 import type { Config, MemberConfig } from "./config";
 import { ApacheAgent, sameWorker } from "./agent";
+import { apacheWorkerCounters } from "./member-control";
 import { probe } from "./health";
 import { Member } from "./members";
 import type { Logger } from "./log";
@@ -163,23 +164,6 @@ async function managerMembers(cfg: Config): Promise<ManagerMember[] | string> {
   }
 }
 
-/** The Elected and Busy columns of one worker on Apache's balancer-manager page, found by their headers. */
-export function apacheWorkerTraffic(html: string, memberUrl: string): Traffic | null {
-  const text = (s: string): string => s.replace(/<[^>]*>/g, "").trim();
-  const cells = (row: string, tag: string): string[] => [...row.matchAll(new RegExp(`<${tag}[^>]*>([\\s\\S]*?)</${tag}>`, "gi"))].map((x) => text(x[1]));
-  for (const table of html.split(/<table/i).slice(1)) {
-    const rows = table.split(/<tr/i).slice(1);
-    const header = rows.length ? cells(rows[0], "th") : [];
-    const [u, e, b] = ["Worker URL", "Elected", "Busy"].map((h) => header.indexOf(h));
-    if (u < 0 || e < 0 || b < 0) continue;
-    for (const row of rows.slice(1)) {
-      const c = cells(row, "td");
-      if (c.length > Math.max(u, e, b) && sameWorker(c[u], memberUrl)) return { elected: Number(c[e]), busy: Number(c[b]) };
-    }
-  }
-  return null;
-}
-
 /** The deps of the command line: the manager of the proxy-node running on this host, Apache's page in agent mode. */
 export function liveDeps(cfg: Config, logger: Logger): MemberChangeDeps {
   const hc = cfg.balancer.healthCheck;
@@ -190,7 +174,7 @@ export function liveDeps(cfg: Config, logger: Logger): MemberChangeDeps {
       if (r.status !== 200) throw new Error(`the manager answered ${r.status}: ${r.body.trim()}`);
     },
     async traffic(m) {
-      if (cfg.mode === "agent" && cfg.apache) return apacheWorkerTraffic(await new ApacheAgent(cfg.apache, logger).readPage(), m.url);
+      if (cfg.mode === "agent" && cfg.apache) return apacheWorkerCounters(await new ApacheAgent(cfg.apache, logger).readPage(), m.url);
       const list = await managerMembers(cfg);
       const found = typeof list === "string" ? undefined : list.find((x) => sameWorker(x.url, m.url));
       return found ? { elected: Number(found.requests), busy: Number(found.busy) } : null;

@@ -9,8 +9,9 @@ import { join } from "node:path";
 import * as http from "node:http";
 import { startMember, startProxy, baseConfig, request, closeAll, sleep } from "../helpers";
 import { builtBin } from "../bin";
-import { admit, apacheWorkerTraffic, liveDeps, MemberChangeDeps, NotAdmitted, retire } from "../../src/member-changes";
+import { admit, liveDeps, MemberChangeDeps, NotAdmitted, retire } from "../../src/member-changes";
 import { silentLogger } from "../../src/log";
+import { apacheWorkerCounters } from "../../src/member-control";
 import type { Config } from "../../src/config";
 
 const TOKEN = "test-token-456";
@@ -224,8 +225,8 @@ describe("member changes: admit and retire before a reload", function () {
       "<table><tr><th>Worker URL</th><th>Route</th><th>Status</th><th>Elected</th><th>Busy</th></tr>" +
       '<tr><td><a href="/balancer-manager?b=drupal&amp;w=http://10.0.0.11:80&amp;nonce=x">http://10.0.0.11:80</a></td><td>lb1</td><td>Init Ok</td><td>17</td><td>1</td></tr>' +
       '<tr><td><a href="/balancer-manager?b=drupal&amp;w=http://10.0.0.12:80&amp;nonce=x">http://10.0.0.12:80</a></td><td>lb2</td><td>Init Drn Ok</td><td>4</td><td>0</td></tr></table>';
-    assert.deepEqual(apacheWorkerTraffic(page, "http://10.0.0.12"), { elected: 4, busy: 0 });
-    assert.deepEqual(apacheWorkerTraffic(page, "http://10.0.0.11:80/"), { elected: 17, busy: 1 });
-    assert.equal(apacheWorkerTraffic(page, "http://10.0.0.13:80"), null);
+    assert.deepEqual(apacheWorkerCounters(page, "http://10.0.0.12"), { elected: 4, busy: 0 });
+    assert.deepEqual(apacheWorkerCounters(page, "http://10.0.0.11:80/"), { elected: 17, busy: 1 });
+    assert.equal(apacheWorkerCounters(page, "http://10.0.0.13:80"), null);
   });
 });
