@@ -58,7 +58,7 @@ function loggedInLoop(browser: Browser, user: string): PinnedLoop {
 export function registerScaleChecks(v: Variant, get: () => RunningCluster, log: (s: string) => void): void {
   it(`scales out 2 -> 3 web servers and back in under steady load (pinned, new and logged-in clients): no failed request, lb3 serves new clients once in, drained before it is dropped, its database user and its host gone`, async () => {
     const c = get();
-    // The suite's own settings (rollout.drainSeconds at its default): another rollout setting would roll every web server, twice.
+    // The suite's own settings (rollout.drainSeconds from the dev stack): a changed rollout setting would roll every web server, twice.
     const withWeb = (webCount: number): Record<string, unknown> => variantOverrides({ ...v, webCount });
     const up = async (overrides: Record<string, unknown>): Promise<number> => {
       const t0 = Date.now();
