@@ -54,6 +54,10 @@ function bundle(outfile) {
     outfile,
     banner: { js: "#!/usr/bin/env -S node --max-semi-space-size=4" },
     legalComments: "none",
+    // esbuild names each module in a comment relative to its working directory:
+    // pinned, a build from the repository root or from proxy-node/ is the same
+    // file, so the same code never counts as new code on the balancer.
+    absWorkingDir: ROOT,
     logLevel: "error",
   });
 }

@@ -132,4 +132,14 @@ describe("package: the build", () => {
     assert.equal(readFileSync(bin, "utf8").split("\n")[0], "#!/usr/bin/env -S node --max-semi-space-size=4");
     assert.equal(builtBin(), bin);
   });
+
+  it("builds the same bytes from any working directory (the balancer restarts for a new bin, never for the same code)", () => {
+    const bin = join(PACKAGE, pkg.bin["proxy-node"]);
+    const fromEach = [PACKAGE, dirname(PACKAGE), tmpdir()].map((cwd) => {
+      execFileSync(process.execPath, [join(PACKAGE, "scripts", "build.js")], { cwd, stdio: ["ignore", "ignore", "inherit"] });
+      return readFileSync(bin, "utf8");
+    });
+    assert.equal(fromEach[1], fromEach[0], "a build from the repository root differs from one in the package");
+    assert.equal(fromEach[2], fromEach[0], "a build from elsewhere differs from one in the package");
+  });
 });
