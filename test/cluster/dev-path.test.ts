@@ -21,7 +21,7 @@ import { apacheManager, proxyNodeManager } from "./managers";
 import { recordFigure } from "../support/figures";
 import { registerBackupRestore } from "./backup-restore";
 import { registerPairChecks } from "./pair-checks";
-import { registerBalancerChangeUnderLoad } from "./changes";
+import { registerBalancerChangeUnderLoad, registerCodeChangeUnderLoad } from "./changes";
 
 /** Everything the engine printed, kept to check that no secret shows up in it. */
 let engineLog = "";
@@ -286,6 +286,7 @@ describe("cluster on the dev path: real pulumi up over SSH to local Debian hosts
       recordFigure("ci-proxynode: failover, failed requests", report.failed);
     });
     registerBalancerChangeUnderLoad(PROXYNODE, get, log);
+    registerCodeChangeUnderLoad(PROXYNODE, get, log);
     registerFaultChecks(PROXYNODE, get);
     registerCronChecks(PROXYNODE, get, log);
   });
