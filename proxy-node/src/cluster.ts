@@ -56,6 +56,8 @@ export class ClusterPrimary {
   /** Holds the shared state shown by the manager; never proxies. */
   readonly app: ProxyNode;
   private workers: Worker[] = [];
+  /** Workers that serve (their "ready" came): a replacement still starting gets no connection. */
+  private serving: Worker[] = [];
   private statsSeq = 0;
   private stopping = false;
   /** The client listeners, accepting for the workers. */
@@ -109,9 +111,9 @@ export class ClusterPrimary {
     }
   }
 
-  /** The next live worker, round robin; none (all restarting) closes the connection, as a full backlog would refuse it. */
+  /** The next serving worker, round robin; none (all restarting) closes the connection, as a full backlog would refuse it. */
   private dispatch(listener: "client" | "https", socket: net.Socket): void {
-    const live = this.workers.filter((w) => w.isConnected());
+    const live = this.serving;
     if (live.length === 0) {
       socket.destroy();
       return;
@@ -138,13 +140,16 @@ export class ClusterPrimary {
     this.workers.push(w);
     w.on("exit", (code, signal) => {
       this.workers = this.workers.filter((x) => x !== w);
+      this.serving = this.serving.filter((x) => x !== w);
       if (!this.stopping) {
         this.logger.event("error", "worker exited; starting another", { code, signal });
         this.fork(slot, ready);
       }
     });
     w.on("message", (msg: ToPrimary) => {
-      if (msg.t === "ready") ready();
+      if (msg.t !== "ready") return;
+      this.serving.push(w);
+      ready();
     });
     w.send({ t: "config", config: workerConfig(this.config) } satisfies ToWorker);
   }
