@@ -65,6 +65,16 @@ function hash(parts: string[]): string {
   return h.digest("hex").slice(0, 32);
 }
 
+/**
+ * Apache on the balancer. Its start first takes the client port from a
+ * proxy-node that still serves it (an engine switch from proxy-node, whose own
+ * change to Apache's agent comes after this start).
+ */
+function apacheService(files: PayloadFile[]): ServiceSpec {
+  const s = sysvService("apache2", files, "reload");
+  return { ...s, start: `proxy-node-service give-port && { ${s.start}; }` };
+}
+
 /** Apache modules mod_proxy_balancer needs on Debian, beyond what is enabled by default. */
 export function apacheBalancerModules(model: ClusterModel): string[] {
   const tls = model.balancer.tls ? ["ssl"] : [];
@@ -173,7 +183,7 @@ export function balancerPayload(model: ClusterModel, host: HostModel, secrets: P
         ),
       ],
       // Module changes need a restart; a graceful one finishes in-flight requests.
-      services: [sysvService("apache2", apacheFiles, "reload"), proxyNode],
+      services: [apacheService(apacheFiles), proxyNode],
       afterStart: [],
     },
     pair,

@@ -101,6 +101,12 @@ describe("proxy-node on the balancer: one artifact, one start command", () => {
     assert.notEqual(start(edited((b) => (b.managerPort = 8089))), start(base), "a new manager port would be handed over");
   });
 
+  it("with engine apache, Apache's start first takes the client port from a proxy-node still serving it (a switch from engine proxy-node)", () => {
+    const apache = balancer(sshValues({ engine: "apache" })).services.find((s) => s.name === "apache2");
+    assert.ok(apache, "no apache2 service on the balancer");
+    assert.match(apache.start, /^proxy-node-service give-port && \{ .*service apache2 start; fi; \}$/);
+  });
+
   it("an empty artifact is refused: proxy-node is not built", () => {
     assert.throws(() => balancer(sshValues(), ""), /proxy-node is not built: .*run `npm run build`/);
   });
@@ -181,7 +187,12 @@ function freePort(): Promise<number> {
  * stand-in as its command, and the systemd branch off. Every edit must match
  * exactly once, so a reshaped script fails here rather than running unedited.
  */
-async function sandbox(stopSeconds: number, env: Record<string, string>, command?: (dir: string, managerPort: number) => string): Promise<Sandbox> {
+async function sandbox(
+  stopSeconds: number,
+  env: Record<string, string>,
+  command?: (dir: string, managerPort: number) => string,
+  mode = "sandbox",
+): Promise<Sandbox> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "proxy-node-service-"));
   const standIn = path.join(dir, "stand-in");
   fs.writeFileSync(standIn, STAND_IN, { mode: 0o755 });
@@ -192,7 +203,7 @@ async function sandbox(stopSeconds: number, env: Record<string, string>, command
     [/^CODE_KEY_FILE=.*$/m, `CODE_KEY_FILE=${dir}/code-key`],
     [/^MANAGER_PORT=.*$/m, `MANAGER_PORT=${port}`],
     // Not serve: its start would stop this machine's Apache.
-    [/^MODE=.*$/m, "MODE=sandbox"],
+    [/^MODE=.*$/m, `MODE=${mode}`],
     [/^PIDFILE=.*$/m, `PIDFILE=${dir}/proxy-node.pid`],
     [/^SUPERVISOR_PIDFILE=.*$/m, `SUPERVISOR_PIDFILE=${dir}/proxy-node-supervisor.pid`],
     [/^LOG=.*$/m, `LOG=${dir}/proxy-node.log`],
@@ -386,6 +397,25 @@ describe("proxy-node-service without systemd (the container supervisor)", functi
     assert.equal(events(s).filter((e) => e === `${second} reload`).length, 1, "a refused config was sent with SIGHUP");
     assert.ok(alive(second));
     assert.equal(run(s, "stop").status, 0);
+  });
+
+  it("give-port (Apache's start on the balancer): stops a proxy-node whose start key is not the one on disk (an engine switch from proxy-node), and nothing else", async () => {
+    sb = await sandbox(10, {}, undefined, "agent");
+    const s = sb;
+    fs.writeFileSync(path.join(s.dir, "code-key"), "start-one code-one\n");
+    assert.equal(run(s, "give-port").status, 0, "give-port with no proxy-node running failed");
+    assert.equal(run(s, "start").status, 0);
+    await until("the process to listen", () => events(s).some((e) => e.endsWith(" listening")));
+    const [first] = processes(s).standIns;
+    // The keys it runs with: Apache's start (a repair, a reboot) leaves it alone.
+    assert.equal(run(s, "give-port").status, 0);
+    assert.ok(alive(first), "give-port stopped a proxy-node already running as the config on disk says");
+    // The switch: proxy-node's new start key (mode agent) is on disk, its own step comes after Apache's start.
+    fs.writeFileSync(path.join(s.dir, "code-key"), "start-two code-two\n");
+    const give = run(s, "give-port");
+    assert.equal(give.status, 0, give.out);
+    assert.ok(!alive(first), "give-port left the proxy-node serving the port");
+    assert.deepEqual(processes(s), { supervisors: [], standIns: [] });
   });
 
   it("stop is bounded: a process that ignores SIGTERM gets SIGKILL after STOP_SECONDS, and stop returns once it is gone", async () => {
