@@ -8,6 +8,7 @@ import { ApacheAgent } from "./agent";
 import { VERSION } from "./version";
 import { ClusterPrimary, isWorker, runWorker } from "./cluster";
 import { closeSync } from "node:fs";
+import type { PeerMember } from "./peers";
 import { announceReady, Inheritance, ListenerName, startSuccessor, takeInheritance, tellSystemd, writePidfile } from "./handover";
 
 const HELP = `proxy-node ${VERSION}: sticky-session balancer compatible with mod_proxy_balancer
@@ -244,11 +245,7 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 /** Starts the successor and, under systemd, makes it the main process; a successor systemd was not told of is stopped again. */
-async function handOver(
-  listeners: Partial<Record<ListenerName, net.Server>>,
-  members: ReturnType<ProxyNode["memberState"]>,
-  logger: JsonLogger,
-): Promise<number> {
+async function handOver(listeners: Partial<Record<ListenerName, net.Server>>, members: PeerMember[], logger: JsonLogger): Promise<number> {
   const pid = await startSuccessor(listeners, members);
   try {
     await tellSystemd(pid);
