@@ -14,6 +14,8 @@ export class ProxyServer {
   readonly server: net.Server;
   private readonly conns = new Set<ClientConn>();
   private readonly tunnels = new Set<net.Socket>();
+  /** Sockets the cluster primary handed over, until they close: with TLS, one still in its handshake has no ClientConn yet. */
+  private readonly adopted = new Set<net.Socket>();
   private sweeper: NodeJS.Timeout | null = null;
   /** Resolves close() once the last connection is gone. */
   private drained: (() => void) | null = null;
@@ -64,7 +66,11 @@ export class ProxyServer {
 
   forget(c: ClientConn): void {
     this.conns.delete(c);
-    if (this.conns.size === 0) this.drained?.();
+    this.drainedYet();
+  }
+
+  private drainedYet(): void {
+    if (this.conns.size === 0 && this.adopted.size === 0) this.drained?.();
   }
 
   /**
@@ -75,6 +81,11 @@ export class ProxyServer {
   adopt(socket: net.Socket): void {
     socket.allowHalfOpen = true;
     socket.setNoDelay(true);
+    this.adopted.add(socket);
+    socket.once("close", () => {
+      this.adopted.delete(socket);
+      this.drainedYet();
+    });
     this.server.emit("connection", socket);
   }
 
@@ -92,7 +103,7 @@ export class ProxyServer {
   close(): Promise<void> {
     this.closing = true;
     const stopped = new Promise<void>((resolve) => (this.server.listening ? this.server.close(() => resolve()) : resolve()));
-    const drained = new Promise<void>((resolve) => (this.conns.size === 0 ? resolve() : (this.drained = resolve)));
+    const drained = new Promise<void>((resolve) => (this.conns.size === 0 && this.adopted.size === 0 ? resolve() : (this.drained = resolve)));
     this.closeIdle();
     // A WebSocket has no end to wait for: its client reconnects to the next instance.
     for (const t of this.tunnels) t.destroy();

@@ -9,6 +9,8 @@ import { startMember, request, closeAll, until, freePort, sleep } from "../helpe
 import { builtBin, RunningBin, runBin } from "../bin";
 import { VERSION } from "../../src/version";
 import { recordFigure } from "../../../test/support/figures";
+import * as https from "node:https";
+import { makeCa, TestCa } from "../tls/certs";
 
 const TOKEN = "handover-token-1";
 const auth = { Authorization: `Bearer ${TOKEN}` };
@@ -40,6 +42,19 @@ function steadyLoad(port: number, loops: number): Load {
     await Promise.all(all);
   };
   return load;
+}
+
+/** One HTTPS request on a new connection, trusting the test's CA. */
+function httpsGet(port: number, ca: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    https
+      .get({ host: "127.0.0.1", port, path: "/", agent: false, ca, servername: "public.example" }, (res) => {
+        let body = "";
+        res.on("data", (d: Buffer) => (body += d.toString()));
+        res.on("end", () => resolve(`${res.statusCode} ${body}`));
+      })
+      .on("error", reject);
+  });
 }
 
 function pidIn(file: string): number {
@@ -173,6 +188,57 @@ for (const workers of [1, 2]) {
       };
       assert.equal(members.members.find((m) => m.route === "lb1")?.lbfactor, 7, "the operator's change was lost in the handover");
       assert.equal((await request(port, { path: "/", headers: { Cookie: "BALANCEID=balancer.lb2" } })).body, "lb2");
+    });
+
+    it("with HTTPS: the HTTPS listener is handed over too, and no HTTPS request fails", async () => {
+      const ca: TestCa = makeCa();
+      try {
+        const leaf = ca.leaf(["public.example", "127.0.0.1"]);
+        const lb1 = await startMember("lb1");
+        const [port, tport] = [await freePort(), await freePort()];
+        const installed = join(dir, "proxy-node.js");
+        copyFileSync(builtBin(), installed);
+        const b = (bin = runBin(
+          {
+            workers,
+            listen: { host: "127.0.0.1", port },
+            tls: { host: "127.0.0.1", port: tport, cert: leaf.cert, key: leaf.key, redirect: false },
+            log: { requests: false },
+            balancer: { members: [{ url: lb1.url, route: "lb1" }] },
+          },
+          { bin: installed, args: ["--pidfile", pidfile] },
+        ));
+        await until(() => /"msg":"proxy-node (cluster )?started"/.test(b.stderr()) && b.stderr().includes(`"pid":${b.child.pid}`), `start: ${b.stderr()}`);
+        let running = true;
+        let sent = 0;
+        const failures: string[] = [];
+        const loop = async (): Promise<void> => {
+          while (running) {
+            sent++;
+            try {
+              const r = await httpsGet(tport, ca.certPem);
+              if (r !== "200 lb1") failures.push(r);
+            } catch (e) {
+              failures.push((e as Error).message);
+            }
+          }
+        };
+        const loops = [loop(), loop()];
+        await sleep(300);
+        const oldPid = b.child.pid as number;
+        const exited = new Promise<number | null>((r) => b.child.once("exit", (c) => r(c)));
+        b.child.kill("SIGUSR2");
+        await until(() => pidIn(pidfile) !== oldPid, `the new process: ${b.stderr()}`, 30_000);
+        assert.equal(await exited, 0);
+        await sleep(500);
+        running = false;
+        await Promise.all(loops);
+        assert.deepEqual(failures, [], `${failures.length} of ${sent} HTTPS requests failed`);
+        assert.ok(sent > 20, `too little load: ${sent}`);
+        assert.equal(await httpsGet(tport, ca.certPem), "200 lb1");
+      } finally {
+        ca.remove();
+      }
     });
 
     it("a new process that cannot serve (its config names another port) is dropped: the old one keeps serving", async () => {
