@@ -264,3 +264,70 @@ for (const workers of [1, 2]) {
     });
   });
 }
+
+describe("cli: handover in agent mode (beside Apache: the manager's listener)", function () {
+  this.timeout(60_000);
+  let dir = "";
+  let bin: RunningBin | null = null;
+
+  afterEach(async () => {
+    const pidfile = join(dir, "proxy-node.pid");
+    const successor = pidIn(pidfile);
+    if (successor !== bin?.child.pid && alive(successor)) {
+      process.kill(successor, "SIGTERM");
+      await until(() => !alive(successor), "the successor to stop");
+    }
+    await bin?.stop();
+    bin = null;
+    await closeAll();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("the manager answers throughout and the new process runs it", async () => {
+    dir = mkdtempSync(join(tmpdir(), "proxy-node-handover-"));
+    const pidfile = join(dir, "proxy-node.pid");
+    const lb1 = await startMember("lb1");
+    const mport = await freePort();
+    const b = (bin = runBin(
+      {
+        mode: "agent",
+        manager: { host: "127.0.0.1", port: mport, allow: ["127.0.0.0/8"], token: TOKEN },
+        // Never asked here: the member stays healthy, and there are no peers.
+        apache: { managerUrl: `http://127.0.0.1:${await freePort()}/balancer-manager` },
+        log: { requests: false },
+        balancer: { members: [{ url: lb1.url, route: "lb1" }], healthCheck: { intervalMs: 60_000 } },
+      },
+      { args: ["--pidfile", pidfile] },
+    ));
+    await until(() => b.stderr().includes(`"pid":${b.child.pid}`), `start: ${b.stderr()}`);
+    let running = true;
+    let sent = 0;
+    const failures: string[] = [];
+    const loop = async (): Promise<void> => {
+      while (running) {
+        sent++;
+        try {
+          const r = await request(mport, { path: "/api/members", headers: auth });
+          if (r.status !== 200) failures.push(`status ${r.status}`);
+        } catch (e) {
+          failures.push((e as Error).message);
+        }
+      }
+    };
+    const loops = [loop(), loop()];
+    await sleep(300);
+    const oldPid = b.child.pid as number;
+    const exited = new Promise<number | null>((r) => b.child.once("exit", (c) => r(c)));
+    b.child.kill("SIGUSR2");
+    await until(() => pidIn(pidfile) !== oldPid, `the new process: ${b.stderr()}`, 30_000);
+    assert.equal(await exited, 0);
+    await sleep(300);
+    running = false;
+    await Promise.all(loops);
+    assert.deepEqual(failures, [], `${failures.length} of ${sent} manager requests failed`);
+    assert.ok(sent > 20, `too little load: ${sent}`);
+    // The old process is gone: this answer is the new one's.
+    assert.ok(alive(pidIn(pidfile)));
+    assert.equal((await request(mport, { path: "/api/members", headers: auth })).status, 200);
+  });
+});
