@@ -140,8 +140,9 @@ async function startProxyNode(port: number, members: number[], managerPort: numb
   return child;
 }
 
-async function startApache(port: number, members: number[]): Promise<ChildProcess> {
-  const d = join(dir, "apache");
+/** reuse false renders the members as the cluster program does (disablereuse=On: a connection per request). */
+async function startApache(port: number, members: number[], reuse: boolean): Promise<ChildProcess> {
+  const d = join(dir, reuse ? "apache" : "apache-noreuse");
   mkdirSync(d, { recursive: true });
   chmodSync(d, 0o777);
   const mods = ["mpm_event", "authn_core", "authz_core", "proxy", "proxy_http", "proxy_balancer", "lbmethod_byrequests", "slotmem_shm"];
@@ -164,7 +165,7 @@ ServerLimit 16
 ThreadsPerChild 25
 MaxRequestWorkers 400
 <Proxy balancer://drupal>
-${members.map((p, i) => `  BalancerMember http://127.0.0.1:${p} route=lb${i + 1}`).join("\n")}
+${members.map((p, i) => `  BalancerMember http://127.0.0.1:${p} route=lb${i + 1}${reuse ? "" : " disablereuse=On"}`).join("\n")}
   ProxySet stickysession=BALANCEID lbmethod=byrequests
 </Proxy>
 <Location />
@@ -317,7 +318,7 @@ async function main(): Promise<void> {
   log("building proxy-node (npm run build -w proxy-node)");
   execFileSync("npm", ["run", "--silent", "build", "-w", "proxy-node"], { cwd: ROOT, stdio: "inherit" });
 
-  const [m1, m2, pn, pn2, ap, hp, ng, mgr, mgr2] = await Promise.all(Array.from({ length: 9 }, freePort));
+  const [m1, m2, pn, pn2, ap, ap2, hp, ng, mgr, mgr2] = await Promise.all(Array.from({ length: 10 }, freePort));
   await nginxMember("lb1", m1);
   await nginxMember("lb2", m2);
   const targets: Array<{ name: string; port: number; pid?: () => number | undefined }> = [];
@@ -329,8 +330,11 @@ async function main(): Promise<void> {
     targets.push({ name: "proxy-node (workers: 2, node:cluster)", port: pn2, pid: () => pn2Child.pid });
   }
   if (!ONLY || ONLY.includes("apache")) {
-    const c = await startApache(ap, [m1, m2]);
+    const c = await startApache(ap, [m1, m2], true);
     targets.push({ name: "Apache 2.4 mod_proxy_balancer (event)", port: ap, pid: () => c.pid });
+    // The cost of bounded waits on a lost member (issue 13): no pooled connections.
+    const c2 = await startApache(ap2, [m1, m2], false);
+    targets.push({ name: "Apache, disablereuse=On (as the cluster renders it)", port: ap2, pid: () => c2.pid });
   }
   if (!ONLY || ONLY.includes("haproxy")) {
     const c = await startHaproxy(hp, [m1, m2]);

@@ -6,6 +6,7 @@ import { readProxyNodeArtifact } from "./payload/artifacts";
 import { DeliverablePayload, deliverablePayloads } from "./payload/secret-payloads";
 import { ProxyNodeArtifact } from "./payload/balancer";
 import { DockerHost, dockerNetwork, frontForwarder } from "./targets/docker/cluster";
+import { SshConnectionArgs } from "./targets/ssh/resources";
 
 /** One balancer's own pages, when there are two of them. */
 export interface BalancerOutputs {
@@ -43,7 +44,7 @@ export function clusterProgram(artifact?: ProxyNodeArtifact): ClusterOutputs {
       .apply(([dbPassword, hashSalt, managerToken, cronKey, tlsPrivateKey]) => ({ dbPassword, hashSalt, managerToken, cronKey, tlsPrivateKey })),
     artifact ?? readProxyNodeArtifact(),
   );
-  if (model.target === "ssh") deliverOverSsh(payloads, secrets.sshPrivateKey);
+  if (model.target === "ssh") deliverOverSsh(model, payloads, secrets.sshPrivateKey);
   else deliverToDocker(model, payloads);
   return outputs(model);
 }
@@ -52,10 +53,29 @@ function byRole(payloads: DeliverablePayload[], role: string): DeliverablePayloa
   return payloads.filter((p) => p.layout.host.role === role);
 }
 
-/** Web servers wait for the database, the balancer for the web servers, a second balancer for the first. */
-function deliverOverSsh(payloads: DeliverablePayload[], privateKey: pulumi.Output<string>): void {
+/**
+ * Web servers wait for the database, the balancer for the web servers, a second
+ * balancer for the first. rollout rolling: the web servers in batches, each
+ * batch once the one before is back in rotation (a failed health gate stops
+ * there); parallel: all at once.
+ */
+function deliverOverSsh(model: ClusterModel, payloads: DeliverablePayload[], privateKey: pulumi.Output<string>): void {
   const [data] = byRole(payloads, "data").map((payload) => new SshHost({ payload, privateKey }));
-  const web = byRole(payloads, "web").map((payload) => new SshHost({ payload, privateKey }, { dependsOn: data.ready }));
+  const balancer: SshConnectionArgs = { ...model.balancer.host.ssh!, privateKey };
+  const { mode, batch } = model.rollout;
+  const web: SshHost[] = [];
+  byRole(payloads, "web").forEach((payload, i) => {
+    if (mode === "parallel") {
+      web.push(new SshHost({ payload, privateKey }, { dependsOn: data.ready }));
+      return;
+    }
+    const member = model.web.find((w) => w.host.name === payload.layout.host.name)!;
+    const first = Math.floor(i / batch) * batch;
+    const previousBatch = web.slice(Math.max(0, first - batch), first);
+    web.push(
+      new SshHost({ payload, privateKey, rollout: { model, member, balancer } }, { dependsOn: [...data.ready, ...previousBatch.flatMap((w) => w.ready)] }),
+    );
+  });
   // A pair's balancers one after the other: changed at the same moment, both
   // could restart keepalived at once and leave the address on neither.
   let before = web.flatMap((w) => w.ready);

@@ -32,6 +32,7 @@ import { hostsUp, labelledStacks, localHostKeys, removeByLabel, stackKey, startS
 import { checkPayloads } from "./validate-payload";
 import { localTls, localTlsDir } from "./local-tls";
 import { TOOLS_BIN } from "./toolchain";
+import { RolloutProgress } from "./rollout-progress";
 import { DriftReport } from "./drift-report";
 import { markSteps, migrateDeployment } from "./migrate-state";
 import { PROVIDER_PACKAGE, PROVIDER_VERSION } from "../infra/targets/ssh/plugin";
@@ -353,7 +354,12 @@ async function main(argv: string[]): Promise<void> {
       const t0 = Date.now();
       const refresh = !argv.includes("--no-refresh");
       const drift = new DriftReport();
-      const r = await upWithSummary(stackName, { skipPayloadCheck, refresh, onEvent: drift.onEvent });
+      const progress = new RolloutProgress();
+      const onEvent = (e: EngineEvent): void => {
+        drift.onEvent(e);
+        progress.onEvent(e);
+      };
+      const r = await upWithSummary(stackName, { skipPayloadCheck, refresh, onEvent });
       print(r.outputs, stackName);
       if (refresh) console.log(`\n${drift.lines().join("\n")}`);
       console.log(`\nup: ${((Date.now() - t0) / 1000).toFixed(1)} s`);

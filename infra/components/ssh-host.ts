@@ -2,10 +2,13 @@ import * as pulumi from "@pulumi/pulumi";
 import { DeliverablePayload } from "../payload/secret-payloads";
 import { ProvisionStep } from "../payload/types";
 import { RemoteCommand, RemoteFile, SshConnectionArgs } from "../targets/ssh/resources";
+import { backInRotation, drainStep, payloadDigest, WebRollout } from "./rollout";
 
 export interface SshHostArgs {
   payload: DeliverablePayload;
   privateKey: pulumi.Input<string>;
+  /** A web server changed in a rolling update: drained before, health-gated and put back after. */
+  rollout?: WebRollout;
 }
 
 const ROLE_TYPE = {
@@ -36,6 +39,8 @@ export class SshHost extends pulumi.ComponentResource {
     const connection: SshConnectionArgs = { ...host.ssh, privateKey: args.privateKey };
     const child = { parent: this };
     const p = args.payload;
+    const digest = args.rollout ? payloadDigest(p) : "";
+    const drained = args.rollout ? [drainStep(host.name, args.rollout, digest, child)] : [];
 
     const install = new RemoteCommand(
       `${host.name}-install`,
@@ -49,7 +54,7 @@ export class SshHost extends pulumi.ComponentResource {
         ].join("\n"),
         triggers: [layout.packages.join(" "), ...layout.prepare.map((s) => s.run)],
       },
-      child,
+      { ...child, dependsOn: drained },
     );
 
     const files = layout.files.map(
@@ -84,7 +89,8 @@ export class SshHost extends pulumi.ComponentResource {
         ),
       );
     }
-    this.ready = runSteps(layout.afterStart, services.length ? [services[services.length - 1]] : configured);
+    const done = runSteps(layout.afterStart, services.length ? [services[services.length - 1]] : configured);
+    this.ready = args.rollout ? [backInRotation(host.name, args.rollout, connection, digest, { ...child, dependsOn: done })] : done;
     this.registerOutputs({ address: this.address });
   }
 }

@@ -25,6 +25,7 @@ import {
   SYSTEM_SCHEMAS,
 } from "./grammar";
 import { readCron } from "./cron";
+import { readRollout } from "./rollout";
 import { checkClusterAddress, checkIPv4Block, checkRequireIp, checkSshHost } from "./network";
 import { checkPublicPath } from "./paths";
 import { pcreProblem } from "./pcre";
@@ -75,6 +76,7 @@ const TOP_LEVEL_KEYS = [
   "localHosts",
   "localHostKeys",
   "cron",
+  "rollout",
   ...SECRET_KEYS,
 ];
 
@@ -190,6 +192,7 @@ export function validateConfig(id: StackIdentity, values: Record<string, unknown
     docker,
     localHosts: root.has("localHosts") ? readLocalHosts(root.child("localHosts"), id, target) : undefined,
     cron: readCron(root.child("cron")),
+    rollout: readRollout(root.child("rollout"), target, web.length),
   };
 }
 
@@ -372,6 +375,7 @@ function readBalancer(b: ConfigReader, target: Target, docker?: DockerModel): Ba
     "managerPort",
     "managerUrl",
     "proxyNodeWorkers",
+    "reuseConnections",
     "redundancy",
     "directUrl",
     "tls",
@@ -408,6 +412,10 @@ function readBalancer(b: ConfigReader, target: Target, docker?: DockerModel): Ba
     // With Apache in front, proxy-node is only its agent and serves no clients: the setting would do nothing.
     throw new ConfigError(`${b.key}.proxyNodeWorkers`, "is only used with balancer.engine proxy-node; remove it for engine apache");
   }
+  if (engine === "proxy-node" && b.has("reuseConnections")) {
+    // proxy-node always keeps connections to members: it finds a lost host and resends, which Apache cannot.
+    throw new ConfigError(`${b.key}.reuseConnections`, "is only used with balancer.engine apache; remove it for engine proxy-node");
+  }
   return {
     host,
     publicUrl,
@@ -420,6 +428,7 @@ function readBalancer(b: ConfigReader, target: Target, docker?: DockerModel): Ba
     // second beyond that is a second a client waits on a host that is gone.
     connectTimeout: b.integer("connectTimeout", { min: 1, max: 60 }, 2),
     timeout: b.integer("timeout", { min: 1, max: 3600 }, 60),
+    reuseConnections: b.boolean("reuseConnections", false),
     logLevel: b.oneOf("logLevel", LOG_LEVELS, "warn"),
     managerAllow,
     httpPort,

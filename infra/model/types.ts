@@ -92,6 +92,12 @@ export interface BalancerModel {
   connectTimeout: number;
   /** Seconds a member may take to answer once connected (Apache's `timeout`, proxy-node's headersMs). */
   timeout: number;
+  /**
+   * Engine apache: keep connections to members between requests. Off, each
+   * request opens its own, so a host that vanished costs the connect deadline,
+   * not the answer timeout (Apache cannot resend what it sent on a dead connection).
+   */
+  reuseConnections: boolean;
   logLevel: LogLevel;
   /** Networks allowed to reach the balancer-manager, as Apache `Require ip` accepts them. */
   managerAllow: string[];
@@ -231,6 +237,21 @@ export interface ClusterModel {
   docker?: DockerModel;
   localHosts?: LocalHostsModel;
   cron: CronModel;
+  rollout: RolloutModel;
+}
+
+/**
+ * How `up` changes the web servers (infra/components/rollout.ts). rolling: `batch`
+ * at a time, each drained in the balancer, changed, health-gated and put back;
+ * the next batch starts only once the last is back. parallel: all at once, no drain.
+ */
+export interface RolloutModel {
+  mode: "rolling" | "parallel";
+  batch: number;
+  /** How long sticky clients may keep going on a draining member before it is disabled. */
+  drainSeconds: number;
+  /** How long a changed web server has to answer its health check before the rollout stops. */
+  gateSeconds: number;
 }
 
 /** Drupal's cron, run once per period for the whole cluster from the balancer (infra/payload/cron.ts). */

@@ -14,7 +14,7 @@ export type ProxyNodeArtifact = string;
 
 /** Where the balancer keeps proxy-node's bin: one file, replaced whole when proxy-node changes. */
 export const PROXY_NODE_BIN = "/opt/proxy-node/bin/proxy-node";
-const PROXY_NODE_CONFIG = "/etc/proxy-node/config.json";
+export const PROXY_NODE_CONFIG = "/etc/proxy-node/config.json";
 /** The keys of what runs on disk (proxyNodeCodeKey): new ones mean a handover or a restart, not a SIGHUP. */
 export const PROXY_NODE_CODE_KEY = "/etc/proxy-node/code-key";
 /** Written by the process that serves, also by one that took over from another (proxy-node's handover). */
@@ -153,6 +153,7 @@ export function balancerPayload(model: ClusterModel, host: HostModel, secrets: P
     retry: b.retry,
     connectTimeout: b.connectTimeout,
     timeout: b.timeout,
+    reuseConnections: b.reuseConnections,
     lbmethod: setting(model, "balancer.lbmethod", b.lbmethod),
     stickysession: setting(model, "balancer.stickysession", model.sticky.stickysession),
     // Apache reads the route after its default "." unless told otherwise; without

@@ -1,10 +1,9 @@
 // proxy-node command line. Exit codes: 0 ok, 1 runtime failure, 2 usage or config error.
-import * as http from "node:http";
 import type * as net from "node:net";
-import { loadConfig, ConfigError, Config } from "./config";
+import { loadConfig, Config } from "./config";
 import { JsonLogger } from "./log";
 import { ProxyNode } from "./app";
-import { ApacheAgent } from "./agent";
+import { drainThenDisable, enableAndWait, memberStatus, setStatus, UnknownMember } from "./member-control";
 import { VERSION } from "./version";
 import { ClusterPrimary, isWorker, runWorker } from "./cluster";
 import { closeSync } from "node:fs";
@@ -19,12 +18,19 @@ Usage:
                                         the pidfile names the process serving, also
                                         after a handover
   proxy-node --config <file> --check    validate the config file and exit
-  proxy-node drain <route> --config <file> [--timeout <seconds>]
+  proxy-node drain <route> --config <file> [--timeout <seconds>] [--idle <seconds>] [--no-wait]
                                         stop new sessions to one member, keep its
-                                        sticky clients until the timeout (default 300),
-                                        then disable it
-  proxy-node enable <route> --config <file>
-                                        put a drained or disabled member back
+                                        sticky clients until the timeout (default 300)
+                                        or until it got no request for --idle seconds,
+                                        then disable it; --no-wait leaves it draining
+  proxy-node disable <route> --config <file>
+                                        no requests at all (sticky clients move on)
+  proxy-node enable <route> --config <file> [--wait-healthy <seconds>]
+                                        put a drained or disabled member back; with
+                                        --wait-healthy, until its health check passes
+  proxy-node status <route> --config <file>
+                                        print its status and state
+  Exit codes of these: 0 done, 1 failed, 2 usage, 3 no such member.
   proxy-node --help | --version
 
 With "workers": N > 1 or "auto" (one per CPU) in serve mode, node:cluster
@@ -37,20 +43,31 @@ process), then stops gracefully once that one serves; if it cannot serve, this
 process goes on.
 `;
 
+const MEMBER_COMMANDS = ["drain", "disable", "enable", "status"] as const;
+type MemberCommand = (typeof MEMBER_COMMANDS)[number];
+
 interface Args {
-  command: "run" | "drain" | "enable";
+  command: "run" | MemberCommand;
   route: string;
   config: string;
   pidfile: string;
   check: boolean;
   timeout: number;
+  idle: number;
+  wait: boolean;
+  waitHealthy: number;
+}
+
+function seconds(v: string | undefined, flag: string): number | string {
+  const n = Number(v);
+  return v === undefined || v === "" || !Number.isFinite(n) || n < 0 ? `${flag} needs a number of seconds` : n;
 }
 
 function parseArgs(argv: string[]): Args | string {
-  const a: Args = { command: "run", route: "", config: "", pidfile: "", check: false, timeout: 300 };
+  const a: Args = { command: "run", route: "", config: "", pidfile: "", check: false, timeout: 300, idle: 0, wait: true, waitHealthy: 0 };
   const rest = [...argv];
-  if (rest[0] === "drain" || rest[0] === "enable") {
-    a.command = rest.shift() as "drain" | "enable";
+  if ((MEMBER_COMMANDS as readonly string[]).includes(rest[0])) {
+    a.command = rest.shift() as MemberCommand;
     const route = rest.shift();
     if (!route || route.startsWith("-")) return `${a.command}: expected a member route`;
     a.route = route;
@@ -74,56 +91,25 @@ function parseArgs(argv: string[]): Args | string {
         a.pidfile = v;
         break;
       }
-      case "--timeout": {
-        const v = Number(rest.shift());
-        if (!Number.isFinite(v) || v < 0) return "--timeout needs a number of seconds";
-        a.timeout = v;
+      case "--timeout":
+      case "--idle":
+      case "--wait-healthy": {
+        const v = seconds(rest.shift(), arg);
+        if (typeof v === "string") return v;
+        if (arg === "--timeout") a.timeout = v;
+        else if (arg === "--idle") a.idle = v;
+        else a.waitHealthy = v;
         break;
       }
+      case "--no-wait":
+        a.wait = false;
+        break;
       default:
         return `unknown argument ${arg}`;
     }
   }
   if (!a.config) return "--config <file> is required";
   return a;
-}
-
-function managerRequest(cfg: Config, route: string, body: object): Promise<number> {
-  const mgr = cfg.manager;
-  if (!mgr) return Promise.reject(new Error('config has no "manager": cannot reach the running proxy-node'));
-  const host = mgr.host === "0.0.0.0" || mgr.host === "::" ? "127.0.0.1" : mgr.host;
-  const data = JSON.stringify(body);
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      {
-        host,
-        port: mgr.port,
-        method: "POST",
-        path: `/api/members/${encodeURIComponent(route)}`,
-        agent: false,
-        headers: { Authorization: `Bearer ${mgr.token}`, "Content-Type": "application/json", "Content-Length": Buffer.byteLength(data) },
-      },
-      (res) => {
-        res.resume();
-        res.on("end", () => resolve(res.statusCode ?? 0));
-      },
-    );
-    req.on("error", reject);
-    req.end(data);
-  });
-}
-
-async function setMember(cfg: Config, route: string, state: "draining" | "disabled" | "enabled", logger: JsonLogger): Promise<boolean> {
-  if (cfg.mode === "agent" && cfg.apache) {
-    const member = cfg.balancer.members.find((m) => m.route === route);
-    if (!member) throw new ConfigError("balancer.members", `no member with route ${route}`);
-    const agent = new ApacheAgent(cfg.apache, logger);
-    const flags = state === "draining" ? { N: 1 as const } : state === "disabled" ? { D: 1 as const, N: 0 as const } : { D: 0 as const, N: 0 as const };
-    return agent.setFlags(member.url, flags);
-  }
-  const status = await managerRequest(cfg, route, { status: state });
-  if (status !== 200) logger.event("error", `manager answered ${status}`, { route, state });
-  return status === 200;
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -157,14 +143,7 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   const logger = new JsonLogger(cfg.log.requests);
-  if (args.command !== "run") {
-    const route = args.route;
-    if (args.command === "enable") return (await setMember(cfg, route, "enabled", logger)) ? 0 : 1;
-    if (!(await setMember(cfg, route, "draining", logger))) return 1;
-    logger.event("info", `draining ${route}; disabling it in ${args.timeout} s`);
-    await new Promise((r) => setTimeout(r, args.timeout * 1000));
-    return (await setMember(cfg, route, "disabled", logger)) ? 0 : 1;
-  }
+  if (args.command !== "run") return memberCommand(cfg, args, logger);
 
   // Until it serves, a SIGUSR2 (whose default is to end the process) is only noted: the handover follows the start.
   let usr2Early = false;
@@ -242,6 +221,29 @@ export async function main(argv: string[]): Promise<number> {
     process.on("SIGUSR2", handover);
     if (usr2Early) handover();
   });
+}
+
+/** One line per step on stdout: what an operator (or `pulumi up`'s log) reads. */
+async function memberCommand(cfg: Config, args: Args, logger: JsonLogger): Promise<number> {
+  const say = (line: string): void => void process.stdout.write(`${line}\n`);
+  const route = args.route;
+  try {
+    if (args.command === "status") {
+      const m = await memberStatus(cfg, route);
+      say(`${m.route} ${m.status} ${m.state}`);
+    } else if (args.command === "enable") await enableAndWait(cfg, route, args.waitHealthy, say, logger);
+    else if (args.command === "disable") {
+      await setStatus(cfg, route, "disabled", logger);
+      say(`${route}: disabled`);
+    } else if (!args.wait) {
+      await setStatus(cfg, route, "draining", logger);
+      say(`${route}: draining (no new clients; sticky clients go on until it is enabled or disabled)`);
+    } else await drainThenDisable(cfg, route, { timeoutS: args.timeout, idleS: args.idle, say, logger });
+    return 0;
+  } catch (e) {
+    process.stderr.write(`proxy-node ${args.command} ${route}: ${(e as Error).message}\n`);
+    return e instanceof UnknownMember ? 3 : 1;
+  }
 }
 
 /** Starts the successor and, under systemd, makes it the main process; a successor systemd was not told of is stopped again. */

@@ -22,6 +22,7 @@ import { recordFigure } from "../support/figures";
 import { registerBackupRestore } from "./backup-restore";
 import { registerPairChecks } from "./pair-checks";
 import { registerBalancerChangeUnderLoad, registerCodeChangeUnderLoad } from "./changes";
+import { registerRollingChecks } from "./rolling";
 
 /** Everything the engine printed, kept to check that no secret shows up in it. */
 let engineLog = "";
@@ -56,6 +57,7 @@ function registerFaultChecks(v: Variant, get: () => RunningCluster): void {
       recordFigure(`${name}: requests sent`, r.sent);
       recordFigure(`${name}: requests failed`, r.failed);
       recordFigure(`${name}: longest request, s`, r.longestMs / 1000);
+      recordFigure(`${name}: longest request sent after the fault, s`, r.longestAfterFaultMs / 1000);
       recordFigure(`${name}: detected after, s`, r.detectedAfterS);
       recordFigure(`${name}: serves its own clients again after, s`, r.readmittedAfterS);
       assertFaultBounds(get(), r);
@@ -178,6 +180,7 @@ describe("cluster on the dev path: real pulumi up over SSH to local Debian hosts
       recordFigure("ci-apache: failover, stopped server back in rotation after, s", report.backAfterSeconds);
     });
     registerBalancerChangeUnderLoad(APACHE, get, log);
+    registerRollingChecks(APACHE, get, log);
     registerFaultChecks(APACHE, get);
     it("drift: a host made again empty, a deleted vhost and a stopped apache2 are each found and repaired by the next up", async () => {
       const t0 = Date.now();
@@ -287,6 +290,7 @@ describe("cluster on the dev path: real pulumi up over SSH to local Debian hosts
     });
     registerBalancerChangeUnderLoad(PROXYNODE, get, log);
     registerCodeChangeUnderLoad(PROXYNODE, get, log);
+    registerRollingChecks(PROXYNODE, get, log);
     registerFaultChecks(PROXYNODE, get);
     registerCronChecks(PROXYNODE, get, log);
   });

@@ -367,9 +367,24 @@ describe("handlebars strict mode", () => {
         assert.equal(cfg.balancer.healthCheck?.timeoutMs, connect * 1000, "the probe's deadline (connect and answer) is the connect deadline");
         if (engine === "apache") {
           const members = directives(fileOf(balancer, BALANCER_VHOST).content).filter((l) => l.startsWith("BalancerMember"));
-          for (const m of members) assert.match(m, new RegExp(` connectiontimeout=${connect} timeout=${answer}$`));
+          for (const m of members) assert.match(m, new RegExp(` connectiontimeout=${connect} timeout=${answer} disablereuse=On$`));
         }
       }
+    }
+  });
+
+  it("balancer.reuseConnections: Apache opens a connection per request unless told to keep them", () => {
+    for (const [reuse, expected] of [
+      [undefined, true],
+      [false, true],
+      [true, false],
+    ] as const) {
+      const v = sshValues({ engine: "apache" });
+      if (reuse !== undefined) (v.balancer as Values).reuseConnections = reuse;
+      const balancer = buildPayloads(model(v), SECRETS, ARTIFACTS).find((p) => p.host.role === "balancer") as HostPayload;
+      const members = directives(fileOf(balancer, BALANCER_VHOST).content).filter((l) => l.startsWith("BalancerMember"));
+      assert.equal(members.length, 2);
+      for (const m of members) assert.equal(m.endsWith(" disablereuse=On"), expected, `reuseConnections ${reuse}: ${m}`);
     }
   });
 

@@ -256,6 +256,22 @@ describe("validateConfig: each bad setting stops with one ConfigError naming the
     );
   });
 
+  it("balancer.reuseConnections with engine proxy-node (it always keeps them, and resends)", () => {
+    configError(
+      edit(sshValues({ engine: "proxy-node" }), (v) => (v.balancer.reuseConnections = true)),
+      `${PROJECT}:balancer.reuseConnections`,
+      "engine apache",
+      "remove it",
+    );
+  });
+
+  it("balancer.reuseConnections not a boolean", () => {
+    configError(
+      edit(base, (v) => (v.balancer.reuseConnections = "yes")),
+      `${PROJECT}:balancer.reuseConnections`,
+    );
+  });
+
   it("bad docker subnet", () => {
     configError(
       edit(dockerValues(), (v) => (v.docker.subnet = "172.30.99.0/33")),

@@ -188,12 +188,22 @@ describe("cluster program under pulumi mocks", function () {
       });
 
       if (target === "ssh") {
-        it("ssh: the web servers' last step before the balancer is their web server service", () => {
+        it("ssh: the balancer waits for each web server's service, and in a rolling update for its health gate and return to rotation after it", () => {
           const balancerDeps = component(run, target, "balancer", "balancer").dependencies;
+          const named = (name: string): Registration | undefined => run.registrations.find((r) => r.type === REMOTE_COMMAND && r.name === name);
           for (const w of c.model.web) {
-            const svc = run.registrations.find((r) => r.type === REMOTE_COMMAND && r.name === `${w.host.name}-service-apache2`);
+            const svc = named(`${w.host.name}-service-apache2`);
             assert.ok(svc, `no apache2 service step on ${w.host.name}`);
-            assert.ok(balancerDeps.includes(svc.urn), `balancer does not wait for ${svc.name}`);
+            if (c.model.rollout.mode === "parallel") {
+              assert.ok(balancerDeps.includes(svc.urn), `balancer does not wait for ${svc.name}`);
+              continue;
+            }
+            const gate = named(`${w.host.name}-rollout-gate`);
+            const enable = named(`${w.host.name}-rollout-enable`);
+            assert.ok(gate && enable, `no health gate or enable step for ${w.host.name}`);
+            assert.ok(gate.dependencies.includes(svc.urn), `${w.host.name}'s health gate does not wait for its service`);
+            assert.ok(enable.dependencies.includes(gate.urn), `${w.host.name} is put back before its health gate`);
+            assert.ok(balancerDeps.includes(enable.urn), `balancer does not wait for ${enable.name}`);
           }
           const dbStep = run.registrations.find((r) => r.type === REMOTE_COMMAND && r.name === "data-database-and-grants");
           assert.ok(dbStep, "no database-and-grants step on data");
@@ -205,17 +215,31 @@ describe("cluster program under pulumi mocks", function () {
           }
         });
 
-        it("ssh: files and commands connect to each host's configured endpoint", () => {
+        it("ssh: files and commands connect to each host's configured endpoint; a web server's drain and return to rotation to the (first) balancer's", () => {
+          const onBalancer = /-rollout-(drain|enable)$/;
           for (const p of payloads) {
             const below = descendants(run, component(run, target, p.host.role, p.host.name));
-            const conns = run.registrations.filter((r) => below.has(r.urn) && r.custom).map((r) => r.wire.connection as Record<string, unknown>);
-            assert.ok(conns.length > 0);
-            for (const conn of conns) {
-              assert.equal(conn.host, p.host.ssh!.host);
-              assert.equal(conn.port, p.host.ssh!.port);
+            const mine = run.registrations.filter((r) => below.has(r.urn) && r.custom);
+            assert.ok(mine.length > 0);
+            for (const r of mine) {
+              const conn = r.wire.connection as Record<string, unknown>;
+              const where = onBalancer.test(r.name) ? c.model.balancer.host.ssh! : p.host.ssh!;
+              assert.deepEqual([conn.host, conn.port], [where.host, where.port], r.name);
               assert.ok(isWireSecret(conn.privateKey), `${p.host.name}: the ssh private key is not a secret input`);
             }
           }
+        });
+
+        it("ssh: rolling, one web server at a time: each is drained only once the one before is back in rotation", () => {
+          if (c.model.rollout.mode !== "rolling") return;
+          const urn = (name: string): string => run.registrations.find((r) => r.type === REMOTE_COMMAND && r.name === name)!.urn;
+          c.model.web.forEach((w, i) => {
+            const comp = component(run, target, "web", w.host.name);
+            const before = c.model.web.slice(0, i).map((x) => urn(`${x.host.name}-rollout-enable`));
+            if (i > 0) assert.ok(comp.dependencies.includes(before[i - 1]), `${w.host.name} does not wait for ${c.model.web[i - 1].host.name} to be back`);
+            const install = run.registrations.find((r) => r.type === REMOTE_COMMAND && r.name === `${w.host.name}-install`)!;
+            assert.ok(install.dependencies.includes(urn(`${w.host.name}-rollout-drain`)), `${w.host.name} is changed before it is drained`);
+          });
         });
       }
 
@@ -417,6 +441,67 @@ describe("cluster program under pulumi mocks", function () {
       const a = await runWithMocks("unit-diff", sshValues(), TEST_STACK_SECRETS, () => program.clusterProgram(ARTIFACTS));
       const b = await runWithMocks("unit-diff", sshValues(), { ...TEST_STACK_SECRETS, managerToken: "rotated-token" }, () => program.clusterProgram(ARTIFACTS));
       assert.deepEqual(changed(a, b), ["balancer-service-proxy-node", "balancer:/etc/proxy-node/config.json"]);
+    });
+  });
+
+  describe("rollout: the order the web servers are changed in", () => {
+    const webDeps = (run: MockRun<unknown>, name: string): string[] =>
+      run.registrations.find((r) => r.type === "drupal-cluster:ssh:WebServer" && r.name === name)!.dependencies;
+    const enableOf = (run: MockRun<unknown>, name: string): string | undefined =>
+      run.registrations.find((r) => r.type === REMOTE_COMMAND && r.name === `${name}-rollout-enable`)?.urn;
+
+    it("parallel: no drain, gate or enable step, and no web server waits for another", async () => {
+      const run = await runWithMocks("unit-parallel", { ...sshValues({ webCount: 3 }), rollout: { mode: "parallel" } }, TEST_STACK_SECRETS, () =>
+        program.clusterProgram(ARTIFACTS),
+      );
+      if (run.error) throw run.error;
+      assert.deepEqual(
+        run.registrations.filter((r) => r.name.includes("-rollout-")),
+        [],
+      );
+      const webUrns = new Set(run.registrations.filter((r) => /^lb\d/.test(r.name)).map((r) => r.urn));
+      for (const n of ["lb1", "lb2", "lb3"])
+        assert.deepEqual(
+          webDeps(run, n).filter((u) => webUrns.has(u)),
+          [],
+          `${n} waits for another web server`,
+        );
+    });
+
+    it("rolling, batch 2 of 5: lb1 and lb2 together, lb3 and lb4 once both are back, lb5 once lb3 and lb4 are", async () => {
+      const run = await runWithMocks("unit-batch", { ...sshValues({ webCount: 5 }), rollout: { batch: 2 } }, TEST_STACK_SECRETS, () =>
+        program.clusterProgram(ARTIFACTS),
+      );
+      if (run.error) throw run.error;
+      const waitsFor = (n: string): string[] =>
+        ["lb1", "lb2", "lb3", "lb4", "lb5"].filter((m) => {
+          const e = enableOf(run, m);
+          return e !== undefined && webDeps(run, n).includes(e);
+        });
+      assert.deepEqual(
+        ["lb1", "lb2", "lb3", "lb4", "lb5"].map((n) => [n, waitsFor(n)]),
+        [
+          ["lb1", []],
+          ["lb2", []],
+          ["lb3", ["lb1", "lb2"]],
+          ["lb4", ["lb1", "lb2"]],
+          ["lb5", ["lb3", "lb4"]],
+        ],
+      );
+    });
+
+    it("a web server's drain is triggered by any change of its payload, and by nothing on the balancer alone", async () => {
+      const trig = (run: MockRun<unknown>, n: string): string => JSON.stringify(run.registrations.find((r) => r.name === `${n}-rollout-drain`)!.wire.triggers);
+      const a = await runWithMocks("unit-trig", sshValues(), TEST_STACK_SECRETS, () => program.clusterProgram(ARTIFACTS));
+      const v = structuredClone(sshValues()) as any;
+      v.balancer.retry = 30;
+      const b = await runWithMocks("unit-trig", v, TEST_STACK_SECRETS, () => program.clusterProgram(ARTIFACTS));
+      v.balancer.logLevel = "info";
+      const c = await runWithMocks("unit-trig", v, TEST_STACK_SECRETS, () => program.clusterProgram(ARTIFACTS));
+      const d = await runWithMocks("unit-trig", v, { ...TEST_STACK_SECRETS, dbPassword: "another-db-password" }, () => program.clusterProgram(ARTIFACTS));
+      assert.equal(trig(a, "lb1"), trig(b, "lb1"), "a balancer-only change drains lb1");
+      assert.notEqual(trig(b, "lb1"), trig(c, "lb1"), "a change of lb1's vhost does not drain it");
+      assert.notEqual(trig(c, "lb2"), trig(d, "lb2"), "a new database password (in lb2's config.php) does not drain it");
     });
   });
 

@@ -1,0 +1,135 @@
+/**
+ * Rolling updates of the web servers (issue 16) on a real cluster: a change to
+ * every web server under steady load, rolling (0 failed) and parallel beside it
+ * (a figure); a health gate that fails on the first web server stops the
+ * rollout there; and a manual drain for maintenance.
+ */
+import * as assert from "node:assert/strict";
+import { EngineEvent } from "@pulumi/pulumi/automation";
+import { drainMember } from "../../scripts/drain";
+import { RolloutProgress } from "../../scripts/rollout-progress";
+import { upWithSummary } from "../../scripts/stack";
+import { recordFigure } from "../support/figures";
+import { onHost, RunningCluster, Variant, variantOverrides } from "../support/local-cluster";
+import { underSteadyLoad } from "./changes";
+import { newClient, pinnedClientReaches } from "./checks";
+
+type Raw = Record<string, unknown>;
+
+/**
+ * The variant with a web server change: balancer.logLevel lands in every web
+ * server's vhost (Apache reloads there). A short drain: the pinned client never
+ * goes idle, so each web server waits the whole drainSeconds.
+ */
+function withChange(v: Variant, logLevel: string, mode: "rolling" | "parallel"): Raw {
+  const o = variantOverrides(v);
+  (o.balancer as Raw).logLevel = logLevel;
+  o.rollout = { mode, drainSeconds: 4, gateSeconds: 20 };
+  return o;
+}
+
+function webVhostLogLevel(c: RunningCluster, host: string): string {
+  return onHost(c.model, host, "sed -n 's/^ *LogLevel //p' /etc/apache2/sites-available/drupal-cluster-web.conf").out;
+}
+
+async function upTimed(v: Variant, overrides: Raw, log: (s: string) => void): Promise<{ seconds: number; progress: RolloutProgress }> {
+  const progress = new RolloutProgress((l) => log(`${l}\n`));
+  const t0 = Date.now();
+  await upWithSummary(v.stack, { baseStack: "dev", overrides, onOutput: log, onEvent: (e: EngineEvent) => progress.onEvent(e), skipPayloadCheck: true });
+  return { seconds: (Date.now() - t0) / 1000, progress };
+}
+
+export function registerRollingChecks(v: Variant, get: () => RunningCluster, log: (s: string) => void): void {
+  const base = variantOverrides(v);
+  const start = String((base.balancer as Raw).logLevel ?? "warn");
+  const other = start === "info" ? "notice" : "info";
+
+  it("a change to every web server under steady load: rolling, one at a time, drained and back, fails no request; parallel beside it (figure)", async () => {
+    const c = get();
+    let rolling = { seconds: 0, progress: new RolloutProgress() };
+    const r = await underSteadyLoad(c, async () => void (rolling = await upTimed(v, withChange(v, other, "rolling"), log)), { pinnedMayMove: true });
+    for (const w of c.model.web) assert.equal(webVhostLogLevel(c, w.host.name), other, `${w.host.name} did not get the change`);
+    // One at a time: each web server is back in rotation before the next is drained.
+    const at = (host: string, step: string): number => rolling.progress.marks.find((m) => m.host === host && m.step === step)?.at ?? NaN;
+    const [a, b] = c.model.web.map((w) => w.host.name);
+    for (const step of ["draining", "applying", "health gate", "back in rotation"])
+      for (const h of [a, b]) assert.ok(Number.isFinite(at(h, step)), `no "${step}" step seen for ${h}: ${JSON.stringify(rolling.progress.marks)}`);
+    assert.ok(at(a, "back in rotation") < at(b, "draining"), `${b} was drained before ${a} was back: ${JSON.stringify(rolling.progress.marks)}`);
+    recordFigure(`${v.stack}: rolling update of 2 web servers under load, requests sent`, r.sent);
+    recordFigure(`${v.stack}: rolling update of 2 web servers under load, requests failed`, r.failed);
+    recordFigure(`${v.stack}: rolling update of 2 web servers (drainSeconds 4), up, s`, rolling.seconds);
+    recordFigure(`${v.stack}: rolling update, ${a} drained to back in rotation, s`, (at(a, "back in rotation") - at(a, "draining")) / 1000);
+    assert.equal(r.failed, 0, `requests failed during a rolling update:\n${r.failures.join("\n")}`);
+
+    // Back, all at once: the figure beside it.
+    let parallel = 0;
+    const p = await underSteadyLoad(c, async () => void (parallel = (await upTimed(v, withChange(v, start, "parallel"), log)).seconds), {
+      pinnedMayMove: true,
+    });
+    for (const w of c.model.web) assert.equal(webVhostLogLevel(c, w.host.name), start);
+    recordFigure(`${v.stack}: parallel update of 2 web servers under load, requests sent`, p.sent);
+    recordFigure(`${v.stack}: parallel update of 2 web servers under load, requests failed`, p.failed);
+    recordFigure(`${v.stack}: parallel update of 2 web servers, up, s`, parallel);
+  });
+
+  it("a health gate that fails on the first web server stops the rollout there: an error naming the host and the check, the other web server unchanged and serving; a good up repairs it", async () => {
+    const c = get();
+    const [first, second] = c.model.web.map((w) => w.host.name);
+    // Broken by the change itself: Apache reads this file only when the rollout reloads it.
+    const breaker = "/etc/apache2/conf-enabled/zz-rolling-test-break.conf";
+    assert.equal(onHost(c.model, first, `printf '<Location /health.php>\\n  Require all denied\\n</Location>\\n' > ${breaker}`).code, 0);
+    const broken = withChange(v, other, "rolling");
+    const load = await underSteadyLoad(
+      c,
+      async () => {
+        await assert.rejects(upTimed(v, broken, log), (e: Error) => {
+          assert.match(e.message, new RegExp(`${first}: health gate failed: GET http://127\\.0\\.0\\.1/health\\.php on ${first} answered 403`));
+          return true;
+        });
+      },
+      { pinnedMayMove: true },
+    );
+    assert.equal(webVhostLogLevel(c, second), start, `${second} was changed although the rollout stopped at ${first}`);
+    assert.equal(await pinnedClientReaches(c, second), second, `${second} does not serve its clients`);
+    assert.notEqual(await pinnedClientReaches(c, first), first, `${first} is still in rotation after its health gate failed`);
+    const status = onHost(
+      c.model,
+      c.model.balancer.host.name,
+      `/opt/proxy-node/bin/proxy-node status ${c.model.web[0].route} --config /etc/proxy-node/config.json`,
+    );
+    assert.match(status.out, new RegExp(`^${c.model.web[0].route} disabled`), `the balancer does not hold ${first} disabled: ${status.out}`);
+    recordFigure(`${v.stack}: failed health gate, requests sent meanwhile`, load.sent);
+    assert.equal(load.failed, 0, `requests failed while the rollout stopped at ${first}:\n${load.failures.join("\n")}`);
+
+    // The cause fixed (as an operator would: the file gone, Apache told), the same up again goes on from there, then back to the start.
+    assert.equal(onHost(c.model, first, `rm -f ${breaker} && service apache2 reload`).code, 0);
+    await upTimed(v, broken, log);
+    assert.equal(await pinnedClientReaches(c, first), first, `${first} is not back in rotation after the good up`);
+    assert.equal(webVhostLogLevel(c, second), other);
+    // Back to the stack as the suite has it, so the checks after this one find it unchanged.
+    await upTimed(v, variantOverrides(v), log);
+  });
+
+  it("manual drain (npm run drain / undrain): new clients go elsewhere, the pinned client stays until undrain", async () => {
+    const c = get();
+    const target = c.model.web[c.model.web.length - 1];
+    const out = await drainMember(v.stack, { action: "drain", host: target.host.name }, { baseStack: "dev", overrides: variantOverrides(v) });
+    assert.match(out, new RegExp(`${target.route}: draining`));
+    // The agent carries it into Apache's balancer-manager at once; give the page a moment.
+    await new Promise((r) => setTimeout(r, 500));
+    const servers: string[] = [];
+    for (let i = 0; i < 6; i++) servers.push((await newClient(c)).server);
+    assert.ok(!servers.includes(target.host.name), `new clients still reach the draining ${target.host.name}: ${servers.join(", ")}`);
+    for (let i = 0; i < 5; i++) assert.equal(await pinnedClientReaches(c, target.route), target.host.name, "the pinned client left the draining server");
+    await assert.rejects(
+      drainMember(v.stack, { action: "drain", host: "lb9" }, { baseStack: "dev", overrides: variantOverrides(v) }),
+      /has no web server lb9; its web servers: lb1, lb2/,
+    );
+    const back = await drainMember(v.stack, { action: "undrain", host: target.host.name }, { baseStack: "dev", overrides: variantOverrides(v) });
+    assert.match(back, /enabled, and the balancer's health check passes/);
+    // byrequests also counted the pinned client's requests against it, so the first new clients may all go elsewhere.
+    const again: string[] = [];
+    while (!again.includes(target.host.name) && again.length < 30) again.push((await newClient(c)).server);
+    assert.ok(again.includes(target.host.name), `new clients do not reach ${target.host.name} after undrain: ${again.join(", ")}`);
+  });
+}
