@@ -57,6 +57,11 @@ export interface StackOptions {
   /** Skips the validators' check of the rendered payload before up and preview. */
   skipPayloadCheck?: boolean;
   /**
+   * proxy-node's bin to deliver instead of the built one (proxy-node/dist):
+   * tests deliver a changed build with it, as a new release would be.
+   */
+  proxyNodeArtifact?: string;
+  /**
    * Only a stack that has state already (backup, restore): a mistyped name
    * stops with an error instead of creating an empty stack of that name.
    */
@@ -139,7 +144,7 @@ export async function openStack(stackName: string, opts: StackOptions = {}): Pro
   }
   const workDir = path.join(WORK_ROOT, stackName);
   writeWorkStackFile(stackName, fileStack, workDir, overrides);
-  const args = { projectName: PROJECT, stackName, program: async () => clusterProgram() };
+  const args = { projectName: PROJECT, stackName, program: async () => clusterProgram(opts.proxyNodeArtifact) };
   const wsOpts = { workDir, envVars: engineEnv(), projectSettings: { name: PROJECT, runtime: "nodejs" as const, description: "drupal-cluster" } };
   const stack = opts.existing
     ? await LocalWorkspace.selectStack(args, wsOpts).catch(() => {

@@ -15,8 +15,11 @@ export type ProxyNodeArtifact = string;
 /** Where the balancer keeps proxy-node's bin: one file, replaced whole when proxy-node changes. */
 export const PROXY_NODE_BIN = "/opt/proxy-node/bin/proxy-node";
 export const PROXY_NODE_CONFIG = "/etc/proxy-node/config.json";
-/** The key of the code on disk (proxyNodeCodeKey): a new one means a restart, not a SIGHUP. */
+/** The keys of what runs on disk (proxyNodeCodeKey): new ones mean a handover or a restart, not a SIGHUP. */
 export const PROXY_NODE_CODE_KEY = "/etc/proxy-node/code-key";
+/** Written by the process that serves, also by one that took over from another (proxy-node's handover). */
+export const PROXY_NODE_PIDFILE = "/run/proxy-node.pid";
+
 /**
  * How long a stop waits before SIGKILL: proxy-node's own drain (its default
  * timeouts.shutdownMs, 30 s) plus time to close, so the kill never races the drain.
@@ -29,13 +32,17 @@ const PROXY_NODE_STOP_SECONDS = 35;
  * node's flags are the bin's own (its shebang, proxy-node/scripts/build.js).
  */
 export function proxyNodeCommand(): string {
-  return sh`${PROXY_NODE_BIN} --config ${PROXY_NODE_CONFIG}`;
+  return sh`${PROXY_NODE_BIN} --config ${PROXY_NODE_CONFIG} --pidfile ${PROXY_NODE_PIDFILE}`;
 }
 
 /**
- * What a running proxy-node takes only at its start: its code, its unit, and
- * the settings its reload keeps (mode, listeners, workers; ProxyNode.reload).
- * proxy-node-service restarts when this changes and sends SIGHUP otherwise.
+ * What a running proxy-node takes only at its start, as two keys on one line,
+ * "<start> <code>". The start key: its unit and the settings its reload keeps
+ * and a handover cannot change (mode, listener addresses; ProxyNode.reload, the
+ * listeners handed over). The code key: the start key, its code and its
+ * workers, which a new process started by a handover takes. proxy-node-service
+ * sends SIGHUP when both are the running ones, hands over (SIGUSR2) when only
+ * the code key is new, and restarts when the start key is.
  */
 export function proxyNodeCodeKey(artifact: ProxyNodeArtifact, unit: string, configJson: string): string {
   // The layout is built from placeholder secrets: the parts read here hold none.
@@ -47,8 +54,15 @@ export function proxyNodeCodeKey(artifact: ProxyNodeArtifact, unit: string, conf
     tls?: { host?: unknown; port?: unknown };
   };
   // The HTTPS listener too (on or off, its address); its certificate is read again on SIGHUP.
-  const startOnly = JSON.stringify([c.mode, c.listen, c.manager?.host, c.manager?.port, c.workers, c.tls ? [c.tls.host ?? null, c.tls.port] : null]);
-  return createHash("sha256").update(artifact).update("\0").update(unit).update("\0").update(startOnly).digest("hex").slice(0, 32);
+  const listeners = JSON.stringify([c.mode, c.listen, c.manager?.host, c.manager?.port, c.tls ? [c.tls.host ?? null, c.tls.port] : null]);
+  const start = hash([unit, listeners]);
+  return `${start} ${hash([start, artifact, JSON.stringify(c.workers ?? null)])}`;
+}
+
+function hash(parts: string[]): string {
+  const h = createHash("sha256");
+  for (const p of parts) h.update(p).update("\0");
+  return h.digest("hex").slice(0, 32);
 }
 
 /** How long a web server added to the stack has to pass the balancer's health check before its reload is refused. */
@@ -199,11 +213,17 @@ export function balancerPayload(model: ClusterModel, host: HostModel, secrets: P
  * Apache serves the clients: a reload that adds a web server waits for it to
  * pass the health check, one that removes a web server drains it first (its
  * agent's manager writes Apache's drain flag; Apache's counters tell idle).
+ * Its start first takes the client port from a proxy-node that still serves it.
  */
 function apacheService(model: ClusterModel, files: PayloadFile[]): ServiceSpec {
   const svc = sysvService("apache2", files, "reload");
   const { admit, retire } = memberChangeCommands(model);
-  return { ...svc, reload: `${admit} && ${retire} && ${svc.reload}` };
+  return {
+    ...svc,
+    // An engine switch from proxy-node: its own change to Apache's agent comes after this start.
+    start: `proxy-node-service give-port && { ${svc.start}; }`,
+    reload: `${admit} && ${retire} && ${svc.reload}`,
+  };
 }
 
 /** Adds keepalived last: it takes the address only once the engine it tracks is running. */

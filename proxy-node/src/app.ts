@@ -16,11 +16,13 @@ import type { ClientLimits } from "./proxy/client";
 import { ReverseRewriter } from "./proxy/response";
 import { ApacheAgent } from "./agent";
 import type { Member } from "./members";
-import { adopt, Peers, redundancyView } from "./peers";
+import { adopt, PeerMember, Peers, redundancyView } from "./peers";
 import { holdsAddress } from "./address";
 import { ApacheWatcher } from "./apache-watch";
 import { secureOptions, serverOptions, sniffingListener } from "./tls";
 import * as tls from "node:tls";
+import type { Inheritance, ListenerName } from "./handover";
+import { VERSION } from "./version";
 
 const VIA_HOST = hostname();
 /** What the sticky cookie adds over HTTPS: never sent in the clear, nor on cross-site posts. */
@@ -49,6 +51,13 @@ export class ProxyNode {
   onMemberChange: (m: Member) => void = () => undefined;
   onHealthChange: (m: Member) => void = () => undefined;
   beforeRead: () => Promise<void> = () => Promise.resolve();
+  /** Listeners lent by the process this one replaces (handover.ts), and the members' state it had. */
+  inherited: Inheritance | null = null;
+  /**
+   * A cluster worker: its client listeners never bind, the primary accepts and
+   * hands it connections (cluster.ts), so the primary alone holds the sockets to lend.
+   */
+  acceptsFromPrimary = false;
 
   constructor(
     config: Config,
@@ -132,13 +141,14 @@ export class ProxyNode {
     const c = this.config;
     // Before any client is served: a balancer that was down while an operator
     // drained a member comes back with it drained, not with its config's status.
-    const adopted = await this.adoptFromPeers();
+    // The process this one replaces knows the latest statuses (an operator's drain); else the peers do.
+    const adopted = this.adoptInherited() || (await this.adoptFromPeers());
     if (c.mode === "serve") {
       const server = new ProxyServer(
         clientLimits(c),
         createHandlers(() => this.ctx),
       );
-      await listen(server.server, c.listen.port, c.listen.host);
+      if (!this.acceptsFromPrimary) await listen(server.server, c.listen.port, c.listen.host, this.lent("client"));
       this.server = server;
       if (c.tls) {
         const t = new ProxyServer(
@@ -146,7 +156,7 @@ export class ProxyNode {
           createHandlers(() => this.tlsCtx),
           serverOptions(c.tls, c.timeouts.clientHeadersMs),
         );
-        await listen(t.server, c.tls.port, c.tls.host);
+        if (!this.acceptsFromPrimary) await listen(t.server, c.tls.port, c.tls.host, this.lent("https"));
         this.tlsServer = t;
       }
     }
@@ -172,17 +182,20 @@ export class ProxyNode {
       if (c.tls) {
         this.managerTls = tls.createServer(serverOptions(c.tls, 10_000));
         this.managerFront = sniffingListener(mgr, this.managerTls);
-        await listen(this.managerFront, c.manager.port, c.manager.host);
-      } else await listen(mgr, c.manager.port, c.manager.host);
+        await listen(this.managerFront, c.manager.port, c.manager.host, this.lent("manager"));
+      } else await listen(mgr, c.manager.port, c.manager.host, this.lent("manager"));
       this.manager = mgr;
     }
     this.agent = apacheAgent(c, this.logger);
     this.startWatcher(adopted);
     this.startHealth();
     this.logger.event("info", "proxy-node started", {
+      version: VERSION,
+      pid: process.pid,
+      handover: this.inherited !== null,
       mode: c.mode,
-      listen: this.server ? addr(this.server.server) : null,
-      https: this.tlsServer ? addr(this.tlsServer.server) : null,
+      listen: this.server?.server.listening ? addr(this.server.server) : null,
+      https: this.tlsServer?.server.listening ? addr(this.tlsServer.server) : null,
       manager: this.managerFront ? addr(this.managerFront) : this.manager ? addr(this.manager) : null,
       members: this.balancer.members.map((m) => `${m.route}=${m.url}`),
     });
@@ -203,6 +216,39 @@ export class ProxyNode {
       },
     );
     this.health.start();
+  }
+
+  /** The descriptor the replaced process lent for this listener, if it lent one. */
+  lent(name: ListenerName): number | undefined {
+    return this.inherited?.listeners[name];
+  }
+
+  /** The listeners this process can lend to a successor, by name. */
+  listeners(): Partial<Record<ListenerName, net.Server>> {
+    const out: Partial<Record<ListenerName, net.Server>> = {};
+    if (this.server && !this.acceptsFromPrimary) out.client = this.server.server;
+    if (this.tlsServer && !this.acceptsFromPrimary) out.https = this.tlsServer.server;
+    const mgr = this.managerFront ?? this.manager;
+    if (mgr) out.manager = mgr;
+    return out;
+  }
+
+  /** The members' administrative state, for a successor. */
+  memberState(): PeerMember[] {
+    return this.balancer.members.map((m) => ({ route: m.route, status: m.status, lbfactor: m.lbfactor }));
+  }
+
+  /** Takes the replaced process's member statuses (once); true if this process replaced one. */
+  adoptInherited(): boolean {
+    if (!this.inherited) return false;
+    const members = this.inherited.members;
+    this.inherited = { ...this.inherited, members: [] };
+    for (const m of adopt(this.balancer.members, members)) {
+      this.logger.event("info", "member status taken from the replaced process", { route: m.route, status: m.status, lbfactor: m.lbfactor });
+      this.onMemberChange(m);
+    }
+    this.refreshMemberTables();
+    return true;
   }
 
   /** Takes the first answering peer's member statuses; true if one answered. */
@@ -360,14 +406,29 @@ function apacheAgent(c: Config, logger: Logger): ApacheAgent | null {
   return c.mode === "agent" && c.apache ? new ApacheAgent(c.apache, logger) : null;
 }
 
-function listen(server: net.Server, port: number, host: string): Promise<void> {
+/**
+ * Binds `server` to host:port, or serves on the listening socket `fd` a
+ * replaced process lent, which must be bound where the config says: a new
+ * address cannot be handed over (the old process then keeps serving).
+ */
+export function listen(server: net.Server, port: number, host: string, fd?: number): Promise<void> {
   return new Promise((resolve, reject) => {
     server.once("error", reject);
-    server.listen(port, host, () => {
+    const bound = (): void => {
       server.off("error", reject);
-      resolve();
-    });
+      const a = server.address() as AddressInfo;
+      if (fd !== undefined && port !== 0 && (a.port !== port || !sameHost(a.address, host))) {
+        server.close();
+        reject(new Error(`the listener handed over is ${a.address}:${a.port}, the config says ${host}:${port}: a new address needs a restart`));
+      } else resolve();
+    };
+    if (fd !== undefined) server.listen({ fd }, bound);
+    else server.listen(port, host, bound);
   });
+}
+
+function sameHost(bound: string, configured: string): boolean {
+  return bound === configured || bound === `::ffff:${configured}` || (configured === "localhost" && (bound === "127.0.0.1" || bound === "::1"));
 }
 
 function addr(s: net.Server): string {

@@ -1,4 +1,5 @@
 // proxy-node command line. Exit codes: 0 ok, 1 runtime failure, 2 usage or config error.
+import type * as net from "node:net";
 import { loadConfig, Config } from "./config";
 import { JsonLogger } from "./log";
 import { ProxyNode } from "./app";
@@ -6,11 +7,17 @@ import { drainThenDisable, enableAndWait, memberStatus, setStatus, UnknownMember
 import { VERSION } from "./version";
 import { ClusterPrimary, isWorker, runWorker } from "./cluster";
 import { MEMBER_CHANGE_HELP, memberChangeCommand } from "./member-changes-cli";
+import { closeSync } from "node:fs";
+import type { PeerMember } from "./peers";
+import { announceReady, Inheritance, ListenerName, startSuccessor, takeInheritance, tellSystemd, writePidfile } from "./handover";
 
 const HELP = `proxy-node ${VERSION}: sticky-session balancer compatible with mod_proxy_balancer
 
 Usage:
-  proxy-node --config <file>            run (mode "serve" or "agent", from the file)
+  proxy-node --config <file> [--pidfile <file>]
+                                        run (mode "serve" or "agent", from the file);
+                                        the pidfile names the process serving, also
+                                        after a handover
   proxy-node --config <file> --check    validate the config file and exit
   proxy-node drain <route> --config <file> [--timeout <seconds>] [--idle <seconds>] [--no-wait]
                                         stop new sessions to one member, keep its
@@ -31,7 +38,10 @@ With "workers": N > 1 or "auto" (one per CPU) in serve mode, node:cluster
 workers share the port and the primary runs the manager and health checks.
 
 Signals: SIGHUP re-reads the config (a bad file is refused, the old one keeps
-serving); SIGTERM/SIGINT stop gracefully, letting in-flight requests finish.
+serving); SIGTERM/SIGINT stop gracefully, letting in-flight requests finish;
+SIGUSR2 hands the listening sockets over to the bin as it is on disk now (a new
+process), then stops gracefully once that one serves; if it cannot serve, this
+process goes on.
 `;
 
 const MEMBER_COMMANDS = ["drain", "disable", "enable", "status"] as const;
@@ -41,6 +51,7 @@ interface Args {
   command: "run" | MemberCommand;
   route: string;
   config: string;
+  pidfile: string;
   check: boolean;
   timeout: number;
   idle: number;
@@ -54,7 +65,7 @@ function seconds(v: string | undefined, flag: string): number | string {
 }
 
 function parseArgs(argv: string[]): Args | string {
-  const a: Args = { command: "run", route: "", config: "", check: false, timeout: 300, idle: 0, wait: true, waitHealthy: 0 };
+  const a: Args = { command: "run", route: "", config: "", pidfile: "", check: false, timeout: 300, idle: 0, wait: true, waitHealthy: 0 };
   const rest = [...argv];
   if ((MEMBER_COMMANDS as readonly string[]).includes(rest[0])) {
     a.command = rest.shift() as MemberCommand;
@@ -75,6 +86,12 @@ function parseArgs(argv: string[]): Args | string {
       case "--check":
         a.check = true;
         break;
+      case "--pidfile": {
+        const v = rest.shift();
+        if (!v) return "--pidfile needs a file";
+        a.pidfile = v;
+        break;
+      }
       case "--timeout":
       case "--idle":
       case "--wait-healthy": {
@@ -130,9 +147,24 @@ export async function main(argv: string[]): Promise<number> {
   const logger = new JsonLogger(cfg.log.requests);
   if (args.command !== "run") return memberCommand(cfg, args, logger);
 
+  // Until it serves, a SIGUSR2 (whose default is to end the process) is only noted: the handover follows the start.
+  let usr2Early = false;
+  const early = (): void => {
+    usr2Early = true;
+  };
+  process.on("SIGUSR2", early);
+  let inherited: Inheritance | null;
+  try {
+    inherited = takeInheritance();
+  } catch (e) {
+    logger.event("error", "cannot start", { error: (e as Error).message });
+    return 1;
+  }
   const clustered = cfg.mode === "serve" && cfg.workers > 1;
   const primary = clustered ? new ClusterPrimary(cfg, logger) : null;
   const app = primary ? primary.app : new ProxyNode(cfg, logger);
+  app.inherited = inherited;
+  const listeners = (): Partial<Record<ListenerName, net.Server>> => (primary ? primary.listeners() : app.listeners());
   try {
     if (primary) {
       await primary.start();
@@ -141,6 +173,16 @@ export async function main(argv: string[]): Promise<number> {
   } catch (e) {
     logger.event("error", "cannot start", { error: (e as Error).message });
     return 1;
+  }
+  if (inherited) {
+    // A listener lent but not taken (this config has no such listener) must not hold its port.
+    const taken = listeners();
+    for (const [name, fd] of Object.entries(inherited.listeners) as [ListenerName, number][]) if (!taken[name]) closeSync(fd);
+  }
+  if (args.pidfile) writePidfile(args.pidfile);
+  if (inherited) {
+    await announceReady();
+    logger.event("info", "handover: serving on the listeners of the process replaced");
   }
   process.on("SIGHUP", () => {
     try {
@@ -153,12 +195,33 @@ export async function main(argv: string[]): Promise<number> {
     }
   });
   return new Promise<number>((resolve) => {
-    const stop = (sig: string): void => {
-      logger.event("info", `${sig}: stopping, letting in-flight requests finish`);
+    let stopping = false;
+    const stop = (why: string): void => {
+      if (stopping) return;
+      stopping = true;
+      logger.event("info", `${why}: stopping, letting in-flight requests finish`);
       void (primary ? primary.stop() : app.stop()).then(() => resolve(0));
     };
     process.once("SIGTERM", () => stop("SIGTERM"));
     process.once("SIGINT", () => stop("SIGINT"));
+    let handingOver = false;
+    const handover = (): void => {
+      if (handingOver || stopping) return;
+      handingOver = true;
+      logger.event("info", "SIGUSR2: handing the listeners over to a new process");
+      void handOver(listeners(), app.memberState(), logger).then(
+        (pid) => stop(`handed over to ${pid}`),
+        (e: Error) => {
+          handingOver = false;
+          // The successor may have named itself there before it failed.
+          if (args.pidfile) writePidfile(args.pidfile);
+          logger.event("error", "handover failed; this process keeps serving", { error: e.message });
+        },
+      );
+    };
+    process.off("SIGUSR2", early);
+    process.on("SIGUSR2", handover);
+    if (usr2Early) handover();
   });
 }
 
@@ -183,6 +246,19 @@ async function memberCommand(cfg: Config, args: Args, logger: JsonLogger): Promi
     process.stderr.write(`proxy-node ${args.command} ${route}: ${(e as Error).message}\n`);
     return e instanceof UnknownMember ? 3 : 1;
   }
+}
+
+/** Starts the successor and, under systemd, makes it the main process; a successor systemd was not told of is stopped again. */
+async function handOver(listeners: Partial<Record<ListenerName, net.Server>>, members: PeerMember[], logger: JsonLogger): Promise<number> {
+  const pid = await startSuccessor(listeners, members);
+  try {
+    await tellSystemd(pid);
+  } catch (e) {
+    process.kill(pid, "SIGTERM");
+    throw e;
+  }
+  logger.event("info", "handover: the new process serves", { pid });
+  return pid;
 }
 
 if (require.main === module) {

@@ -3,11 +3,19 @@
 // one per balancer: the manager, health checks, config reloads. It pushes
 // state changes to the workers and sums their counters when asked.
 //
+// The primary holds the listening sockets itself and hands each accepted
+// connection to the next worker, round robin, as node:cluster's own scheduler
+// does; but node keeps that socket out of reach, and a handover (handover.ts)
+// must lend it to the successor.
+//
 // Per worker and not shared: byrequests accumulators (each worker follows
 // Apache's weighted sequence on its own share of requests) and passive error
 // marks (each worker finds a dead member on its own first failed connect, and
 // retries that request elsewhere).
 import cluster, { Worker } from "node:cluster";
+import * as net from "node:net";
+import { listen } from "./app";
+import type { ListenerName } from "./handover";
 import type { Config, MemberStatus } from "./config";
 import type { Logger, JsonLogger } from "./log";
 import { ProxyNode } from "./app";
@@ -25,9 +33,13 @@ type ToWorker =
   | { t: "member"; url: string; route: string; lbfactor: number; status: MemberStatus }
   | { t: "health"; url: string; hcFail: boolean }
   | { t: "stats"; id: number }
+  | { t: "conn"; listener: "client" | "https" }
   | { t: "stop" };
 
 type ToPrimary = { t: "ready" } | { t: "stats"; id: number; members: MemberStats[]; metrics: MetricStats };
+
+/** How long the primary tries to bind a client port another process still holds. */
+const BIND_MS = 10_000;
 
 const METRIC_KEYS = ["requests", "inFlight", "refused", "retries", "noMember", "upstreamErrors", "upstreamTimeouts", "websockets"] as const;
 
@@ -44,8 +56,13 @@ export class ClusterPrimary {
   /** Holds the shared state shown by the manager; never proxies. */
   readonly app: ProxyNode;
   private workers: Worker[] = [];
+  /** Workers that serve (their "ready" came): a replacement still starting gets no connection. */
+  private serving: Worker[] = [];
   private statsSeq = 0;
   private stopping = false;
+  /** The client listeners, accepting for the workers. */
+  private readonly accepting: Partial<Record<"client" | "https", net.Server>> = {};
+  private next = 0;
 
   constructor(
     private config: Config,
@@ -63,28 +80,76 @@ export class ClusterPrimary {
     this.app.onMemberChange = (m) => this.broadcast(memberMessage(m));
     this.app.onHealthChange = (m) => this.broadcast({ t: "health", url: m.url, hcFail: m.hcFail });
     this.app.beforeRead = () => this.gather();
+    // Before the first client: the statuses of the process this one replaces.
+    this.app.adoptInherited();
+    const c = this.config;
+    await this.accept("client", c.listen.port, c.listen.host);
+    if (c.tls) await this.accept("https", c.tls.port, c.tls.host);
     await this.app.start();
     return this.app.managerPort;
   }
 
   /**
+   * Binds (or takes over) one client listener. Its connections wait unread
+   * (pauseOnConnect) until the worker they go to reads them. Bound while the
+   * port is still held (Apache, stopping as the engine switches) it tries again
+   * for BIND_MS, as the workers that bound it themselves did.
+   */
+  private async accept(name: "client" | "https", port: number, host: string): Promise<void> {
+    const fd = this.app.lent(name);
+    for (const deadline = Date.now() + BIND_MS; ;) {
+      const server = net.createServer({ pauseOnConnect: true }, (socket) => this.dispatch(name, socket));
+      try {
+        await listen(server, port, host, fd);
+        this.accepting[name] = server;
+        return;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== "EADDRINUSE" || Date.now() >= deadline) throw e;
+        this.logger.event("warn", "client port in use; trying again", { listener: name, port });
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    }
+  }
+
+  /** The next serving worker, round robin; none (all restarting) closes the connection, as a full backlog would refuse it. */
+  private dispatch(listener: "client" | "https", socket: net.Socket): void {
+    const live = this.serving;
+    if (live.length === 0) {
+      socket.destroy();
+      return;
+    }
+    const w = live[this.next++ % live.length];
+    w.send({ t: "conn", listener } satisfies ToWorker, socket, (e) => {
+      if (e) socket.destroy();
+    });
+  }
+
+  /** The listeners a successor takes over: the client ones accepting here, and the manager's. */
+  listeners(): Partial<Record<ListenerName, net.Server>> {
+    return { ...this.accepting, ...this.app.listeners() };
+  }
+
+  /**
    * `slot` is the worker's place in the round robin; a replacement takes the
    * same one, and the slot's `ready` with it: a first worker that cannot start
-   * (its port still held by the engine it replaces) must not leave the
-   * primary waiting for it forever, with no manager and no health checks.
+   * must not leave the primary waiting for it forever, with no manager and no
+   * health checks.
    */
   private fork(slot: number, ready: () => void = () => undefined): void {
     const w = cluster.fork({ PROXY_NODE_WORKER: "1", PROXY_NODE_WORKER_SLOT: String(slot) });
     this.workers.push(w);
     w.on("exit", (code, signal) => {
       this.workers = this.workers.filter((x) => x !== w);
+      this.serving = this.serving.filter((x) => x !== w);
       if (!this.stopping) {
         this.logger.event("error", "worker exited; starting another", { code, signal });
         this.fork(slot, ready);
       }
     });
     w.on("message", (msg: ToPrimary) => {
-      if (msg.t === "ready") ready();
+      if (msg.t !== "ready") return;
+      this.serving.push(w);
+      ready();
     });
     w.send({ t: "config", config: workerConfig(this.config) } satisfies ToWorker);
   }
@@ -148,10 +213,13 @@ export class ClusterPrimary {
 
   async stop(): Promise<void> {
     this.stopping = true;
+    // No new connection for the workers: theirs finish, a successor (if any) accepts the next.
+    for (const s of Object.values(this.accepting)) s.close();
     const exits = this.workers.map((w) => new Promise<void>((r) => (w.isDead() ? r() : w.once("exit", () => r()))));
     this.broadcast({ t: "stop" });
-    await Promise.all(exits);
-    await this.app.stop(0);
+    // The manager stops accepting now too, not once the workers are done: after
+    // a handover an operator's change must reach the process that stays.
+    await Promise.all([...exits, this.app.stop()]);
   }
 }
 
@@ -161,12 +229,21 @@ export function runWorker(logger: JsonLogger): void {
   const send = (msg: ToPrimary): void => {
     process.send?.(msg);
   };
-  process.on("message", (msg: ToWorker) => {
+  process.on("message", (msg: ToWorker, handle: unknown) => {
     switch (msg.t) {
+      case "conn": {
+        const to = msg.listener === "https" ? app?.tlsServer : app?.server;
+        if (handle instanceof net.Socket) {
+          if (to) to.adopt(handle);
+          else handle.destroy();
+        }
+        return;
+      }
       case "config":
         logger.requestsOn = msg.config.log.requests;
         if (app === null) {
           app = new ProxyNode(msg.config, logger);
+          app.acceptsFromPrimary = true;
           app.balancer.stagger(Number(process.env.PROXY_NODE_WORKER_SLOT ?? 0));
           app.start().then(
             () => send({ t: "ready" }),
@@ -232,6 +309,7 @@ export function runWorker(logger: JsonLogger): void {
   process.on("SIGTERM", () => undefined);
   process.on("SIGINT", () => undefined);
   process.on("SIGHUP", () => undefined);
+  process.on("SIGUSR2", () => undefined);
 }
 
 export const isWorker = (): boolean => cluster.isWorker && process.env.PROXY_NODE_WORKER === "1";

@@ -27,12 +27,15 @@ export interface RunningBin {
   stop(): Promise<void>;
 }
 
-/** Writes `config` to a temporary file and starts the bin on it; stdout (request lines) is dropped. */
-export function runBin(config: object): RunningBin {
+/**
+ * Writes `config` to a temporary file and starts the bin on it (another copy of
+ * it with `bin`, more arguments with `args`); stdout (request lines) is dropped.
+ */
+export function runBin(config: object, opts: { bin?: string; args?: string[] } = {}): RunningBin {
   const dir = mkdtempSync(join(tmpdir(), "proxy-node-bin-"));
   const file = join(dir, "config.json");
   writeFileSync(file, JSON.stringify(config));
-  const child = spawn(process.execPath, [builtBin(), "--config", file], { stdio: ["ignore", "ignore", "pipe"] });
+  const child = spawn(process.execPath, [opts.bin ?? builtBin(), "--config", file, ...(opts.args ?? [])], { stdio: ["ignore", "ignore", "pipe"] });
   let err = "";
   child.stderr?.on("data", (d: Buffer) => (err += d.toString()));
   return {

@@ -1,13 +1,24 @@
 /**
  * Changes without failed requests (issue 16): a pulumi up while clients keep
- * coming, each request timed. Today: a balancer-only change, which Apache takes
- * with a graceful reload and proxy-node with SIGHUP (its process is kept).
+ * coming, each request timed. A balancer-only change, which Apache takes with a
+ * graceful reload and proxy-node with SIGHUP (its process is kept); and new
+ * proxy-node code, which a new process takes over by a handover.
  */
 import * as assert from "node:assert/strict";
 import { upWithSummary } from "../../scripts/stack";
 import { recordFigure } from "../support/figures";
 import { probePage, request } from "../support/http-client";
 import { onHost, RunningCluster, Variant, variantOverrides } from "../support/local-cluster";
+import { readProxyNodeArtifact } from "../../infra/payload/artifacts";
+
+/** The proxy-node process serving: systemd's main pid, or the supervisor's pidfile. */
+function servingPid(c: RunningCluster): string {
+  return onHost(
+    c.model,
+    c.model.balancer.host.name,
+    "if [ -d /run/systemd/system ]; then systemctl show -p MainPID --value proxy-node; else cat /run/proxy-node.pid; fi",
+  ).out;
+}
 
 export interface LoadReport {
   sent: number;
@@ -65,13 +76,7 @@ export async function underSteadyLoad(c: RunningCluster, work: () => Promise<voi
 export function registerBalancerChangeUnderLoad(v: Variant, get: () => RunningCluster, log: (s: string) => void): void {
   it("a balancer-only change (retry) under steady load, and back: no failed request; proxy-node takes it by SIGHUP, in the same process", async () => {
     const c = get();
-    // The process serving: systemd's main pid, or the supervisor's pidfile.
-    const pid = (): string =>
-      onHost(
-        c.model,
-        c.model.balancer.host.name,
-        "if [ -d /run/systemd/system ]; then systemctl show -p MainPID --value proxy-node; else cat /run/proxy-node.pid; fi",
-      ).out;
+    const pid = (): string => servingPid(c);
     const before = pid();
     assert.match(before, /^[1-9]\d*$/, `no proxy-node process on the balancer (${before})`);
     const changed = variantOverrides(v);
@@ -84,5 +89,49 @@ export function registerBalancerChangeUnderLoad(v: Variant, get: () => RunningCl
     recordFigure(`${v.stack}: balancer-only change and back under load, requests failed`, r.failed);
     assert.equal(r.failed, 0, `requests failed during a balancer-only change:\n${r.failures.join("\n")}`);
     assert.equal(pid(), before, "proxy-node was restarted for a change its SIGHUP reload takes");
+  });
+}
+
+/**
+ * Engine proxy-node: a pulumi up that delivers a changed proxy-node build, and
+ * one that delivers the built one again, under load. Each is a handover to a
+ * new process (another pid, running, its keys recorded), and no request fails.
+ */
+export function registerCodeChangeUnderLoad(v: Variant, get: () => RunningCluster, log: (s: string) => void): void {
+  it("new proxy-node code under steady load, and back: a new process takes over each time, no failed request", async () => {
+    const c = get();
+    const first = servingPid(c);
+    assert.match(first, /^[1-9]\d*$/, `no proxy-node process on the balancer (${first})`);
+    const built = readProxyNodeArtifact();
+    // Another build, as the next release would be: same behaviour, another code key.
+    const changed = `${built}\n// a later build (${new Date().toISOString()})\n`;
+    const pids: string[] = [first];
+    const seconds: number[] = [];
+    const deliver = async (artifact: string | undefined): Promise<void> => {
+      const t0 = Date.now();
+      await upWithSummary(v.stack, { baseStack: "dev", overrides: variantOverrides(v), onOutput: log, skipPayloadCheck: true, proxyNodeArtifact: artifact });
+      seconds.push((Date.now() - t0) / 1000);
+      pids.push(servingPid(c));
+    };
+    const r = await underSteadyLoad(c, async () => {
+      await deliver(changed);
+      await deliver(undefined);
+    });
+    recordFigure(`${v.stack}: new proxy-node code and back under load, requests sent`, r.sent);
+    recordFigure(`${v.stack}: new proxy-node code and back under load, requests failed`, r.failed);
+    recordFigure(`${v.stack}: pulumi up delivering new proxy-node code, s`, seconds[0]);
+    assert.equal(r.failed, 0, `requests failed while new proxy-node code was delivered:\n${r.failures.join("\n")}`);
+    assert.equal(new Set(pids).size, 3, `proxy-node was not replaced by a new process each time: pids ${pids.join(", ")}`);
+    const host = c.model.balancer.host.name;
+    assert.equal(onHost(c.model, host, `kill -0 ${pids[2]} && echo running`).out, "running");
+    assert.equal(
+      onHost(c.model, host, "cmp /run/proxy-node.key /etc/proxy-node/code-key && echo same").out,
+      "same",
+      "the new process's code key is not recorded",
+    );
+    // The handover, not a restart, in proxy-node's own log.
+    const logged = onHost(c.model, host, "if [ -d /run/systemd/system ]; then journalctl -u proxy-node --no-pager; else cat /var/log/proxy-node.log; fi").out;
+    for (const p of pids.slice(1))
+      assert.match(logged, new RegExp(`"msg":"proxy-node started"[^\n]*"pid":${p},"handover":true`), `process ${p} did not start by a handover`);
   });
 }

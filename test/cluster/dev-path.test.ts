@@ -21,7 +21,7 @@ import { apacheManager, proxyNodeManager } from "./managers";
 import { recordFigure } from "../support/figures";
 import { registerBackupRestore } from "./backup-restore";
 import { registerPairChecks } from "./pair-checks";
-import { registerBalancerChangeUnderLoad } from "./changes";
+import { registerBalancerChangeUnderLoad, registerCodeChangeUnderLoad } from "./changes";
 import { registerRollingChecks } from "./rolling";
 import { registerScaleChecks } from "./scale";
 
@@ -291,6 +291,7 @@ describe("cluster on the dev path: real pulumi up over SSH to local Debian hosts
       recordFigure("ci-proxynode: failover, failed requests", report.failed);
     });
     registerBalancerChangeUnderLoad(PROXYNODE, get, log);
+    registerCodeChangeUnderLoad(PROXYNODE, get, log);
     registerRollingChecks(PROXYNODE, get, log);
     registerScaleChecks(PROXYNODE, get, log);
     registerFaultChecks(PROXYNODE, get);

@@ -7,10 +7,11 @@
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
+import * as http from "node:http";
 import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
-import { readProxyNodeArtifact } from "../../infra/payload/artifacts";
+import { proxyNodeBinPath, readProxyNodeArtifact } from "../../infra/payload/artifacts";
 import { PROXY_NODE_BIN, PROXY_NODE_CODE_KEY, proxyNodeCommand } from "../../infra/payload/balancer";
 import { shellArg } from "../../infra/payload/escape";
 import { buildPayloads } from "../../infra/payload/index";
@@ -76,8 +77,10 @@ describe("proxy-node on the balancer: one artifact, one start command", () => {
     });
   }
 
-  it("the code key changes with the code and the listeners, not with a setting a SIGHUP applies", () => {
-    const key = (values: Values, artifact = ARTIFACTS): string => fileOf(balancer(values, artifact), PROXY_NODE_CODE_KEY).content;
+  it("the code key changes with the code and the listeners, not with a setting a SIGHUP applies; its start half only with what a handover cannot take", () => {
+    const keys = (values: Values, artifact = ARTIFACTS): string[] => fileOf(balancer(values, artifact), PROXY_NODE_CODE_KEY).content.trim().split(" ");
+    const key = (values: Values, artifact = ARTIFACTS): string => keys(values, artifact).join(" ");
+    const start = (values: Values, artifact = ARTIFACTS): string => keys(values, artifact)[0];
     const base = sshValues({ engine: "proxy-node" });
     const edited = (change: (b: Record<string, unknown>) => void): Values => {
       const v = structuredClone(base);
@@ -89,6 +92,19 @@ describe("proxy-node on the balancer: one artifact, one start command", () => {
     assert.notEqual(key(base, `${ARTIFACTS}\n// another build`), key(base), "a new build would not restart proxy-node");
     assert.notEqual(key(edited((b) => (b.httpPort = 8088))), key(base), "a new listener would not restart proxy-node");
     assert.notEqual(key(edited((b) => (b.proxyNodeWorkers = 3))), key(base), "new workers would not restart proxy-node");
+    assert.equal(keys(base).length, 2);
+    // A new build or new workers: a new process takes the same listeners over.
+    assert.equal(start(base, `${ARTIFACTS}\n// another build`), start(base), "a new build would restart instead of handing over");
+    assert.equal(start(edited((b) => (b.proxyNodeWorkers = 3))), start(base), "new workers would restart instead of handing over");
+    // A new address cannot be handed over.
+    assert.notEqual(start(edited((b) => (b.httpPort = 8088))), start(base), "a new listener would be handed over");
+    assert.notEqual(start(edited((b) => (b.managerPort = 8089))), start(base), "a new manager port would be handed over");
+  });
+
+  it("with engine apache, Apache's start first takes the client port from a proxy-node still serving it (a switch from engine proxy-node)", () => {
+    const apache = balancer(sshValues({ engine: "apache" })).services.find((s) => s.name === "apache2");
+    assert.ok(apache, "no apache2 service on the balancer");
+    assert.match(apache.start, /^proxy-node-service give-port && \{ .*service apache2 start; fi; \}$/);
   });
 
   it("an empty artifact is refused: proxy-node is not built", () => {
@@ -171,7 +187,12 @@ function freePort(): Promise<number> {
  * stand-in as its command, and the systemd branch off. Every edit must match
  * exactly once, so a reshaped script fails here rather than running unedited.
  */
-async function sandbox(stopSeconds: number, env: Record<string, string>): Promise<Sandbox> {
+async function sandbox(
+  stopSeconds: number,
+  env: Record<string, string>,
+  command?: (dir: string, managerPort: number) => string,
+  mode = "sandbox",
+): Promise<Sandbox> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "proxy-node-service-"));
   const standIn = path.join(dir, "stand-in");
   fs.writeFileSync(standIn, STAND_IN, { mode: 0o755 });
@@ -189,11 +210,11 @@ async function sandbox(stopSeconds: number, env: Record<string, string>): Promis
     [/^CODE_KEY_FILE=.*$/m, `CODE_KEY_FILE=${dir}/code-key`],
     [/^MANAGER_PORT=.*$/m, `MANAGER_PORT=${port}`],
     // Not serve: its start would stop this machine's Apache.
-    [/^MODE=.*$/m, "MODE=sandbox"],
+    [/^MODE=.*$/m, `MODE=${mode}`],
     [/^PIDFILE=.*$/m, `PIDFILE=${dir}/proxy-node.pid`],
     [/^SUPERVISOR_PIDFILE=.*$/m, `SUPERVISOR_PIDFILE=${dir}/proxy-node-supervisor.pid`],
     [/^LOG=.*$/m, `LOG=${dir}/proxy-node.log`],
-    [/^CMD=.*$/m, `CMD=${standIn}`],
+    [/^CMD=.*$/m, `CMD=${shellArg(command ? command(dir, port) : standIn)}`],
     [/^STOP_SECONDS=.*$/m, `STOP_SECONDS=${stopSeconds}`],
     [/^KEYFILE=.*$/m, `KEYFILE=${dir}/proxy-node.key`],
     // What runs before a member-list change: a stand-in that records its turn (STAND_IN_ADMIT_FAILS: it fails).
@@ -409,6 +430,25 @@ describe("proxy-node-service without systemd (the container supervisor)", functi
     assert.equal(run(s, "stop").status, 0);
   });
 
+  it("give-port (Apache's start on the balancer): stops a proxy-node whose start key is not the one on disk (an engine switch from proxy-node), and nothing else", async () => {
+    sb = await sandbox(10, {}, undefined, "agent");
+    const s = sb;
+    fs.writeFileSync(path.join(s.dir, "code-key"), "start-one code-one\n");
+    assert.equal(run(s, "give-port").status, 0, "give-port with no proxy-node running failed");
+    assert.equal(run(s, "start").status, 0);
+    await until("the process to listen", () => events(s).some((e) => e.endsWith(" listening")));
+    const [first] = processes(s).standIns;
+    // The keys it runs with: Apache's start (a repair, a reboot) leaves it alone.
+    assert.equal(run(s, "give-port").status, 0);
+    assert.ok(alive(first), "give-port stopped a proxy-node already running as the config on disk says");
+    // The switch: proxy-node's new start key (mode agent) is on disk, its own step comes after Apache's start.
+    fs.writeFileSync(path.join(s.dir, "code-key"), "start-two code-two\n");
+    const give = run(s, "give-port");
+    assert.equal(give.status, 0, give.out);
+    assert.ok(!alive(first), "give-port left the proxy-node serving the port");
+    assert.deepEqual(processes(s), { supervisors: [], standIns: [] });
+  });
+
   it("stop is bounded: a process that ignores SIGTERM gets SIGKILL after STOP_SECONDS, and stop returns once it is gone", async () => {
     sb = await sandbox(1, { STAND_IN_IGNORE_TERM: "1" });
     const s = sb;
@@ -449,3 +489,120 @@ describe("proxy-node-service without systemd (the container supervisor)", functi
     assert.deepEqual(processes(s), { supervisors: [], standIns: [] });
   });
 });
+
+describe("proxy-node-service without systemd: a new code key hands over to a new proxy-node (the real bin)", function () {
+  this.timeout(120_000);
+  let sb: Sandbox | undefined;
+  let member: http.Server | undefined;
+
+  afterEach(async () => {
+    if (sb) {
+      const s = sb;
+      run(s, "stop");
+      // Whatever is left of this sandbox's proxy-node processes (their command line names its folder).
+      for (const e of fs.readdirSync("/proc").filter((x) => /^\d+$/.test(x))) {
+        try {
+          if (fs.readFileSync(`/proc/${e}/cmdline`, "utf8").includes(s.dir)) process.kill(Number(e), "SIGKILL");
+        } catch {
+          /* gone already */
+        }
+      }
+      fs.rmSync(s.dir, { recursive: true, force: true });
+      sb = undefined;
+    }
+    await new Promise((r) => (member ? member.close(r) : r(undefined)));
+    member = undefined;
+  });
+
+  it("apply with only the code key new: the port answers throughout, the pidfile names the new process, the supervisor follows it and restarts it when it dies", async () => {
+    member = http.createServer((_req, res) => res.end("member"));
+    await new Promise<void>((r) => member?.listen(0, "127.0.0.1", r));
+    const memberPort = (member.address() as net.AddressInfo).port;
+    const clientPort = await freePort();
+    const bin = proxyNodeBinPath();
+    sb = await sandbox(10, {}, (dir, managerPort) => {
+      fs.writeFileSync(
+        path.join(dir, "config.json"),
+        JSON.stringify({
+          listen: { host: "127.0.0.1", port: clientPort },
+          manager: { host: "127.0.0.1", port: managerPort, allow: ["127.0.0.0/8"], token: "sandbox-token" },
+          log: { requests: false },
+          balancer: { members: [{ url: `http://127.0.0.1:${memberPort}`, route: "lb1" }] },
+        }),
+      );
+      return `${process.execPath} ${bin} --config ${dir}/config.json --pidfile ${dir}/proxy-node.pid`;
+    });
+    const s = sb;
+    const pidfile = path.join(s.dir, "proxy-node.pid");
+    fs.writeFileSync(path.join(s.dir, "code-key"), "start-one code-one\n");
+    const start = run(s, "start");
+    assert.equal(start.status, 0, start.out);
+    const first = Number(fs.readFileSync(pidfile, "utf8"));
+
+    let running = true;
+    let sent = 0;
+    const failures: string[] = [];
+    const load = (async () => {
+      while (running) {
+        sent++;
+        try {
+          const body = await get(clientPort);
+          if (body !== "member") failures.push(body);
+        } catch (e) {
+          failures.push((e as Error).message);
+        }
+      }
+    })();
+    await sleep(300);
+    fs.writeFileSync(path.join(s.dir, "code-key"), "start-one code-two\n");
+    const apply = run(s, "apply");
+    assert.equal(apply.status, 0, apply.out);
+    const second = Number(fs.readFileSync(pidfile, "utf8"));
+    assert.notEqual(second, first, "apply returned before a new process took over");
+    assert.ok(alive(second));
+    assert.equal(fs.readFileSync(path.join(s.dir, "proxy-node.key"), "utf8"), "start-one code-two\n", "the new process's keys are not recorded");
+    await until("the old process to exit", () => !alive(first));
+    await sleep(300);
+    running = false;
+    await load;
+    assert.deepEqual(failures, [], `${failures.length} of ${sent} requests failed`);
+    assert.ok(sent > 20, `too little load: ${sent}`);
+    assert.equal(run(s, "status").status, 0, "status does not see the new process");
+    // The same keys again: a SIGHUP to the new process, which stays.
+    assert.equal(run(s, "apply").status, 0);
+    assert.equal(Number(fs.readFileSync(pidfile, "utf8")), second);
+
+    // The new process is no child of the supervisor's, which still starts one again when it dies.
+    process.kill(second, "SIGKILL");
+    await until("the supervisor to start proxy-node again", () => {
+      const now = Number(fs.readFileSync(pidfile, "utf8"));
+      return now !== second && alive(now);
+    });
+    // It serves again (the supervisor names it before it listens).
+    const end = Date.now() + 10_000;
+    for (;;) {
+      try {
+        assert.equal(await get(clientPort), "member");
+        break;
+      } catch (e) {
+        if (Date.now() > end) throw e;
+        await sleep(100);
+      }
+    }
+    const stop = run(s, "stop");
+    assert.equal(stop.status, 0, stop.out);
+    assert.notEqual(run(s, "status").status, 0);
+  });
+});
+
+function get(port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    http
+      .get({ host: "127.0.0.1", port, path: "/", agent: false }, (res) => {
+        let body = "";
+        res.on("data", (d) => (body += d));
+        res.on("end", () => resolve(body));
+      })
+      .on("error", reject);
+  });
+}

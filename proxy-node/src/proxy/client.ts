@@ -95,6 +95,9 @@ export class ClientConn {
   /** The response head went out: a failure now can only cut the connection. */
   headSent = false;
   private ip: string | undefined;
+  /** When it was accepted, and whether a request has started on it (see ProxyServer.closeIdle). */
+  readonly since = Date.now();
+  used = false;
 
   constructor(
     readonly socket: TaggedSocket,
@@ -210,6 +213,7 @@ export class ClientConn {
   }
 
   private startRequest(head: RequestHead, buf: Buffer, pos: number): void {
+    this.used = true;
     this.head = head;
     this.userPaused = false;
     this.headSent = false;

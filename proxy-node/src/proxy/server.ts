@@ -6,12 +6,19 @@ import * as net from "node:net";
 import * as tls from "node:tls";
 import { ClientConn, ClientLimits, LINGER_MS, ServerHandlers } from "./client";
 
+/** How long a connection that has sent nothing yet may stay open once the server stops accepting. */
+export const FRESH_MS = 1000;
+
 /** The client-facing listener: a net.Server plus the connections it has open. */
 export class ProxyServer {
   readonly server: net.Server;
   private readonly conns = new Set<ClientConn>();
   private readonly tunnels = new Set<net.Socket>();
+  /** Sockets the cluster primary handed over, until they close: with TLS, one still in its handshake has no ClientConn yet. */
+  private readonly adopted = new Set<net.Socket>();
   private sweeper: NodeJS.Timeout | null = null;
+  /** Resolves close() once the last connection is gone. */
+  private drained: (() => void) | null = null;
   closing = false;
 
   constructor(
@@ -59,6 +66,27 @@ export class ProxyServer {
 
   forget(c: ClientConn): void {
     this.conns.delete(c);
+    this.drainedYet();
+  }
+
+  private drainedYet(): void {
+    if (this.conns.size === 0 && this.adopted.size === 0) this.drained?.();
+  }
+
+  /**
+   * A connection the cluster primary accepted (cluster.ts): served as if this
+   * server had accepted it. A socket passed between processes comes with node's
+   * defaults, so the listener's options are set again here.
+   */
+  adopt(socket: net.Socket): void {
+    socket.allowHalfOpen = true;
+    socket.setNoDelay(true);
+    this.adopted.add(socket);
+    socket.once("close", () => {
+      this.adopted.delete(socket);
+      this.drainedYet();
+    });
+    this.server.emit("connection", socket);
   }
 
   /** Upgraded sockets (WebSockets) are no longer ours to read, but still ours to close at stop. */
@@ -67,18 +95,30 @@ export class ProxyServer {
     socket.once("close", () => this.tunnels.delete(socket));
   }
 
-  /** Stops accepting; resolves when every connection has closed. Requests in flight finish with Connection: close. */
+  /**
+   * Stops accepting; resolves when every connection has closed. Requests in
+   * flight finish with Connection: close. Counted here, not by the net.Server:
+   * a cluster worker's connections were accepted by the primary.
+   */
   close(): Promise<void> {
     this.closing = true;
-    const done = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    const stopped = new Promise<void>((resolve) => (this.server.listening ? this.server.close(() => resolve()) : resolve()));
+    const drained = new Promise<void>((resolve) => (this.conns.size === 0 && this.adopted.size === 0 ? resolve() : (this.drained = resolve)));
     this.closeIdle();
     // A WebSocket has no end to wait for: its client reconnects to the next instance.
     for (const t of this.tunnels) t.destroy();
-    return done;
+    return Promise.all([stopped, drained]).then(() => undefined);
   }
 
+  /**
+   * Closes connections with no request in progress. One that has not sent its
+   * first request yet gets FRESH_MS: it was accepted a moment ago (during a
+   * handover, just before the successor took the port), its client is sending,
+   * and cutting it would fail a request no client retries.
+   */
   closeIdle(): void {
-    for (const c of this.conns) if (c.idle) c.socket.destroy();
+    const now = Date.now();
+    for (const c of this.conns) if (c.idle && (c.used || now - c.since >= FRESH_MS)) c.socket.destroy();
   }
 
   closeAll(): void {
