@@ -24,8 +24,7 @@ import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import { PROJECT } from "../infra/config/stack-file";
 import { ClusterModel } from "../infra/model/types";
-import { PROXY_NODE_BIN, PROXY_NODE_CONFIG } from "../infra/payload/balancer";
-import { IDLE_SECONDS } from "../infra/payload/rollout";
+import { IDLE_SECONDS, PROXY_NODE_BIN, PROXY_NODE_CONFIG } from "../infra/payload/balancer";
 import { shellQuote, execRemote } from "../infra/targets/ssh/remote-exec";
 import { openStack, StackOptions } from "./stack";
 

@@ -67,7 +67,10 @@ function hash(parts: string[]): string {
 
 /** How long a web server added to the stack has to pass the balancer's health check before its reload is refused. */
 export const ADMIT_SECONDS = 60;
-/** A removed web server with no request for this long is done draining, before rollout.drainSeconds. */
+/**
+ * A draining web server with no request for this long is done, before
+ * rollout.drainSeconds: for a rolling update's drain and a removed one's retire alike.
+ */
 export const IDLE_SECONDS = 3;
 
 /**

@@ -13,12 +13,10 @@
  * its payload is the same again (the marker's absence is the enable step's check).
  */
 import { ClusterModel, WebMember } from "../model/types";
-import { PROXY_NODE_BIN, PROXY_NODE_CONFIG } from "./balancer";
+import { IDLE_SECONDS, PROXY_NODE_BIN, PROXY_NODE_CONFIG } from "./balancer";
 import { setting, sh } from "./common";
 
 export const ROLLOUT_MARKER_DIR = "/var/lib/drupal-cluster/rollout";
-/** A member with no request for this long is done draining (engine proxy-node, or Apache's counters), before drainSeconds. */
-export const IDLE_SECONDS = 3;
 
 export interface RolloutScripts {
   /** On the balancer: draining, then disabled once idle or after drainSeconds. */

@@ -5,13 +5,13 @@
 // the new config no longer has, so the reload that drops it drops an idle one.
 // The running process is asked through its manager (either mode: in agent mode
 // its manager writes Apache's flags and carries the change to a peer balancer).
-import * as http from "node:http";
 import type { Config, MemberConfig } from "./config";
 import { ApacheAgent, sameWorker } from "./agent";
 import { apacheWorkerCounters } from "./member-control";
 import { probe } from "./health";
 import { Member } from "./members";
 import type { Logger } from "./log";
+import { managerCall } from "./manager-client";
 
 /** A member as the running proxy-node's manager lists it. */
 export interface RunningMember {
@@ -131,26 +131,6 @@ export async function retire(cfg: Config, deps: MemberChangeDeps, o: RetireOptio
 }
 
 // ---- the real world: the running proxy-node's manager, Apache's page, the health check ----
-
-function managerCall(cfg: Config, method: "GET" | "POST", path: string, body?: object): Promise<{ status: number; body: string }> {
-  const mgr = cfg.manager;
-  if (!mgr) return Promise.reject(new Error('the config has no "manager"'));
-  const host = mgr.host === "0.0.0.0" || mgr.host === "::" ? "127.0.0.1" : mgr.host;
-  const data = body === undefined ? undefined : JSON.stringify(body);
-  const headers: Record<string, string | number> = { Authorization: `Bearer ${mgr.token}` };
-  if (data !== undefined) Object.assign(headers, { "Content-Type": "application/json", "Content-Length": Buffer.byteLength(data) });
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host, port: mgr.port, method, path, agent: false, headers }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on("data", (c: Buffer) => chunks.push(c));
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString("utf8") }));
-      res.on("error", reject);
-    });
-    req.setTimeout(5000, () => req.destroy(new Error(`no answer from the manager on ${host}:${mgr.port} within 5 s`)));
-    req.on("error", reject);
-    req.end(data);
-  });
-}
 
 type ManagerMember = RunningMember & { requests?: unknown; busy?: unknown };
 

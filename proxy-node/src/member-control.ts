@@ -2,10 +2,10 @@
 // through its manager API when the config has one (either mode: in agent mode
 // the manager writes the change into Apache and carries it to the peers, so
 // proxy-node, Apache and the other balancer agree), else straight into Apache.
-import * as http from "node:http";
 import type { Config, MemberStatus } from "./config";
 import { ApacheAgent, sameWorker } from "./agent";
 import type { Logger } from "./log";
+import { managerCall as call } from "./manager-client";
 
 export interface MemberReport {
   route: string;
@@ -17,31 +17,6 @@ export interface MemberReport {
 
 /** The member named on the command line is not in this config: exit 3, so a script can tell it from a failure. */
 export class UnknownMember extends Error {}
-
-interface Answer {
-  status: number;
-  body: string;
-}
-
-function call(cfg: Config, method: "GET" | "POST", path: string, body?: object): Promise<Answer> {
-  const mgr = cfg.manager;
-  if (!mgr) return Promise.reject(new Error('config has no "manager": cannot reach the running proxy-node'));
-  const host = mgr.host === "0.0.0.0" || mgr.host === "::" ? "127.0.0.1" : mgr.host;
-  const data = body === undefined ? undefined : JSON.stringify(body);
-  const headers: Record<string, string | number> = { Authorization: `Bearer ${mgr.token}` };
-  if (data !== undefined) Object.assign(headers, { "Content-Type": "application/json", "Content-Length": Buffer.byteLength(data) });
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host, port: mgr.port, method, path, agent: false, headers }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on("data", (c: Buffer) => chunks.push(c));
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString("utf8") }));
-      res.on("error", reject);
-    });
-    req.setTimeout(5000, () => req.destroy(new Error(`the manager on ${host}:${mgr.port} did not answer within 5 s`)));
-    req.on("error", reject);
-    req.end(data);
-  });
-}
 
 function known(cfg: Config, route: string): void {
   if (!cfg.balancer.members.some((m) => m.route === route)) {
