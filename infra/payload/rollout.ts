@@ -27,7 +27,10 @@ export interface RolloutScripts {
   enable: string;
   /** Exits 0 while no rollout holds the member out of rotation. */
   enableCheck: string;
-  /** The step's own removal (rollout parallel, or the web server removed): forget the marker, change nothing. */
+  /**
+   * The step's own removal (rollout parallel, or the web server removed): a
+   * member a rollout left out is put back (nothing else would), then the marker goes.
+   */
   forget: string;
 }
 
@@ -48,13 +51,22 @@ export function rolloutScripts(model: ClusterModel, member: WebMember): RolloutS
 
   const drain = [
     "set -o pipefail",
-    `if [ -e ${sh`${marker}`} ]; then ${say("already out of rotation (an earlier rollout took it out)")}; exit 0; fi`,
     noBalancer,
     // Exit 3: the running balancer has no such member yet (added by this up, after the web servers).
     `st=$(${pn} status ${sh`${route}`} ${cfg}) || { rc=$?; if [ $rc = 3 ]; then ${say("not a member of the balancer yet: nothing to drain")}; exit 0; fi; exit $rc; }`,
-    `case "$st" in ${sh`${`${member.route} enabled `}`}*) ;; *) ${sh`echo ${`rollout ${name}: the balancer has it as`}`} "\${st#* }", ${sh`${"an operator's choice: not drained, and left so"}`}; exit 0;; esac`,
+    `if [ -e ${sh`${marker}`} ]; then`,
+    // An earlier rollout took it out; if its drain did not get to the end, this one drains again.
+    `  case "$st" in ${sh`${`${member.route} disabled `}`}*) ${say("already out of rotation (an earlier rollout took it out)")}; exit 0;; esac`,
+    "else",
+    `  case "$st" in ${sh`${`${member.route} enabled `}`}*) ;; *) ${sh`echo ${`rollout ${name}: the balancer has it as`}`} "\${st#* }", ${sh`${"an operator's choice: not drained, and left so"}`}; exit 0;; esac`,
+    "fi",
     sh`mkdir -p ${ROLLOUT_MARKER_DIR} && : > ${marker}`,
-    `${pn} drain ${sh`${route}`} ${cfg} --timeout ${r.drainSeconds} --idle ${IDLE_SECONDS} | sed ${sh`${`s/^/rollout ${name}: /`}`}`,
+    // --keep-one: exit 4 when no other web server takes new clients (one web server, or the others out):
+    // draining it would leave clients nothing, so it is changed while it serves.
+    "rc=0",
+    `${pn} drain ${sh`${route}`} ${cfg} --timeout ${r.drainSeconds} --idle ${IDLE_SECONDS} --keep-one | sed ${sh`${`s/^/rollout ${name}: /`}`} || rc=$?`,
+    `if [ $rc = 4 ]; then ${say("changed while it serves: no other web server takes new clients")}; exit 0; fi`,
+    "exit $rc",
   ].join("\n");
 
   const url = `http://127.0.0.1${healthPath(model)}`;
@@ -65,7 +77,7 @@ export function rolloutScripts(model: ClusterModel, member: WebMember): RolloutS
     `  code=$(curl -s -o /dev/null -w '%{http_code}' --max-time ${model.balancer.connectTimeout} -H ${sh`${`Host: ${model.serverName}`}`} ${sh`${url}`}) || true`,
     `  if [ "$code" = 200 ]; then ${say(`health gate passed (GET ${healthPath(model)} answered 200)`)}; exit 0; fi`,
     `  if [ "$(date +%s)" -ge "$deadline" ]; then`,
-    `    echo ${sh`${`${name}: health gate failed: GET ${url} on ${name} answered`}`} "\${code:-nothing}" ${sh`${`instead of 200 for ${r.gateSeconds} s (rollout.gateSeconds). ${name} stays out of rotation and the rollout stops here; the web servers after it were not changed. Fix the cause and run up again.`}`} >&2`,
+    `    echo ${sh`${`${name}: health gate failed: GET ${url} on ${name} answered`}`} "$( [ "\${code:-000}" = 000 ] && echo "nothing (no connection or no answer within ${model.balancer.connectTimeout} s)" || echo "$code")" ${sh`${`instead of 200 for ${r.gateSeconds} s (rollout.gateSeconds). ${name} stays out of rotation and the rollout stops here; the web servers after it were not changed. Fix the cause and run up again.`}`} >&2`,
     "    exit 1",
     "  fi",
     "  sleep 1",
@@ -80,5 +92,14 @@ export function rolloutScripts(model: ClusterModel, member: WebMember): RolloutS
     say("back in rotation"),
   ].join("\n");
 
-  return { drain, gate, enable, enableCheck: `[ ! -e ${sh`${marker}`} ]`, forget: sh`rm -f ${marker}` };
+  const forget = [
+    `if [ -e ${sh`${marker}`} ] && [ -x ${pn} ] && [ -f ${sh`${PROXY_NODE_CONFIG}`} ]; then`,
+    // Exit 3: the balancer no longer has it (the web server was removed): nothing to put back.
+    `  rc=0; ${pn} enable ${sh`${route}`} ${cfg} >/dev/null 2>&1 || rc=$?`,
+    `  if [ $rc != 0 ] && [ $rc != 3 ]; then ${sh`echo ${`rollout ${name}: could not put it back in rotation (proxy-node enable exited`}`} "$rc); run: npm run undrain -- ${name} --stack ${model.stack}" >&2; fi`,
+    "fi",
+    sh`rm -f ${marker}`,
+  ].join("\n");
+
+  return { drain, gate, enable, enableCheck: `[ ! -e ${sh`${marker}`} ]`, forget };
 }

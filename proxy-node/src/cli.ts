@@ -3,7 +3,7 @@ import type * as net from "node:net";
 import { loadConfig, Config } from "./config";
 import { JsonLogger } from "./log";
 import { ProxyNode } from "./app";
-import { drainThenDisable, enableAndWait, memberStatus, setStatus, UnknownMember } from "./member-control";
+import { drainThenDisable, enableAndWait, memberStatus, othersServing, setStatus, UnknownMember } from "./member-control";
 import { VERSION } from "./version";
 import { ClusterPrimary, isWorker, runWorker } from "./cluster";
 import { MEMBER_CHANGE_HELP, memberChangeCommand } from "./member-changes-cli";
@@ -19,11 +19,13 @@ Usage:
                                         the pidfile names the process serving, also
                                         after a handover
   proxy-node --config <file> --check    validate the config file and exit
-  proxy-node drain <route> --config <file> [--timeout <seconds>] [--idle <seconds>] [--no-wait]
+  proxy-node drain <route> --config <file> [--timeout <seconds>] [--idle <seconds>] [--no-wait] [--keep-one]
                                         stop new sessions to one member, keep its
                                         sticky clients until the timeout (default 300)
                                         or until it got no request for --idle seconds,
-                                        then disable it; --no-wait leaves it draining
+                                        then disable it; --no-wait leaves it draining;
+                                        --keep-one: change nothing and exit 4 if no
+                                        other member takes new clients (enabled, healthy)
   proxy-node disable <route> --config <file>
                                         no requests at all (sticky clients move on)
   proxy-node enable <route> --config <file> [--wait-healthy <seconds>]
@@ -31,7 +33,8 @@ Usage:
                                         --wait-healthy, until its health check passes
   proxy-node status <route> --config <file>
                                         print its status and state
-  Exit codes of these: 0 done, 1 failed, 2 usage, 3 no such member.
+  Exit codes of these: 0 done, 1 failed, 2 usage, 3 no such member,
+  4 not drained (--keep-one: the last member taking new clients).
 ${MEMBER_CHANGE_HELP}  proxy-node --help | --version
 
 With "workers": N > 1 or "auto" (one per CPU) in serve mode, node:cluster
@@ -56,6 +59,7 @@ interface Args {
   timeout: number;
   idle: number;
   wait: boolean;
+  keepOne: boolean;
   waitHealthy: number;
 }
 
@@ -65,7 +69,7 @@ function seconds(v: string | undefined, flag: string): number | string {
 }
 
 function parseArgs(argv: string[]): Args | string {
-  const a: Args = { command: "run", route: "", config: "", pidfile: "", check: false, timeout: 300, idle: 0, wait: true, waitHealthy: 0 };
+  const a: Args = { command: "run", route: "", config: "", pidfile: "", check: false, timeout: 300, idle: 0, wait: true, keepOne: false, waitHealthy: 0 };
   const rest = [...argv];
   if ((MEMBER_COMMANDS as readonly string[]).includes(rest[0])) {
     a.command = rest.shift() as MemberCommand;
@@ -104,6 +108,9 @@ function parseArgs(argv: string[]): Args | string {
       }
       case "--no-wait":
         a.wait = false;
+        break;
+      case "--keep-one":
+        a.keepOne = true;
         break;
       default:
         return `unknown argument ${arg}`;
@@ -237,6 +244,9 @@ async function memberCommand(cfg: Config, args: Args, logger: JsonLogger): Promi
     else if (args.command === "disable") {
       await setStatus(cfg, route, "disabled", logger);
       say(`${route}: disabled`);
+    } else if (args.keepOne && (await othersServing(cfg, route)).length === 0) {
+      say(`${route}: not drained: no other member takes new clients (enabled and healthy), so its clients would get errors`);
+      return 4;
     } else if (!args.wait) {
       await setStatus(cfg, route, "draining", logger);
       say(`${route}: draining (no new clients; sticky clients go on until it is enabled or disabled)`);

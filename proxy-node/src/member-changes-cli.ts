@@ -1,9 +1,12 @@
 // `proxy-node admit|retire --config <file> ...`: run before a reload that changes
 // the member list (member-changes.ts). Exit 0: go on with the reload; 1: a new
-// member failed its health check (admit), do not reload; 2: usage or config error.
+// member failed its health check, or admit could not check (do not reload);
+// 2: usage or config error. retire never stops a reload: a drain it cannot
+// finish only means the member's sticky clients move on sooner (their sessions
+// are in the database).
 import { Config, loadConfig } from "./config";
 import { JsonLogger } from "./log";
-import { admit, liveDeps, NotAdmitted, retire } from "./member-changes";
+import { admit, liveDeps, retire } from "./member-changes";
 
 export const MEMBER_CHANGE_HELP = `  proxy-node admit --config <file> [--timeout <seconds>]
                                         before a reload: every member the file adds
@@ -46,7 +49,11 @@ export async function memberChangeCommand(argv: string[]): Promise<number> {
     else await retire(cfg, deps, { timeoutS, idleS });
     return 0;
   } catch (e) {
+    if (command === "retire") {
+      process.stderr.write(`proxy-node retire: ${(e as Error).message}; the reload goes on without waiting\n`);
+      return 0;
+    }
     process.stderr.write(`proxy-node ${command}: ${(e as Error).message}\n`);
-    return e instanceof NotAdmitted ? 1 : 2;
+    return 1;
   }
 }

@@ -104,6 +104,8 @@ export async function retire(cfg: Config, deps: MemberChangeDeps, o: RetireOptio
   const running = await deps.running();
   if (typeof running === "string") return deps.say(`retire: skipped, the running proxy-node cannot be asked (${running})`);
   const leaving = removed(cfg, running);
+  // With a peer balancer its clients may be on the other one, whose counters this one does not see: no early end.
+  const idleS = cfg.redundancy ? 0 : o.idleS;
   await Promise.all(
     leaving.map(async (m) => {
       const t0 = deps.now();
@@ -113,18 +115,26 @@ export async function retire(cfg: Config, deps: MemberChangeDeps, o: RetireOptio
         deps.say(`retire: ${m.route} (${m.url}) could not be set draining (${(e as Error).message}); dropped without draining`);
         return;
       }
-      let last = await deps.traffic(m);
+      let last: Traffic | null;
       let quietSince = deps.now();
-      while (last !== null && deps.now() - t0 < o.timeoutS * 1000) {
-        await deps.sleep(500);
-        const now = await deps.traffic(m);
-        if (now === null || now.elected !== last.elected || now.busy > 0) quietSince = deps.now();
-        last = now;
-        if (deps.now() - quietSince >= o.idleS * 1000) break;
+      const quiet = (): boolean => idleS > 0 && deps.now() - quietSince >= idleS * 1000;
+      try {
+        last = await deps.traffic(m);
+        while (last !== null && deps.now() - t0 < o.timeoutS * 1000) {
+          await deps.sleep(500);
+          const now = await deps.traffic(m);
+          if (now === null || now.elected !== last.elected || now.busy > 0) quietSince = deps.now();
+          last = now;
+          if (quiet()) break;
+        }
+      } catch (e) {
+        deps.say(
+          `retire: ${m.route} (${m.url}): its traffic cannot be read (${(e as Error).message}); dropped after ${((deps.now() - t0) / 1000).toFixed(1)} s of draining`,
+        );
+        return;
       }
       const took = ((deps.now() - t0) / 1000).toFixed(1);
-      const why =
-        last === null ? "no longer served here" : deps.now() - quietSince >= o.idleS * 1000 ? `no request for ${o.idleS} s` : `timeout ${o.timeoutS} s`;
+      const why = last === null ? "no longer served here" : quiet() ? `no request for ${idleS} s` : `timeout ${o.timeoutS} s`;
       deps.say(`retire: ${m.route} (${m.url}) drained for ${took} s (${why}); the reload drops it`);
     }),
   );

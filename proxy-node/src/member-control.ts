@@ -35,6 +35,15 @@ async function memberJson(cfg: Config, route: string): Promise<Record<string, un
   return m;
 }
 
+/** The other members the running proxy-node sends new clients to: enabled, and passing their health checks. */
+export async function othersServing(cfg: Config, route: string): Promise<string[]> {
+  known(cfg, route);
+  const r = await call(cfg, "GET", "/api/members");
+  if (r.status !== 200) throw new Error(`the manager answered ${r.status} to GET /api/members`);
+  const members = (JSON.parse(r.body) as { members: Array<Record<string, unknown>> }).members;
+  return members.filter((m) => m.route !== route && m.status === "enabled" && m.state === "ok").map((m) => String(m.route));
+}
+
 export async function memberStatus(cfg: Config, route: string): Promise<MemberReport> {
   const m = await memberJson(cfg, route);
   return { route, url: String(m.url), status: m.status as MemberStatus, state: String(m.state) };

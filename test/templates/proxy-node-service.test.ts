@@ -192,6 +192,7 @@ async function sandbox(
   env: Record<string, string>,
   command?: (dir: string, managerPort: number) => string,
   mode = "sandbox",
+  handoverSeconds = 40,
 ): Promise<Sandbox> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "proxy-node-service-"));
   const standIn = path.join(dir, "stand-in");
@@ -217,6 +218,7 @@ async function sandbox(
     [/^CMD=.*$/m, `CMD=${shellArg(command ? command(dir, port) : standIn)}`],
     [/^STOP_SECONDS=.*$/m, `STOP_SECONDS=${stopSeconds}`],
     [/^KEYFILE=.*$/m, `KEYFILE=${dir}/proxy-node.key`],
+    [/^HANDOVER_SECONDS=.*$/m, `HANDOVER_SECONDS=${handoverSeconds}`],
     // What runs before a member-list change: a stand-in that records its turn (STAND_IN_ADMIT_FAILS: it fails).
     [/^ADMIT=.*$/m, `ADMIT=${standIn}-admit`],
     [/^RETIRE=.*$/m, `RETIRE=${standIn}-retire`],
@@ -512,6 +514,49 @@ describe("proxy-node-service without systemd: a new code key hands over to a new
     }
     await new Promise((r) => (member ? member.close(r) : r(undefined)));
     member = undefined;
+  });
+
+  it("apply with new code that cannot start: the old process keeps serving, apply fails and says where to look; no restart", async () => {
+    member = http.createServer((_req, res) => res.end("member"));
+    await new Promise<void>((r) => member?.listen(0, "127.0.0.1", r));
+    const memberPort = (member.address() as net.AddressInfo).port;
+    const clientPort = await freePort();
+    sb = await sandbox(
+      10,
+      {},
+      (dir, managerPort) => {
+        fs.writeFileSync(
+          path.join(dir, "config.json"),
+          JSON.stringify({
+            listen: { host: "127.0.0.1", port: clientPort },
+            manager: { host: "127.0.0.1", port: managerPort, allow: ["127.0.0.0/8"], token: "sandbox-token" },
+            log: { requests: false },
+            balancer: { members: [{ url: `http://127.0.0.1:${memberPort}`, route: "lb1" }] },
+          }),
+        );
+        // A copy of the bin: the new code is what is on disk at the handover, broken below.
+        fs.copyFileSync(proxyNodeBinPath(), path.join(dir, "proxy-node.js"));
+        return `${process.execPath} ${dir}/proxy-node.js --config ${dir}/config.json --pidfile ${dir}/proxy-node.pid`;
+      },
+      "sandbox",
+      3,
+    );
+    const s = sb;
+    const pidfile = path.join(s.dir, "proxy-node.pid");
+    fs.writeFileSync(path.join(s.dir, "code-key"), "start-one code-one\n");
+    assert.equal(run(s, "start").status, 0);
+    const first = Number(fs.readFileSync(pidfile, "utf8"));
+    assert.equal(await get(clientPort), "member");
+    // It passes apply's --check (that catches a config, not code that dies at start), then dies.
+    fs.writeFileSync(path.join(s.dir, "proxy-node.js"), 'process.exit(process.argv.includes("--check") ? 0 : 1);\n');
+    fs.writeFileSync(path.join(s.dir, "code-key"), "start-one code-two\n");
+    const apply = run(s, "apply");
+    assert.equal(apply.status, 1, apply.out);
+    assert.match(apply.out, /the new proxy-node code did not take over within 3 s; the old code \(pid \d+\) keeps serving\. See .*proxy-node\.log/);
+    assert.equal(Number(fs.readFileSync(pidfile, "utf8")), first, "the pidfile no longer names the serving process");
+    assert.ok(alive(first), "the old process was stopped");
+    assert.equal(await get(clientPort), "member");
+    assert.equal(fs.readFileSync(path.join(s.dir, "proxy-node.key"), "utf8").trim(), "start-one code-one", "the new code's key was recorded as running");
   });
 
   it("apply with only the code key new: the port answers throughout, the pidfile names the new process, the supervisor follows it and restarts it when it dies", async () => {

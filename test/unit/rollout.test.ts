@@ -1,5 +1,8 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
 import { ConfigError } from "../../infra/config/errors";
 import { validateConfig } from "../../infra/config/validate";
 import { rolloutScripts } from "../../infra/payload/rollout";
@@ -53,11 +56,77 @@ describe("rollout scripts (rendered)", () => {
   });
 
   it("drain: proxy-node on the balancer drains the member's route for drainSeconds (earlier once idle), marking that a rollout took it out", () => {
-    assert.match(s.drain, /\/opt\/proxy-node\/bin\/proxy-node drain lb2 --config \/etc\/proxy-node\/config\.json --timeout 12 --idle 3/);
+    assert.match(s.drain, /\/opt\/proxy-node\/bin\/proxy-node drain lb2 --config \/etc\/proxy-node\/config\.json --timeout 12 --idle 3 --keep-one/);
     assert.match(s.drain, /: > \/var\/lib\/drupal-cluster\/rollout\/lb2/);
     // A member an operator took out is left as it is; one not in the running balancer yet has nothing to drain.
     assert.match(s.drain, /case "\$st" in 'lb2 enabled '\*\)/);
     assert.match(s.drain, /rc = 3/);
+  });
+
+  /** Runs a script with a stand-in proxy-node: `status` prints STATUS, `drain` and `enable` record their call and exit RC. */
+  function runWith(
+    script: string,
+    status: string,
+    rc: number,
+    marker: boolean,
+  ): { rc: number | null; out: string; drained: boolean; calls: string; marker: boolean } {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "rollout-drain-"));
+    try {
+      const bin = path.join(dir, "proxy-node");
+      fs.writeFileSync(bin, `#!/bin/sh\ncase "$1" in status) echo "$STATUS";; drain|enable) echo "$1" >> ${dir}/calls; exit "$RC";; esac\n`, { mode: 0o755 });
+      fs.writeFileSync(path.join(dir, "config.json"), "{}");
+      const markers = path.join(dir, "rollout");
+      if (marker) {
+        fs.mkdirSync(markers);
+        fs.writeFileSync(path.join(markers, "lb2"), "");
+      }
+      const sandboxed = script
+        .replaceAll("/opt/proxy-node/bin/proxy-node", bin)
+        .replaceAll("/etc/proxy-node/config.json", path.join(dir, "config.json"))
+        .replaceAll("/var/lib/drupal-cluster/rollout", markers);
+      const r = spawnSync("bash", ["-c", sandboxed], { encoding: "utf8", env: { ...process.env, STATUS: status, RC: String(rc) } });
+      const calls = fs.existsSync(path.join(dir, "calls")) ? fs.readFileSync(path.join(dir, "calls"), "utf8").trim() : "";
+      return { rc: r.status, out: r.stdout + r.stderr, drained: calls === "drain", calls, marker: fs.existsSync(path.join(markers, "lb2")) };
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  }
+  const drainRun = (status: string, rc: number, marker: boolean): ReturnType<typeof runWith> => runWith(s.drain, status, rc, marker);
+
+  it("forget (rollout parallel, or the web server removed): a member a rollout left out is put back, one the balancer no longer has is only forgotten", () => {
+    const back = runWith(s.forget, "lb2 disabled disabled", 0, true);
+    assert.deepEqual([back.rc, back.calls, back.marker], [0, "enable", false]);
+    const removed = runWith(s.forget, "", 3, true);
+    assert.deepEqual([removed.rc, removed.marker, removed.out], [0, false, ""]);
+    const failed = runWith(s.forget, "", 1, true);
+    assert.equal(failed.marker, false);
+    assert.match(failed.out, /rollout lb2: could not put it back in rotation \(proxy-node enable exited 1\); run: npm run undrain -- lb2 --stack test/);
+    // No marker: nothing a rollout took out, nothing changed.
+    assert.equal(runWith(s.forget, "lb2 draining draining", 0, false).calls, "");
+  });
+
+  it("drain, run: an enabled member is marked and drained, keeping one web server serving; a failed drain fails and keeps its mark", () => {
+    assert.deepEqual(drainRun("lb2 enabled ok", 0, false), { rc: 0, out: "", drained: true, calls: "drain", marker: true });
+    const failed = drainRun("lb2 enabled ok", 1, false);
+    assert.deepEqual([failed.rc, failed.drained, failed.marker], [1, true, true]);
+    // The last web server taking new clients: changed while it serves, and its enable step clears the mark.
+    const last = drainRun("lb2 enabled ok", 4, false);
+    assert.equal(last.rc, 0);
+    assert.match(last.out, /rollout lb2: changed while it serves: no other web server takes new clients/);
+  });
+
+  it("drain, run: after a rollout that did not finish, drains again unless the member is already disabled; an operator's drain is left alone", () => {
+    // Marked and disabled: the earlier rollout got it out; nothing to do.
+    const done = drainRun("lb2 disabled disabled", 0, true);
+    assert.deepEqual([done.rc, done.drained, done.marker], [0, false, true]);
+    assert.match(done.out, /already out of rotation/);
+    // Marked but still draining or enabled: the earlier drain failed halfway, so this one drains.
+    assert.equal(drainRun("lb2 draining draining", 0, true).drained, true);
+    assert.equal(drainRun("lb2 enabled ok", 0, true).drained, true);
+    // Not marked and draining: an operator's choice.
+    const operator = drainRun("lb2 draining draining", 0, false);
+    assert.deepEqual([operator.rc, operator.drained, operator.marker], [0, false, false]);
+    assert.match(operator.out, /an operator's choice/);
   });
 
   it("gate: the web server's own health check, 200 within gateSeconds, or an error naming the host, the check and the setting", () => {

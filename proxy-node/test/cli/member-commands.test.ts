@@ -115,6 +115,17 @@ describe("cli: member commands against a running proxy-node", function () {
     assert.equal((await run(["status", "lb2", "--config", file])).stdout.trim(), "lb2 disabled disabled");
   });
 
+  it("drain --keep-one: drains while another member takes new clients; the last one is left serving, exit 4", async () => {
+    const first = await run(["drain", "lb2", "--config", file, "--no-wait", "--keep-one"]);
+    assert.equal(first.status, 0, first.stderr);
+    assert.equal((await run(["status", "lb2", "--config", file])).stdout.trim(), "lb2 draining draining");
+    const last = await run(["drain", "lb1", "--config", file, "--no-wait", "--keep-one"]);
+    assert.equal(last.status, 4, last.stdout + last.stderr);
+    assert.match(last.stdout, /lb1: not drained: no other member takes new clients/);
+    assert.equal((await run(["status", "lb1", "--config", file])).stdout.trim(), "lb1 enabled ok");
+    assert.equal(await served(), "lb1");
+  });
+
   it("an unknown route exits 3 and names the routes; disable works at once", async () => {
     const r = await run(["drain", "lb9", "--config", file, "--no-wait"]);
     assert.equal(r.status, 3);

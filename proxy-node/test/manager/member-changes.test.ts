@@ -220,6 +220,42 @@ describe("member changes: admit and retire before a reload", function () {
     assert.ok(clock >= 30_000 && clock < 31_000, `waited ${clock} ms of fake time for lb3 (timeout 30 s)`);
   });
 
+  it("retire with fake deps: on a balancer pair no early end (the other balancer's clients are not counted here); a traffic read that fails drops the member, the reload goes on", async () => {
+    let clock = 0;
+    const said: string[] = [];
+    const removedTwo = [
+      { route: "lb1", url: "http://10.0.0.11:80", status: "enabled" as const },
+      { route: "lb2", url: "http://10.0.0.12:80", status: "enabled" as const },
+    ];
+    const deps = (traffic: MemberChangeDeps["traffic"]): MemberChangeDeps => ({
+      running: async () => removedTwo,
+      drain: async () => undefined,
+      traffic,
+      probe: async () => ({ ok: true, reason: "ok" }),
+      sleep: async (ms) => void (clock += ms),
+      now: () => clock,
+      say: (line) => void said.push(line),
+    });
+    const idle: MemberChangeDeps["traffic"] = async () => ({ elected: 7, busy: 0 });
+    const single = configWith(1, [{ url: "http://10.0.0.11:80", route: "lb1" }]);
+    await retire(single, deps(idle), { timeoutS: 30, idleS: 3 });
+    assert.ok(clock < 5_000, `a member with no request waited ${clock} ms on a single balancer`);
+    clock = 0;
+    const pair: Config = {
+      ...single,
+      redundancy: { self: "balancer", virtualAddress: "10.0.0.4", peers: [{ name: "balancer2", managerUrl: "http://10.0.0.3:8081" }] },
+    };
+    await retire(pair, deps(idle), { timeoutS: 30, idleS: 3 });
+    assert.ok(clock >= 30_000, `on a pair lb2 was dropped after ${clock} ms, before the timeout`);
+    said.length = 0;
+    await retire(
+      single,
+      deps(async () => Promise.reject(new Error("page unreadable"))),
+      { timeoutS: 30, idleS: 3 },
+    );
+    assert.match(said.join("\n"), /retire: lb2 \(http:\/\/10\.0\.0\.12:80\): its traffic cannot be read \(page unreadable\); dropped after/);
+  });
+
   it("reads Elected and Busy of one worker from Apache's balancer-manager page", () => {
     const page =
       "<table><tr><th>Worker URL</th><th>Route</th><th>Status</th><th>Elected</th><th>Busy</th></tr>" +
