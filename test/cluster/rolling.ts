@@ -60,6 +60,9 @@ export function registerRollingChecks(v: Variant, get: () => RunningCluster, log
     recordFigure(`${v.stack}: rolling update of 2 web servers (drainSeconds 4), up, s`, rolling.seconds);
     recordFigure(`${v.stack}: rolling update, ${a} drained to back in rotation, s`, (at(a, "back in rotation") - at(a, "draining")) / 1000);
     assert.equal(r.failed, 0, `requests failed during a rolling update:\n${r.failures.join("\n")}`);
+    // Taken out for real: while its web server was out, the pinned client was served by the other one.
+    assert.ok(r.moved > 0, `the client pinned to ${a} was never served elsewhere: ${a} was not taken out of rotation`);
+    recordFigure(`${v.stack}: rolling update, answers to ${a}'s pinned client from the other web server`, r.moved);
 
     // Back, all at once: the figure beside it.
     let parallel = 0;

@@ -10,9 +10,9 @@
 import * as assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { modelFromStackFile } from "../../infra/config/stack-file";
-import { upWithSummary } from "../../scripts/stack";
+import { openStack, upWithSummary } from "../../scripts/stack";
 import { recordFigure } from "../support/figures";
-import { Browser, probePage } from "../support/http-client";
+import { Browser, probePage, request } from "../support/http-client";
 import { onHost, RunningCluster, Variant, variantOverrides } from "../support/local-cluster";
 import { underSteadyLoad } from "./changes";
 import { newClient } from "./checks";
@@ -48,6 +48,35 @@ function loggedInLoop(browser: Browser, user: string): PinnedLoop {
   return {
     servers,
     failures,
+    stop: async () => {
+      on = false;
+      await loop;
+    },
+  };
+}
+
+/**
+ * Polls the balancer's manager (proxy-node, serving or as Apache's agent) for
+ * the statuses one member goes through until stopped: a member that was
+ * drained before it was dropped shows "draining" there.
+ */
+function watchStatus(c: RunningCluster, token: string, route: string): { seen: Set<string>; stop(): Promise<void> } {
+  let on = true;
+  const seen = new Set<string>();
+  const loop = (async () => {
+    while (on) {
+      try {
+        const r = await request(`${c.model.balancer.managerUrl}/api/members`, { headers: { authorization: `Bearer ${token}` }, timeoutMs: 2000 });
+        const m = (JSON.parse(r.body) as { members: Array<{ route: string; status: string }> }).members.find((x) => x.route === route);
+        seen.add(m ? m.status : "absent");
+      } catch {
+        seen.add("no answer");
+      }
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  })();
+  return {
+    seen,
     stop: async () => {
       on = false;
       await loop;
@@ -97,15 +126,24 @@ export function registerScaleChecks(v: Variant, get: () => RunningCluster, log: 
     assert.match(grants(), new RegExp(`${user}@${lb3.host.clusterAddress.replace(/\./g, "\\.")}\\b`));
 
     // Scale in, the logged-in client still coming.
+    const token = (
+      await (await openStack(v.stack, { baseStack: "dev", overrides: variantOverrides(v), existing: true })).stack.getConfig("drupal-cluster:managerToken")
+    ).value;
     const pinned = loggedInLoop(browser, "scale-in");
+    const statuses = watchStatus(c, token, lb3.route);
     let inS = 0;
-    const inLoad = await underSteadyLoad(c, async () => void (inS = await up(withWeb(2)))).finally(() => pinned.stop());
+    const inLoad = await underSteadyLoad(c, async () => void (inS = await up(withWeb(2)))).finally(async () => {
+      await pinned.stop();
+      await statuses.stop();
+    });
     recordFigure(`${v.stack}: scale in 3 -> 2 (pulumi up, drain included), s`, inS);
     recordFigure(`${v.stack}: scale in under load, requests sent`, inLoad.sent + pinned.servers.length + pinned.failures.length);
     recordFigure(`${v.stack}: scale in under load, requests failed`, inLoad.failed + pinned.failures.length);
     assert.equal(inLoad.failed, 0, `requests failed while lb3 was removed:\n${inLoad.failures.join("\n")}`);
     assert.deepEqual(pinned.failures, [], "lb3's logged-in client failed or lost its login");
     // Its sticky client kept lb3 while it drained (the up waited for it), then moved on with its session.
+    assert.ok(statuses.seen.has("draining"), `lb3 was never draining in the balancer before it was dropped (seen: ${[...statuses.seen].join(", ")})`);
+    assert.ok(statuses.seen.has("absent"), `lb3 is still in the balancer (seen: ${[...statuses.seen].join(", ")})`);
     assert.ok(inS >= drainSeconds, `scale-in took ${inS} s: lb3 was dropped before rollout.drainSeconds (${drainSeconds}) although its client kept coming`);
     assert.equal(pinned.servers[0], "lb3");
     const last = pinned.servers[pinned.servers.length - 1];

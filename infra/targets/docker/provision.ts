@@ -16,8 +16,10 @@ export function provisionScript(model: ClusterModel, layout: HostPayload): strin
     configure: layout.configure,
     services: layout.services,
     afterStart: layout.afterStart,
-    // Each container provisions itself: nothing here waits for the balancers.
-    afterBalancers: layout.afterBalancers ?? [],
+    // Each container provisions itself, so nothing here could wait for the
+    // balancers to stop using a removed web server: its database user stays
+    // (README, "Scaling out and in"), rather than being dropped under it.
+    afterBalancers: [],
     // Uploads land as root; owners (www-data) exist only once packages are in.
     owned: layout.files.filter((f) => f.owner !== "root:root"),
     readyPath: READY_PATH,
