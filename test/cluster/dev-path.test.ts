@@ -21,7 +21,7 @@ import { apacheManager, proxyNodeManager } from "./managers";
 import { recordFigure } from "../support/figures";
 import { registerBackupRestore } from "./backup-restore";
 import { registerPairChecks } from "./pair-checks";
-import { registerBalancerChangeUnderLoad, registerCodeChangeUnderLoad, underSteadyLoad } from "./changes";
+import { registerBalancerChangeUnderLoad, registerCodeChangeUnderLoad } from "./changes";
 import { registerRollingChecks } from "./rolling";
 import { registerScaleChecks } from "./scale";
 
@@ -305,13 +305,8 @@ describe("cluster on the dev path: real pulumi up over SSH to local Debian hosts
     it("switches the pair to engine proxy-node with one pulumi up", async () => {
       const t0 = Date.now();
       const overrides = variantOverrides({ ...PAIR, engine: "proxy-node" });
-      // Measured, not asserted: the engines cannot hand the client port to each other (README, "Targets").
-      const load = await underSteadyLoad(get(), async () => {
-        await upWithSummary(PAIR.stack, { baseStack: "dev", overrides, onOutput: log, skipPayloadCheck: true });
-      });
+      await upWithSummary(PAIR.stack, { baseStack: "dev", overrides, onOutput: log, skipPayloadCheck: true });
       recordFigure("ci-pair: engine switch apache -> proxy-node on both balancers, s", (Date.now() - t0) / 1000);
-      recordFigure("ci-pair: engine switch under load, requests sent", load.sent);
-      recordFigure("ci-pair: engine switch under load, requests failed", load.failed);
     });
     registerPairChecks({ ...PAIR, engine: "proxy-node" }, get, "proxy-node", log);
   });
