@@ -21,16 +21,24 @@ interface Load {
   stop(): Promise<void>;
 }
 
-/** `loops` clients, each a new connection per request, one after the other without pause. */
-function steadyLoad(port: number, loops: number): Load {
+/** A plain GET / on a new connection: what went wrong, or null. */
+function getRoot(port: number): () => Promise<string | null> {
+  return async () => {
+    const r = await request(port, { path: "/" });
+    return r.status === 200 ? null : `status ${r.status}: ${r.body}`;
+  };
+}
+
+/** `loops` clients, each sending one request after the other without pause; `send` says what went wrong, or null. */
+function steadyLoad(send: () => Promise<string | null>, loops: number): Load {
   let running = true;
   const load: Load = { sent: 0, failures: [], stop: async () => undefined };
   const loop = async (): Promise<void> => {
     while (running) {
       load.sent++;
       try {
-        const r = await request(port, { path: "/" });
-        if (r.status !== 200) load.failures.push(`status ${r.status}: ${r.body}`);
+        const failure = await send();
+        if (failure !== null) load.failures.push(failure);
       } catch (e) {
         load.failures.push((e as Error).message);
       }
@@ -142,7 +150,7 @@ for (const workers of [1, 2]) {
       });
       assert.equal(change.status, 200, change.body);
 
-      const load = steadyLoad(port, 4);
+      const load = steadyLoad(getRoot(port), 4);
       await sleep(500);
       const slow = request(port, { path: "/slow", headers: { Cookie: "BALANCEID=balancer.lb2" } });
       await sleep(200);
@@ -209,21 +217,10 @@ for (const workers of [1, 2]) {
           { bin: installed, args: ["--pidfile", pidfile] },
         ));
         await until(() => /"msg":"proxy-node (cluster )?started"/.test(b.stderr()) && b.stderr().includes(`"pid":${b.child.pid}`), `start: ${b.stderr()}`);
-        let running = true;
-        let sent = 0;
-        const failures: string[] = [];
-        const loop = async (): Promise<void> => {
-          while (running) {
-            sent++;
-            try {
-              const r = await httpsGet(tport, ca.certPem);
-              if (r !== "200 lb1") failures.push(r);
-            } catch (e) {
-              failures.push((e as Error).message);
-            }
-          }
-        };
-        const loops = [loop(), loop()];
+        const load = steadyLoad(async () => {
+          const r = await httpsGet(tport, ca.certPem);
+          return r === "200 lb1" ? null : r;
+        }, 2);
         await sleep(300);
         const oldPid = b.child.pid as number;
         const exited = new Promise<number | null>((r) => b.child.once("exit", (c) => r(c)));
@@ -231,10 +228,9 @@ for (const workers of [1, 2]) {
         await until(() => pidIn(pidfile) !== oldPid, `the new process: ${b.stderr()}`, 30_000);
         assert.equal(await exited, 0);
         await sleep(500);
-        running = false;
-        await Promise.all(loops);
-        assert.deepEqual(failures, [], `${failures.length} of ${sent} HTTPS requests failed`);
-        assert.ok(sent > 20, `too little load: ${sent}`);
+        await load.stop();
+        assert.deepEqual(load.failures, [], `${load.failures.length} of ${load.sent} HTTPS requests failed`);
+        assert.ok(load.sent > 20, `too little load: ${load.sent}`);
         assert.equal(await httpsGet(tport, ca.certPem), "200 lb1");
       } finally {
         ca.remove();
@@ -252,7 +248,7 @@ for (const workers of [1, 2]) {
       // The config file is the one runBin wrote: the argument after --config.
       const file = b.child.spawnargs[b.child.spawnargs.indexOf("--config") + 1];
       writeFileSync(file, JSON.stringify({ ...config, listen: { host: "127.0.0.1", port: await freePort() } }));
-      const load = steadyLoad(port, 2);
+      const load = steadyLoad(getRoot(port), 2);
       b.child.kill("SIGUSR2");
       await until(() => b.stderr().includes("handover failed; this process keeps serving"), `the failed handover: ${b.stderr()}`, 30_000);
       await sleep(500);
@@ -300,21 +296,10 @@ describe("cli: handover in agent mode (beside Apache: the manager's listener)", 
       { args: ["--pidfile", pidfile] },
     ));
     await until(() => b.stderr().includes(`"pid":${b.child.pid}`), `start: ${b.stderr()}`);
-    let running = true;
-    let sent = 0;
-    const failures: string[] = [];
-    const loop = async (): Promise<void> => {
-      while (running) {
-        sent++;
-        try {
-          const r = await request(mport, { path: "/api/members", headers: auth });
-          if (r.status !== 200) failures.push(`status ${r.status}`);
-        } catch (e) {
-          failures.push((e as Error).message);
-        }
-      }
-    };
-    const loops = [loop(), loop()];
+    const load = steadyLoad(async () => {
+      const r = await request(mport, { path: "/api/members", headers: auth });
+      return r.status === 200 ? null : `status ${r.status}`;
+    }, 2);
     await sleep(300);
     const oldPid = b.child.pid as number;
     const exited = new Promise<number | null>((r) => b.child.once("exit", (c) => r(c)));
@@ -322,10 +307,9 @@ describe("cli: handover in agent mode (beside Apache: the manager's listener)", 
     await until(() => pidIn(pidfile) !== oldPid, `the new process: ${b.stderr()}`, 30_000);
     assert.equal(await exited, 0);
     await sleep(300);
-    running = false;
-    await Promise.all(loops);
-    assert.deepEqual(failures, [], `${failures.length} of ${sent} manager requests failed`);
-    assert.ok(sent > 20, `too little load: ${sent}`);
+    await load.stop();
+    assert.deepEqual(load.failures, [], `${load.failures.length} of ${load.sent} manager requests failed`);
+    assert.ok(load.sent > 20, `too little load: ${load.sent}`);
     // The old process is gone: this answer is the new one's.
     assert.ok(alive(pidIn(pidfile)));
     assert.equal((await request(mport, { path: "/api/members", headers: auth })).status, 200);
