@@ -69,18 +69,23 @@ function runBinAsync(args: string[]): Promise<{ status: number | null; stdout: s
   });
 }
 
+/** proxy-node running with lb1 and lb2, and the next config, which drops lb2. */
+async function lb2Removed(): Promise<{ app: Awaited<ReturnType<typeof running>>; next: Config }> {
+  const lb1 = await startMember("lb1");
+  const lb2 = await startMember("lb2");
+  const app = await running([
+    { url: lb1.url, route: "lb1" },
+    { url: lb2.url, route: "lb2" },
+  ]);
+  return { app, next: configWith(app.managerPort, [{ url: lb1.url, route: "lb1" }]) };
+}
+
 describe("member changes: admit and retire before a reload", function () {
   this.timeout(30_000);
   afterEach(closeAll);
 
   it("retire drains only the member the new config no longer has, and returns once it had no request for --idle", async () => {
-    const lb1 = await startMember("lb1");
-    const lb2 = await startMember("lb2");
-    const app = await running([
-      { url: lb1.url, route: "lb1" },
-      { url: lb2.url, route: "lb2" },
-    ]);
-    const next = configWith(app.managerPort, [{ url: lb1.url, route: "lb1" }]);
+    const { app, next } = await lb2Removed();
     const lines: string[] = [];
     const deps = { ...liveDeps(next, silentLogger), say: (l: string) => void lines.push(l) };
     // A sticky client of lb2 keeps coming for 2 s, then stops: retire waits for it, then 1 s of quiet.
@@ -100,13 +105,7 @@ describe("member changes: admit and retire before a reload", function () {
   });
 
   it("retire gives up waiting at --timeout while the sticky client keeps coming", async () => {
-    const lb1 = await startMember("lb1");
-    const lb2 = await startMember("lb2");
-    const app = await running([
-      { url: lb1.url, route: "lb1" },
-      { url: lb2.url, route: "lb2" },
-    ]);
-    const next = configWith(app.managerPort, [{ url: lb1.url, route: "lb1" }]);
+    const { app, next } = await lb2Removed();
     const lines: string[] = [];
     const load = pinnedLoad(app.port, "lb2", 100);
     const t0 = Date.now();
