@@ -516,12 +516,17 @@ describe("proxy-node-service without systemd: a new code key hands over to a new
     member = undefined;
   });
 
-  it("apply with new code that cannot start: the old process keeps serving, apply fails and says where to look; no restart", async () => {
+  /**
+   * A member, and a sandbox whose proxy-node is the real bin with one member,
+   * started as `start-one code-one`. `ownCopy`: the sandbox runs its own copy
+   * of the bin (dir/proxy-node.js), which a test may overwrite as new code.
+   */
+  async function realBin(ownCopy: boolean, handoverSeconds = 40): Promise<{ s: Sandbox; clientPort: number; pidfile: string; first: number }> {
     member = http.createServer((_req, res) => res.end("member"));
     await new Promise<void>((r) => member?.listen(0, "127.0.0.1", r));
     const memberPort = (member.address() as net.AddressInfo).port;
     const clientPort = await freePort();
-    sb = await sandbox(
+    const s = (sb = await sandbox(
       10,
       {},
       (dir, managerPort) => {
@@ -534,18 +539,22 @@ describe("proxy-node-service without systemd: a new code key hands over to a new
             balancer: { members: [{ url: `http://127.0.0.1:${memberPort}`, route: "lb1" }] },
           }),
         );
-        // A copy of the bin: the new code is what is on disk at the handover, broken below.
-        fs.copyFileSync(proxyNodeBinPath(), path.join(dir, "proxy-node.js"));
-        return `${process.execPath} ${dir}/proxy-node.js --config ${dir}/config.json --pidfile ${dir}/proxy-node.pid`;
+        const bin = ownCopy ? path.join(dir, "proxy-node.js") : proxyNodeBinPath();
+        if (ownCopy) fs.copyFileSync(proxyNodeBinPath(), bin);
+        return `${process.execPath} ${bin} --config ${dir}/config.json --pidfile ${dir}/proxy-node.pid`;
       },
       "sandbox",
-      3,
-    );
-    const s = sb;
+      handoverSeconds,
+    ));
     const pidfile = path.join(s.dir, "proxy-node.pid");
     fs.writeFileSync(path.join(s.dir, "code-key"), "start-one code-one\n");
-    assert.equal(run(s, "start").status, 0);
-    const first = Number(fs.readFileSync(pidfile, "utf8"));
+    const start = run(s, "start");
+    assert.equal(start.status, 0, start.out);
+    return { s, clientPort, pidfile, first: Number(fs.readFileSync(pidfile, "utf8")) };
+  }
+
+  it("apply with new code that cannot start: the old process keeps serving, apply fails and says where to look; no restart", async () => {
+    const { s, clientPort, pidfile, first } = await realBin(true, 3);
     assert.equal(await get(clientPort), "member");
     // It passes apply's --check (that catches a config, not code that dies at start), then dies.
     fs.writeFileSync(path.join(s.dir, "proxy-node.js"), 'process.exit(process.argv.includes("--check") ? 0 : 1);\n');
@@ -560,30 +569,7 @@ describe("proxy-node-service without systemd: a new code key hands over to a new
   });
 
   it("apply with only the code key new: the port answers throughout, the pidfile names the new process, the supervisor follows it and restarts it when it dies", async () => {
-    member = http.createServer((_req, res) => res.end("member"));
-    await new Promise<void>((r) => member?.listen(0, "127.0.0.1", r));
-    const memberPort = (member.address() as net.AddressInfo).port;
-    const clientPort = await freePort();
-    const bin = proxyNodeBinPath();
-    sb = await sandbox(10, {}, (dir, managerPort) => {
-      fs.writeFileSync(
-        path.join(dir, "config.json"),
-        JSON.stringify({
-          listen: { host: "127.0.0.1", port: clientPort },
-          manager: { host: "127.0.0.1", port: managerPort, allow: ["127.0.0.0/8"], token: "sandbox-token" },
-          log: { requests: false },
-          balancer: { members: [{ url: `http://127.0.0.1:${memberPort}`, route: "lb1" }] },
-        }),
-      );
-      return `${process.execPath} ${bin} --config ${dir}/config.json --pidfile ${dir}/proxy-node.pid`;
-    });
-    const s = sb;
-    const pidfile = path.join(s.dir, "proxy-node.pid");
-    fs.writeFileSync(path.join(s.dir, "code-key"), "start-one code-one\n");
-    const start = run(s, "start");
-    assert.equal(start.status, 0, start.out);
-    const first = Number(fs.readFileSync(pidfile, "utf8"));
-
+    const { s, clientPort, pidfile, first } = await realBin(false);
     let running = true;
     let sent = 0;
     const failures: string[] = [];
