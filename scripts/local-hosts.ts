@@ -188,6 +188,8 @@ export function hostsUp(model: ClusterModel, publicKey: string, root: string): v
     if (h.role === "web" && model.files.share === "external") args.push("-v", `${lh.filesVolume}:${model.files.publicPath}`);
     // keepalived adds and removes the pair's virtual address on the balancers' interface.
     if (h.role === "balancer" && model.balancer.redundancy) args.push("--cap-add", "NET_ADMIN");
+    // What the balancer's payload sets on a real host (its /proc/sys is read-only in here): an engine switch moves waiting connections across.
+    if (h.role === "balancer") args.push("--sysctl", "net.ipv4.tcp_migrate_req=1");
     if (lh.init === "systemd") args.push(...systemdRunArgs(), SYSTEMD_HOST_IMAGE);
     else args.push(HOST_IMAGE);
     docker(args, undefined, env);

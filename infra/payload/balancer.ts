@@ -35,6 +35,35 @@ export function proxyNodeCommand(): string {
   return sh`${PROXY_NODE_BIN} --config ${PROXY_NODE_CONFIG} --pidfile ${PROXY_NODE_PIDFILE}`;
 }
 
+/** Binds the client ports with SO_REUSEPORT and runs proxy-node on them (templates/balancer/proxy-node/proxy-node-listen.pl.hbs). */
+export const PROXY_NODE_LISTEN = "/usr/local/sbin/proxy-node-listen";
+
+/**
+ * The ports the clients reach, as proxy-node-listen's arguments: the ports
+ * Apache and proxy-node serving clients hold alike, so either can bind beside
+ * the other while the engine switches.
+ */
+function clientPortArgs(model: ClusterModel): string {
+  const tls = model.balancer.tls;
+  return `client=${model.balancer.httpPort}${tls ? ` https=${tls.httpsPort}` : ""}`;
+}
+
+/**
+ * proxy-node serving clients starts on ports proxy-node-listen bound; as
+ * Apache's agent it has no client port and binds its own.
+ */
+export function proxyNodeRunCommand(model: ClusterModel): string {
+  return model.balancer.engine === "apache" ? proxyNodeCommand() : `${PROXY_NODE_LISTEN} ${clientPortArgs(model)} -- ${proxyNodeCommand()}`;
+}
+
+/**
+ * The engine switch hands the client port from the engine that stops to the one
+ * that starts through SO_REUSEPORT: a connection waiting in the accept queue of
+ * the one that closes its listener is moved to the other's (Linux 5.14+)
+ * instead of being reset.
+ */
+const MIGRATE_SYSCTL = "net.ipv4.tcp_migrate_req";
+
 /**
  * What a running proxy-node takes only at its start, as two keys on one line,
  * "<start> <code>". The start key: its unit and the settings its reload keeps
@@ -110,7 +139,7 @@ export function balancerPayload(model: ClusterModel, host: HostModel, secrets: P
     ...base,
     mode,
     afterApache: apache,
-    command: proxyNodeCommand(),
+    command: proxyNodeRunCommand(model),
     stopSeconds: PROXY_NODE_STOP_SECONDS,
     codeKeyFile: PROXY_NODE_CODE_KEY,
   });
@@ -120,6 +149,8 @@ export function balancerPayload(model: ClusterModel, host: HostModel, secrets: P
     {
       ...base,
       command: proxyNodeCommand(),
+      run: proxyNodeRunCommand(model),
+      listen: `${PROXY_NODE_LISTEN} ${clientPortArgs(model)}`,
       // Engine apache: Apache's reload runs them (apacheService); the agent's config follows Apache's.
       ...(apache ? { admit: ":", retire: ":" } : memberChangeCommands(model)),
       stopSeconds: PROXY_NODE_STOP_SECONDS,
@@ -132,7 +163,17 @@ export function balancerPayload(model: ClusterModel, host: HostModel, secrets: P
   if (!artifact) throw new Error("proxy-node is not built: its bin (proxy-node/dist/proxy-node.js) is empty or missing (run `npm run build`)");
   const code = file(PROXY_NODE_BIN, artifact, { mode: "0755" });
   const codeKey = file(PROXY_NODE_CODE_KEY, `${proxyNodeCodeKey(artifact, unit.content, proxyNodeConfig.content)}\n`);
-  const proxyNodeFiles = [proxyNodeConfig, unit, control, code, codeKey];
+  const listen = template(PROXY_NODE_LISTEN, "balancer/proxy-node/proxy-node-listen.pl.hbs", base, { mode: "0755" });
+  const proxyNodeFiles = [proxyNodeConfig, unit, control, code, codeKey, listen];
+  const migrate = file("/etc/sysctl.d/60-drupal-cluster-balancer.conf", `# Managed by drupal-cluster: see proxy-node-listen.\n${MIGRATE_SYSCTL} = 1\n`);
+  // Where /proc/sys is read-only (a container) the switch still works: a
+  // connection caught in the queue at that instant is reset, which is said here.
+  const migrateStep = step(
+    "tcp-migrate-req",
+    // /proc, not sysctl(8): procps is not on a minimal Debian; systemd-sysctl reads the file at boot.
+    `f=/proc/sys/net/ipv4/tcp_migrate_req; [ "$(cat $f 2>/dev/null)" = 1 ] || { echo 1 >$f; } 2>/dev/null || echo "drupal-cluster: cannot set ${MIGRATE_SYSCTL}=1 on this host; an engine switch may reset a connection that waits to be accepted at the instant the old engine closes its port" >&2`,
+    [migrate],
+  );
   // HTTPS: the chain and the key, read by proxy-node (either engine: its manager
   // answers HTTPS too) and by Apache. Not part of the code key: a new certificate
   // is a SIGHUP, which swaps it without dropping a connection.
@@ -155,8 +196,8 @@ export function balancerPayload(model: ClusterModel, host: HostModel, secrets: P
         host,
         packages: ["nodejs", "curl", "ca-certificates"],
         prepare: [],
-        files: [...proxyNodeFiles, ...certificate],
-        configure: [],
+        files: [...proxyNodeFiles, migrate, ...certificate],
+        configure: [migrateStep],
         services: [proxyNode],
         afterStart: [],
       },
@@ -197,8 +238,9 @@ export function balancerPayload(model: ClusterModel, host: HostModel, secrets: P
       host,
       packages: ["apache2", "nodejs", "curl", "ca-certificates"],
       prepare: [],
-      files: [...apacheFiles, ...proxyNodeFiles],
+      files: [...apacheFiles, ...proxyNodeFiles, migrate],
       configure: [
+        migrateStep,
         step(
           "enable-apache-balancer",
           sh`a2enmod -q ${apacheBalancerModules(model)} && a2enconf -q drupal-cluster-proxy && a2dissite -q 000-default && a2ensite -q drupal-cluster-balancer`,

@@ -53,6 +53,8 @@ export class ProxyNode {
   beforeRead: () => Promise<void> = () => Promise.resolve();
   /** Listeners lent by the process this one replaces (handover.ts), and the members' state it had. */
   inherited: Inheritance | null = null;
+  /** Listeners the program that started this one bound for it (prebound.ts). */
+  prebound: Partial<Record<ListenerName, number>> = {};
   /**
    * A cluster worker: its client listeners never bind, the primary accepts and
    * hands it connections (cluster.ts), so the primary alone holds the sockets to lend.
@@ -218,9 +220,9 @@ export class ProxyNode {
     this.health.start();
   }
 
-  /** The descriptor the replaced process lent for this listener, if it lent one. */
+  /** The descriptor the replaced process lent for this listener, or the one bound for it before the start. */
   lent(name: ListenerName): number | undefined {
-    return this.inherited?.listeners[name];
+    return this.inherited?.listeners[name] ?? this.prebound[name];
   }
 
   /** The listeners this process can lend to a successor, by name. */
@@ -427,8 +429,16 @@ export function listen(server: net.Server, port: number, host: string, fd?: numb
   });
 }
 
+/** "All addresses" either way: a [::] socket that also takes IPv4 (as Apache's `Listen <port>` binds) serves what 0.0.0.0 would. */
+const ANY = ["0.0.0.0", "::"];
+
 function sameHost(bound: string, configured: string): boolean {
-  return bound === configured || bound === `::ffff:${configured}` || (configured === "localhost" && (bound === "127.0.0.1" || bound === "::1"));
+  return (
+    bound === configured ||
+    (ANY.includes(bound) && ANY.includes(configured)) ||
+    bound === `::ffff:${configured}` ||
+    (configured === "localhost" && (bound === "127.0.0.1" || bound === "::1"))
+  );
 }
 
 function addr(s: net.Server): string {

@@ -10,6 +10,7 @@ import { MEMBER_CHANGE_HELP, memberChangeCommand } from "./member-changes-cli";
 import { closeSync } from "node:fs";
 import type { PeerMember } from "./peers";
 import { announceReady, Inheritance, ListenerName, startSuccessor, takeInheritance, tellSystemd, writePidfile } from "./handover";
+import { takePrebound } from "./prebound";
 
 const HELP = `proxy-node ${VERSION}: sticky-session balancer compatible with mod_proxy_balancer
 
@@ -45,6 +46,9 @@ serving); SIGTERM/SIGINT stop gracefully, letting in-flight requests finish;
 SIGUSR2 hands the listening sockets over to the bin as it is on disk now (a new
 process), then stops gracefully once that one serves; if it cannot serve, this
 process goes on.
+
+Environment: PROXY_NODE_LISTEN_FDS='{"client":3}' serves on listeners the caller
+bound (inherited descriptors) instead of binding them.
 `;
 
 const MEMBER_COMMANDS = ["drain", "disable", "enable", "status"] as const;
@@ -161,8 +165,10 @@ export async function main(argv: string[]): Promise<number> {
   };
   process.on("SIGUSR2", early);
   let inherited: Inheritance | null;
+  let prebound: Partial<Record<ListenerName, number>>;
   try {
     inherited = takeInheritance();
+    prebound = takePrebound();
   } catch (e) {
     logger.event("error", "cannot start", { error: (e as Error).message });
     return 1;
@@ -171,6 +177,7 @@ export async function main(argv: string[]): Promise<number> {
   const primary = clustered ? new ClusterPrimary(cfg, logger) : null;
   const app = primary ? primary.app : new ProxyNode(cfg, logger);
   app.inherited = inherited;
+  app.prebound = prebound;
   const listeners = (): Partial<Record<ListenerName, net.Server>> => (primary ? primary.listeners() : app.listeners());
   try {
     if (primary) {
@@ -181,11 +188,10 @@ export async function main(argv: string[]): Promise<number> {
     logger.event("error", "cannot start", { error: (e as Error).message });
     return 1;
   }
-  if (inherited) {
-    // A listener lent but not taken (this config has no such listener) must not hold its port.
-    const taken = listeners();
-    for (const [name, fd] of Object.entries(inherited.listeners) as [ListenerName, number][]) if (!taken[name]) closeSync(fd);
-  }
+  // A listener lent or bound for this process but not taken (this config has no such listener) must not hold its port.
+  const taken = listeners();
+  for (const given of [inherited?.listeners ?? {}, prebound])
+    for (const [name, fd] of Object.entries(given) as [ListenerName, number][]) if (!taken[name]) closeSync(fd);
   if (args.pidfile) writePidfile(args.pidfile);
   if (inherited) {
     await announceReady();

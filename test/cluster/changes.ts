@@ -135,3 +135,44 @@ export function registerCodeChangeUnderLoad(v: Variant, get: () => RunningCluste
       assert.match(logged, new RegExp(`"msg":"proxy-node started"[^\n]*"pid":${p},"handover":true`), `process ${p} did not start by a handover`);
   });
 }
+
+type Engine = NonNullable<Variant["engine"]>;
+
+/** Which engine holds the clients' port on the balancer: Apache running, or proxy-node in serve mode. */
+function servingEngine(c: RunningCluster): string {
+  return onHost(
+    c.model,
+    c.model.balancer.host.name,
+    'if service apache2 status >/dev/null 2>&1; then echo apache; fi; grep -q \'"mode": *"serve"\' /etc/proxy-node/config.json && echo proxy-node; true',
+  ).out;
+}
+
+/**
+ * The engine switched under load, and back: each engine binds the client port
+ * beside the other (SO_REUSEPORT) and the one that goes stops gracefully, so
+ * no request fails either way.
+ */
+export function registerEngineSwitchUnderLoad(v: Variant, get: () => RunningCluster, log: (s: string) => void): void {
+  const from: Engine = v.engine ?? "apache";
+  const to: Engine = from === "apache" ? "proxy-node" : "apache";
+  it(`an engine switch under steady load, ${from} -> ${to} and back: no failed request, and the other engine serves after each`, async () => {
+    const c = get();
+    assert.equal(servingEngine(c), from);
+    for (const [engine, back] of [
+      [to, from],
+      [from, to],
+    ] as const) {
+      let seconds = 0;
+      const r = await underSteadyLoad(c, async () => {
+        const t0 = Date.now();
+        await upWithSummary(v.stack, { baseStack: "dev", overrides: variantOverrides({ ...v, engine }), onOutput: log, skipPayloadCheck: true });
+        seconds = (Date.now() - t0) / 1000;
+      });
+      recordFigure(`${v.stack}: engine switch ${back} -> ${engine} under load, requests sent`, r.sent);
+      recordFigure(`${v.stack}: engine switch ${back} -> ${engine} under load, requests failed`, r.failed);
+      recordFigure(`${v.stack}: engine switch ${back} -> ${engine}, up, s`, seconds);
+      assert.equal(servingEngine(c), engine, `after the switch to ${engine}`);
+      assert.equal(r.failed, 0, `requests failed during the engine switch ${back} -> ${engine}:\n${r.failures.join("\n")}`);
+    }
+  });
+}

@@ -21,7 +21,7 @@ import { apacheManager, proxyNodeManager } from "./managers";
 import { recordFigure } from "../support/figures";
 import { registerBackupRestore } from "./backup-restore";
 import { registerPairChecks } from "./pair-checks";
-import { registerBalancerChangeUnderLoad, registerCodeChangeUnderLoad } from "./changes";
+import { registerBalancerChangeUnderLoad, registerCodeChangeUnderLoad, registerEngineSwitchUnderLoad } from "./changes";
 import { registerRollingChecks } from "./rolling";
 import { registerScaleChecks } from "./scale";
 
@@ -272,6 +272,7 @@ describe("cluster on the dev path: real pulumi up over SSH to local Debian hosts
     });
     // After the reboot (the timer must have come back by itself), before the destroy.
     registerCronChecks(THREE, get, log);
+    registerEngineSwitchUnderLoad(THREE, get, log);
     it("a destroy that fails halfway keeps the hosts, says how to finish, and a second down finishes", async () => {
       replaceHostKey(get(), "lb3");
       await assert.rejects(tearDown(THREE, log), /its hosts are kept.*run the same command again/s);
@@ -296,6 +297,8 @@ describe("cluster on the dev path: real pulumi up over SSH to local Debian hosts
     registerScaleChecks(PROXYNODE, get, log);
     registerFaultChecks(PROXYNODE, get);
     registerCronChecks(PROXYNODE, get, log);
+    // Last: it leaves the same engine, but Apache and the agent have run in between.
+    registerEngineSwitchUnderLoad(PROXYNODE, get, log);
   });
 
   // One pair for both engines: apache first, then the same hosts switched to proxy-node.

@@ -12,7 +12,7 @@ import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import { proxyNodeBinPath, readProxyNodeArtifact } from "../../infra/payload/artifacts";
-import { PROXY_NODE_BIN, PROXY_NODE_CODE_KEY, proxyNodeCommand } from "../../infra/payload/balancer";
+import { PROXY_NODE_BIN, PROXY_NODE_CODE_KEY, PROXY_NODE_LISTEN, proxyNodeCommand, proxyNodeRunCommand } from "../../infra/payload/balancer";
 import { shellArg } from "../../infra/payload/escape";
 import { buildPayloads } from "../../infra/payload/index";
 import { HostPayload } from "../../infra/payload/types";
@@ -45,20 +45,25 @@ describe("proxy-node on the balancer: one artifact, one start command", () => {
         );
       });
 
-      it("the unit and the container supervisor (its start and its config check) run the bin through proxyNodeCommand()", () => {
+      it("the unit and the container supervisor (its start and its config check) run the bin through proxyNodeCommand(); serving clients, on ports proxy-node-listen bound", () => {
+        const m = model(c.values);
+        const run = proxyNodeRunCommand(m);
         const unit = fileOf(b, UNIT).content;
         assert.deepEqual(
           unit.split("\n").filter((l) => l.startsWith("ExecStart=")),
-          [`ExecStart=${proxyNodeCommand()}`],
+          [`ExecStart=${run}`],
         );
         const control = fileOf(b, CONTROL).content;
         assert.deepEqual(
-          control.split("\n").filter((l) => /^CMD=/.test(l)),
-          [`CMD=${shellArg(proxyNodeCommand())}`],
+          control.split("\n").filter((l) => /^(CMD|RUN)=/.test(l)),
+          [`CMD=${shellArg(proxyNodeCommand())}`, `RUN=${shellArg(run)}`],
         );
         assert.match(control, /^ {4}\$CMD --check$/m);
-        assert.match(control, /^ {4}\$CMD >>"\$LOG" 2>&1 &$/m);
+        assert.match(control, /^ {4}\$RUN >>"\$LOG" 2>&1 &$/m);
         assert.ok(proxyNodeCommand().startsWith(`${PROXY_NODE_BIN} `), proxyNodeCommand());
+        // The agent binds its own ports (none of them the clients'); serving clients, proxy-node takes the client ports from proxy-node-listen.
+        if (m.balancer.engine === "apache") assert.equal(run, proxyNodeCommand());
+        else assert.equal(run, `${PROXY_NODE_LISTEN} client=${m.balancer.httpPort} -- ${proxyNodeCommand()}`);
       });
 
       it("no other file spells out how to run proxy-node (node, its flags, a script path)", () => {
@@ -204,7 +209,10 @@ async function sandbox(
       { mode: 0o755 },
     );
   }
-  let text = fileOf(balancer(sshValues({ engine: "proxy-node" })), CONTROL).content;
+  const payload = balancer(sshValues({ engine: "proxy-node" }));
+  let text = fileOf(payload, CONTROL).content;
+  const listen = path.join(dir, "proxy-node-listen");
+  fs.writeFileSync(listen, fileOf(payload, PROXY_NODE_LISTEN).content, { mode: 0o755 });
   const port = await freePort();
   fs.writeFileSync(path.join(dir, "code-key"), "key-one\n");
   const edits: Array<[RegExp, string]> = [
@@ -216,6 +224,8 @@ async function sandbox(
     [/^SUPERVISOR_PIDFILE=.*$/m, `SUPERVISOR_PIDFILE=${dir}/proxy-node-supervisor.pid`],
     [/^LOG=.*$/m, `LOG=${dir}/proxy-node.log`],
     [/^CMD=.*$/m, `CMD=${shellArg(command ? command(dir, port) : standIn)}`],
+    [/^RUN=.*$/m, `RUN=${shellArg(command ? command(dir, port) : standIn)}`],
+    [/^LISTEN=.*$/m, `LISTEN=${shellArg(`${listen} client=${port}`)}`],
     [/^STOP_SECONDS=.*$/m, `STOP_SECONDS=${stopSeconds}`],
     [/^KEYFILE=.*$/m, `KEYFILE=${dir}/proxy-node.key`],
     [/^HANDOVER_SECONDS=.*$/m, `HANDOVER_SECONDS=${handoverSeconds}`],
