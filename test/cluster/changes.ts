@@ -7,7 +7,7 @@
 import * as assert from "node:assert/strict";
 import { upWithSummary } from "../../scripts/stack";
 import { recordFigure } from "../support/figures";
-import { probePage, request } from "../support/http-client";
+import { Browser, probePage, request } from "../support/http-client";
 import { onHost, RunningCluster, Variant, variantOverrides } from "../support/local-cluster";
 import { readProxyNodeArtifact } from "../../infra/payload/artifacts";
 
@@ -29,9 +29,11 @@ export interface LoadReport {
 }
 
 /**
- * Runs `work` while a pinned and a new client each send a request every 50 ms
- * through the balancer. pinnedMayMove: the pinned client's web server is taken
- * out on purpose (a rollout), so another one answering it is no failure.
+ * Runs `work` while a pinned, a new and a logged-in client each send a request
+ * every 50 ms through the balancer. The logged-in client (the probe's login
+ * form, its session in MariaDB) must stay logged in throughout, and on its web
+ * server. pinnedMayMove: the pinned clients' web servers are taken out on
+ * purpose (a rollout), so another one answering them is no failure.
  */
 export async function underSteadyLoad(c: RunningCluster, work: () => Promise<void>, opts: { pinnedMayMove?: boolean } = {}): Promise<LoadReport> {
   let running = true;
@@ -56,7 +58,32 @@ export async function underSteadyLoad(c: RunningCluster, work: () => Promise<voi
       await new Promise((r) => setTimeout(r, 50));
     }
   };
-  const loops = [loop(true), loop(false)];
+  // Logged in through the balancer before the work starts, as a user would be.
+  const user = new Browser(c.balancerUrl);
+  const name = `load-${process.pid}-${Date.now()}`;
+  const login = await user.post("/login.php", { name, pass: "steady" });
+  assert.equal(login.status, 303, `the load's login answered ${login.status}: ${login.body}`);
+  const home = probePage(await user.get("/"));
+  assert.equal(home.user, name, "the load's login did not hold");
+  const loggedIn = async (): Promise<void> => {
+    while (running) {
+      const start = Date.now();
+      sent++;
+      try {
+        const r = await user.get("/");
+        const page = r.status === 200 ? probePage(r) : undefined;
+        if (!page) failures.push(`${new Date(start).toISOString()}: logged-in client: status ${r.status}`);
+        else if (page.user !== name)
+          failures.push(`${new Date(start).toISOString()}: logged-in client logged out on ${page.server} (user ${page.user || "none"})`);
+        else if (page.server !== home.server && !opts.pinnedMayMove)
+          failures.push(`${new Date(start).toISOString()}: logged-in client served by ${page.server}, not ${home.server}`);
+      } catch (e) {
+        failures.push(`${new Date(start).toISOString()} +${Date.now() - start} ms: logged-in client: ${(e as Error).message}`);
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
+  const loops = [loop(true), loop(false), loggedIn()];
   await new Promise((r) => setTimeout(r, 500));
   try {
     await work();

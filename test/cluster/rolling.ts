@@ -13,6 +13,7 @@ import { recordFigure } from "../support/figures";
 import { onHost, RunningCluster, Variant, variantOverrides } from "../support/local-cluster";
 import { underSteadyLoad } from "./changes";
 import { newClient, pinnedClientReaches } from "./checks";
+import { Browser, probePage } from "../support/http-client";
 
 type Raw = Record<string, unknown>;
 
@@ -113,26 +114,80 @@ export function registerRollingChecks(v: Variant, get: () => RunningCluster, log
     await upTimed(v, variantOverrides(v), log);
   });
 
-  it("manual drain (npm run drain / undrain): new clients go elsewhere, the pinned client stays until undrain", async () => {
+  it("manual drain (npm run drain / undrain): new clients go elsewhere, the pinned logged-in client stays until undrain; with --timeout it moves on, still logged in, once the timeout passed", async () => {
     const c = get();
     const target = c.model.web[c.model.web.length - 1];
-    const out = await drainMember(v.stack, { action: "drain", host: target.host.name }, { baseStack: "dev", overrides: variantOverrides(v) });
+    const stackOpts = { baseStack: "dev", overrides: variantOverrides(v) };
+    // A user logged in on the web server about to be drained.
+    const user = new Browser(c.balancerUrl);
+    user.jar.set(c.model.sticky.cookieName, target.stickyValue);
+    const name = `drain-${Date.now()}`;
+    assert.equal((await user.post("/login.php", { name, pass: "maintenance" })).status, 303);
+    const userPage = async (): Promise<{ server: string; user: string | null }> => probePage(await user.get("/"));
+    const first = await userPage();
+    assert.equal(first.server, target.host.name, "the logged-in client is not on the web server its cookie names");
+    assert.equal(first.user, name, "the login did not hold");
+
+    const out = await drainMember(v.stack, { action: "drain", host: target.host.name }, stackOpts);
     assert.match(out, new RegExp(`${target.route}: draining`));
     // The agent carries it into Apache's balancer-manager at once; give the page a moment.
     await new Promise((r) => setTimeout(r, 500));
     const servers: string[] = [];
     for (let i = 0; i < 6; i++) servers.push((await newClient(c)).server);
     assert.ok(!servers.includes(target.host.name), `new clients still reach the draining ${target.host.name}: ${servers.join(", ")}`);
-    for (let i = 0; i < 5; i++) assert.equal(await pinnedClientReaches(c, target.route), target.host.name, "the pinned client left the draining server");
+    for (let i = 0; i < 5; i++) {
+      const p = await userPage();
+      assert.equal(p.server, target.host.name, "the logged-in client left the draining server");
+      assert.equal(p.user, name, "the logged-in client was logged out while its server drained");
+    }
     await assert.rejects(
-      drainMember(v.stack, { action: "drain", host: "lb9" }, { baseStack: "dev", overrides: variantOverrides(v) }),
-      /has no web server lb9; its web servers: lb1, lb2/,
+      drainMember(v.stack, { action: "drain", host: "lb9" }, stackOpts),
+      new RegExp(`has no web server lb9; its web servers: ${c.model.web.map((w) => w.host.name).join(", ")}`),
     );
-    const back = await drainMember(v.stack, { action: "undrain", host: target.host.name }, { baseStack: "dev", overrides: variantOverrides(v) });
+    const back = await drainMember(v.stack, { action: "undrain", host: target.host.name }, stackOpts);
     assert.match(back, /enabled, and the balancer's health check passes/);
+    assert.equal((await userPage()).server, target.host.name, "the logged-in client is not served by its web server after undrain");
     // byrequests also counted the pinned client's requests against it, so the first new clients may all go elsewhere.
     const again: string[] = [];
     while (!again.includes(target.host.name) && again.length < 30) again.push((await newClient(c)).server);
     assert.ok(again.includes(target.host.name), `new clients do not reach ${target.host.name} after undrain: ${again.join(", ")}`);
+
+    // With --timeout: the user keeps clicking (never idle), so the drain lasts the whole timeout, then the server is disabled and the user goes on elsewhere, still logged in.
+    const timeoutS = 4;
+    let clicking = true;
+    const seen: Array<{ at: number; server: string; user: string | null }> = [];
+    const clicks = (async () => {
+      while (clicking) {
+        const p = await userPage();
+        seen.push({ at: Date.now(), server: p.server, user: p.user });
+        await new Promise((r) => setTimeout(r, 300));
+      }
+    })();
+    const t0 = Date.now();
+    let timed: string;
+    try {
+      timed = await drainMember(v.stack, { action: "drain", host: target.host.name, timeoutS }, stackOpts);
+    } finally {
+      await new Promise((r) => setTimeout(r, 1500));
+      clicking = false;
+      await clicks;
+    }
+    const tookS = (Date.now() - t0) / 1000;
+    assert.match(timed, new RegExp(`${target.route}: disabled after \\d+\\.\\d s of draining`));
+    assert.ok(tookS >= timeoutS, `drain --timeout ${timeoutS} returned after ${tookS.toFixed(1)} s although the client never went idle`);
+    recordFigure(`${v.stack}: manual drain --timeout ${timeoutS} with a client clicking every 300 ms, returned after, s`, tookS);
+    assert.deepEqual(
+      seen.filter((p) => p.user !== name),
+      [],
+      "the logged-in client was logged out during the drain",
+    );
+    const beforeEnd = seen.filter((p) => p.at < t0 + (timeoutS - 1) * 1000);
+    assert.ok(
+      beforeEnd.length > 0 && beforeEnd.every((p) => p.server === target.host.name),
+      `the logged-in client left ${target.host.name} before the timeout: ${JSON.stringify(beforeEnd)}`,
+    );
+    const last = seen[seen.length - 1];
+    assert.notEqual(last.server, target.host.name, `the logged-in client is still served by the disabled ${target.host.name}`);
+    assert.match(await drainMember(v.stack, { action: "undrain", host: target.host.name }, stackOpts), /enabled, and the balancer's health check passes/);
   });
 }
