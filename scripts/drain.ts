@@ -16,9 +16,10 @@
  * Both engines, and a balancer pair (the first balancer carries it to the
  * second). It runs proxy-node's command line on the balancer: over SSH with the
  * stack's key and recorded host key (ssh target), or docker exec (docker target).
- * A rolling update by `up` leaves a member it did not take out as it is; a
- * change of the balancer's own config (its reload) puts every member back to
- * the status the config gives it: drain again after such an `up`.
+ * A rolling update by `up` leaves a member it did not take out as it is, and
+ * so does a reload of the balancer's config; only a new balancer process (an
+ * engine switch, a new listener address) starts from the config's statuses:
+ * drain again after such an `up`.
  */
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";

@@ -1,7 +1,9 @@
-// Agent mode with a peer balancer: operators may change a member in Apache's
-// own balancer-manager page, which tells nobody. The watcher reads that page
-// every interval and reports administrative changes (D, N, S, H) it did not
-// write itself, so app.ts carries them to the peer.
+// Agent mode: operators may change a member in Apache's own balancer-manager
+// page, which tells nobody, and a reload of Apache resets that page's flags to
+// its config's. The watcher reads the page every interval: it reports
+// administrative changes (D, N, S, H) it did not write itself, so app.ts
+// carries them to a peer balancer; and it sets proxy-node's statuses again in
+// an Apache that restarted (a new nonce).
 //
 // The rule that keeps health out of it: health checks write Apache's HcFl flag
 // (ApacheAgent.setHealth), never D, and the watcher reads only D, N, S and H.
@@ -120,6 +122,10 @@ export class ApacheWatcher {
 
   markAuthoritative(): void {
     this.authoritative = true;
+  }
+
+  isAuthoritative(): boolean {
+    return this.authoritative;
   }
 
   start(): void {

@@ -285,8 +285,11 @@ export class ProxyNode {
       this.logger,
     );
     if (authoritative) this.watcher.markAuthoritative();
-    // Without a peer nobody needs to hear of a change made in Apache's page.
-    if (this.redundancy()) this.watcher.start();
+    // With or without a peer: a reload of Apache (any change of its config)
+    // resets the balancer-manager's flags to the config's, and the watcher
+    // sees the new Apache and sets proxy-node's statuses there again, so an
+    // operator's drain outlives it. A change made in Apache's page goes to the peers.
+    this.watcher.start();
   }
 
   /**
@@ -357,9 +360,11 @@ export class ProxyNode {
     this.server?.setLimits(clientLimits(next));
     this.tlsServer?.setLimits(clientLimits(next));
     this.agent = apacheAgent(next, this.logger);
-    // A reload never wrote to Apache's statuses before there were peers, and
-    // must not now: the first read takes Apache's (an operator's D stays).
-    this.startWatcher(false);
+    // The watcher has been reading Apache's page: once it has, proxy-node's
+    // statuses include every change made there, and the operator's statuses a
+    // reload keeps (balancer.ts, applyConfig) are set in an Apache that a
+    // reload of its own reset. Before the first read, Apache's are taken.
+    this.startWatcher(this.watcher?.isAuthoritative() ?? false);
     this.startHealth();
     this.metrics.reloads++;
     this.logger.event("info", "config reloaded", { members: this.balancer.members.map((m) => `${m.route}=${m.url}`) });

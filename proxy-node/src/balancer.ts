@@ -119,11 +119,19 @@ export class Balancer {
   }
 }
 
+/**
+ * A reload keeps an operator's status (a drain for maintenance, set through the
+ * manager) as long as the config says for that member what it said before, as
+ * Apache's balancer-manager flags survive a graceful restart: an unrelated
+ * change must not put a server under maintenance back in rotation. A config
+ * that gives the member another status wins.
+ */
 function applyConfig(m: Member, mc: MemberConfig): Member {
   m.route = mc.route;
   m.lbfactor = mc.lbfactor;
   m.retryMs = mc.retry * 1000;
-  m.status = mc.status;
+  if (mc.status !== m.configuredStatus) m.status = mc.status;
+  m.configuredStatus = mc.status;
   m.pool.maxSockets = mc.maxSockets;
   m.pool.maxQueue = mc.maxQueue;
   return m;

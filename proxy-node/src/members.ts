@@ -11,6 +11,8 @@ export class Member {
   lbfactor: number;
   retryMs: number;
   status: MemberStatus;
+  /** The status the config gave, which `status` differs from once an operator (the manager) changed it. */
+  configuredStatus: MemberStatus;
   /** Set by a failed proxied request; cleared when `retryMs` has passed (Apache's retry). */
   inError = false;
   errorTime = 0;
@@ -41,6 +43,7 @@ export class Member {
     this.lbfactor = cfg.lbfactor;
     this.retryMs = cfg.retry * 1000;
     this.status = cfg.status;
+    this.configuredStatus = cfg.status;
     this.authority = cfg.url.slice("http://".length);
     // Timeouts are set from the config's `timeouts` by the app.
     this.pool = new Pool(cfg.host, cfg.port, cfg.maxSockets, cfg.maxQueue, 5000, 3000, 4000, this);

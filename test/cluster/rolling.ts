@@ -140,6 +140,19 @@ export function registerRollingChecks(v: Variant, get: () => RunningCluster, log
       assert.equal(p.server, target.host.name, "the logged-in client left the draining server");
       assert.equal(p.user, name, "the logged-in client was logged out while its server drained");
     }
+    // An up that changes the balancer's own config (a reload) while it is drained, and back: it stays drained.
+    const retry = variantOverrides(v);
+    (retry.balancer as Raw).retry = 7;
+    for (const overrides of [retry, variantOverrides(v)]) {
+      await upWithSummary(v.stack, { baseStack: "dev", overrides, onOutput: log, skipPayloadCheck: true });
+      const st = onHost(c.model, c.model.balancer.host.name, `/opt/proxy-node/bin/proxy-node status ${target.route} --config /etc/proxy-node/config.json`).out;
+      assert.match(st, new RegExp(`^${target.route} draining`), `an up that reloaded the balancer put ${target.host.name} back: ${st}`);
+      const p = await userPage();
+      assert.deepEqual([p.server, p.user], [target.host.name, name], "the logged-in client lost its server or its login over the up");
+    }
+    const afterUp: string[] = [];
+    for (let i = 0; i < 4; i++) afterUp.push((await newClient(c)).server);
+    assert.ok(!afterUp.includes(target.host.name), `new clients reach the drained ${target.host.name} after the up: ${afterUp.join(", ")}`);
     await assert.rejects(
       drainMember(v.stack, { action: "drain", host: "lb9" }, stackOpts),
       new RegExp(`has no web server lb9; its web servers: ${c.model.web.map((w) => w.host.name).join(", ")}`),

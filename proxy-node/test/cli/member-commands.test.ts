@@ -2,7 +2,7 @@
 // cluster's rolling update and `npm run drain` run them on the balancer.
 import { strict as assert } from "node:assert";
 import { spawn, ChildProcess } from "node:child_process";
-import { mkdtempSync, writeFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startMember, request, closeAll, freePort } from "../helpers";
@@ -72,6 +72,29 @@ describe("cli: member commands against a running proxy-node", function () {
 
   const served = async (cookie?: string): Promise<string> =>
     (await request(port, { path: "/", headers: cookie ? { cookie: `BALANCEID=balancer.${cookie}` } : {} })).body;
+
+  it("a drain survives a reload (SIGHUP) whose config says for that member what it said before; a config that changes its status wins", async () => {
+    assert.equal((await run(["drain", "lb2", "--config", file, "--no-wait"])).status, 0);
+    const cfg = JSON.parse(readFileSync(file, "utf8")) as { balancer: { members: Array<Record<string, unknown>>; retry?: number } };
+    const reload = async (): Promise<void> => {
+      writeFileSync(file, JSON.stringify(cfg));
+      child!.kill("SIGHUP");
+      // A reload takes a few ms; each check after it names the status it expects.
+      await new Promise((r) => setTimeout(r, 500));
+    };
+    // An unrelated change (lb1's retry): lb2 stays drained, as Apache's balancer-manager flags do over a graceful restart.
+    cfg.balancer.members[0].retry = 7;
+    await reload();
+    assert.equal((await run(["status", "lb2", "--config", file])).stdout.trim(), "lb2 draining draining");
+    for (let i = 0; i < 4; i++) assert.equal(await served(), "lb1", "a new client reached the drained lb2 after the reload");
+    // The config now gives lb2 a status of its own: that wins.
+    cfg.balancer.members[1].status = "disabled";
+    await reload();
+    assert.equal((await run(["status", "lb2", "--config", file])).stdout.trim(), "lb2 disabled disabled");
+    cfg.balancer.members[1].status = "enabled";
+    await reload();
+    assert.equal((await run(["status", "lb2", "--config", file])).stdout.trim(), "lb2 enabled ok");
+  });
 
   it("drain --no-wait: new clients go to the others, a pinned client stays; status says so; enable puts it back", async () => {
     const r = await run(["drain", "lb2", "--config", file, "--no-wait"]);

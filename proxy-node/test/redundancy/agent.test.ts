@@ -137,6 +137,42 @@ describe("redundancy: agent mode, two real Apache balancers", function () {
     assert.equal(a.log.count("member changed by peer"), 0);
   });
 
+  it("one balancer, no peer: an operator's drain outlives a reload of Apache and a reload of proxy-node with a new config", async () => {
+    const lbs = await members({ failForA: false });
+    const self: Balancer = { name: "a", apache: await apacheBalancer(lbs), managerPort: await freePort(), app: null, log: new EventLog() };
+    const raw = {
+      mode: "agent",
+      log: { requests: false },
+      apache: { managerUrl: self.apache.managerUrl, balancer: "drupal" },
+      manager: { host: "127.0.0.1", port: self.managerPort, allow: ["127.0.0.0/8"], token: TOKEN },
+      balancer: {
+        name: "drupal",
+        members: lbs.map((m) => ({ url: m.url, route: m.route, retry: 60 })),
+        healthCheck: { path: "/health-a", intervalMs: 200, rise: 1, fall: 1, expect: 200, timeoutMs: 1000 },
+      },
+    };
+    const app = await startProxy(validateConfig(raw), self.log);
+    assert.equal((await change(self.managerPort, "lb2", { status: "draining" })).status, 200);
+    await until(async () => words((await self.apache.statuses()).lb2).includes("Drn"), "lb2 draining in Apache", 10_000);
+    // systemctl reload apache2, as any change of Apache's config does: its flags go back to the config's, then the drain comes back.
+    self.apache.graceful();
+    await until(() => self.log.count("Apache's status differs from proxy-node's; setting proxy-node's") === 1, "the reloaded Apache seen", 10_000);
+    await until(async () => words((await self.apache.statuses()).lb2).includes("Drn"), "lb2 draining again in the reloaded Apache", 10_000);
+    // proxy-node's own reload with another config (lb1's retry): the drain stays, in proxy-node and in Apache.
+    raw.balancer.members[0].retry = 7;
+    app.reload(validateConfig(raw));
+    await sleep(3500);
+    assert.equal(await statusOf(self.managerPort, "lb2"), "draining");
+    assert.ok(words((await self.apache.statuses()).lb2).includes("Drn"), `lb2 in Apache after proxy-node's reload: ${(await self.apache.statuses()).lb2}`);
+    // Both at once, Apache first, as an up that changes both runs them.
+    self.apache.graceful();
+    raw.balancer.members[0].retry = 8;
+    app.reload(validateConfig(raw));
+    await until(async () => words((await self.apache.statuses()).lb2).includes("Drn"), "lb2 draining after both reloads", 10_000);
+    assert.equal(await statusOf(self.managerPort, "lb2"), "draining");
+    assert.equal(await self.apache.sticky("lb1"), "lb1");
+  });
+
   it("b's Apache reloaded, then restarted, under its running proxy-node: lb2 disabled again there each time, and never enabled on a", async () => {
     const lbs = await members({ failForA: false });
     const { a, b } = await pair(lbs);
