@@ -3,6 +3,9 @@ import { addressKey, baseView, clusterAddress, setting, sh, step, sysvService, t
 import { sourced } from "./escape";
 import { HostPayload, PayloadSecrets, ProvisionStep } from "./types";
 
+/** Where the data server keeps the script that writes and checks the NFS export to the web servers. */
+export const NFS_EXPORTS = "/usr/local/sbin/drupal-cluster-nfs-exports";
+
 /** Where the data server keeps the script that records, drops and checks the web servers' database users. */
 export const DB_USERS = "/usr/local/sbin/drupal-cluster-db-users";
 
@@ -63,15 +66,17 @@ export function dataPayload(model: ClusterModel, secrets: PayloadSecrets): HostP
   };
 
   if (model.files.share === "nfs") {
-    const exportsFile = template("/etc/exports.d/drupal-cluster.exports", "data/nfs/exports.hbs", {
-      ...base,
-      exportPath: publicPath,
-      clients,
-    });
+    // Widened before the web servers change, narrowed after the balancers: as the database users.
+    const exportsScript = template(NFS_EXPORTS, "data/nfs/nfs-exports.sh.hbs", { ...base, exportPath: publicPath, clients }, { mode: "0755" });
     payload.packages.push("nfs-kernel-server");
     payload.prepare.push(step("export-folder", sh`mkdir -p /etc/exports.d ${publicPath} && chown 33:33 ${publicPath}`));
-    payload.files.push(exportsFile);
-    payload.services.push({ ...sysvService("nfs-kernel-server", [exportsFile], "reload", "nfs-server"), reload: "exportfs -ra" });
+    payload.files.push(exportsScript);
+    payload.configure.push({ ...step("nfs-exports-widen", sh`${NFS_EXPORTS} widen`, [exportsScript]), check: sh`${NFS_EXPORTS} check-widened` });
+    payload.services.push({ ...sysvService("nfs-kernel-server", [], "reload", "nfs-server"), reload: "exportfs -ra" });
+    payload.afterBalancers = [
+      ...(payload.afterBalancers ?? []),
+      { ...step("nfs-exports-narrow", sh`${NFS_EXPORTS} narrow`, [exportsScript]), check: sh`${NFS_EXPORTS} check-narrowed` },
+    ];
   }
   return payload;
 }
