@@ -16,29 +16,7 @@ import { PROXY_NODE_LISTEN } from "../../infra/payload/balancer";
 import { buildPayloads } from "../../infra/payload/index";
 import { model, SECRETS, ARTIFACTS, sshValues } from "../support/cluster-configs";
 import { fileOf, host } from "../support/payloads";
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.on("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-function get(port: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    http
-      .get({ host: "127.0.0.1", port, path: "/", agent: false }, (res) => {
-        let body = "";
-        res.on("data", (d) => (body += d));
-        res.on("end", () => resolve(body));
-      })
-      .on("error", reject);
-  });
-}
+import { freePort, get } from "../support/loopback";
 
 /** Resolves once `port` answers, rejects after `ms`. */
 async function answering(port: number, ms = 10_000): Promise<void> {

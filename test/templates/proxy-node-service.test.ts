@@ -18,6 +18,7 @@ import { buildPayloads } from "../../infra/payload/index";
 import { HostPayload } from "../../infra/payload/types";
 import { ARTIFACTS, dockerValues, model, SECRETS, sshValues, Values } from "../support/cluster-configs";
 import { fileOf, host } from "../support/payloads";
+import { freePort, get } from "../support/loopback";
 
 const UNIT = "/etc/systemd/system/proxy-node.service";
 const CONTROL = "/usr/local/sbin/proxy-node-service";
@@ -174,17 +175,6 @@ interface Sandbox {
   events: string;
   port: number;
   env: NodeJS.ProcessEnv;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.on("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 /**
@@ -635,15 +625,3 @@ describe("proxy-node-service without systemd: a new code key hands over to a new
     assert.notEqual(run(s, "status").status, 0);
   });
 });
-
-function get(port: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    http
-      .get({ host: "127.0.0.1", port, path: "/", agent: false }, (res) => {
-        let body = "";
-        res.on("data", (d) => (body += d));
-        res.on("end", () => resolve(body));
-      })
-      .on("error", reject);
-  });
-}
