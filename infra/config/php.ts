@@ -19,10 +19,9 @@ const MB = 1024 * KB;
 const GB = 1024 * MB;
 
 /**
- * Bounds in bytes. memory_limit below 32M does not run Drupal's installer; -1
- * (no limit) is refused, as one runaway request could then take the host's
- * memory. Uploads and posts of more than 2G exceed what Apache's request body
- * handling is sized for here.
+ * Bounds in bytes: wide, so that they keep out typos (256K for 256M, 256G)
+ * rather than judge a host. -1 (no memory limit) is refused: one runaway
+ * request could then take the host's memory from every other worker.
  */
 export const PHP_SIZES = {
   memoryLimit: { min: 32 * MB, max: 16 * GB, fallback: "256M" },
