@@ -20,7 +20,8 @@ const ROLE_TYPE = {
 /**
  * One existing Debian host, provisioned over SSH in a fixed order: packages,
  * files, configuration steps, services, then steps that need the services.
- * A changed file reruns only what watches it, and reloads only its service.
+ * A changed file reruns only what watches it, and reloads only its service
+ * (or restarts it, for a file the service reads only when it starts).
  */
 export class SshHost extends pulumi.ComponentResource {
   readonly name: string;
@@ -92,7 +93,15 @@ export class SshHost extends pulumi.ComponentResource {
       services.push(
         new RemoteCommand(
           `${host.name}-service-${svc.name}`,
-          { connection, create: svc.start, update: svc.reload, delete: svc.stop, check: svc.status, triggers: [p.digest(svc.watch)] },
+          {
+            connection,
+            create: svc.start,
+            update: svc.reload,
+            delete: svc.stop,
+            check: svc.status,
+            triggers: [p.digest(svc.watch)],
+            ...(svc.restart ? { restart: svc.restart, restartTriggers: [p.digest(svc.restartWatch ?? [])] } : {}),
+          },
           { ...child, dependsOn: services.length ? [services[services.length - 1]] : configured },
         ),
       );

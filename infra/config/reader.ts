@@ -36,6 +36,11 @@ export class ConfigReader {
     return Object.keys(this.object());
   }
 
+  /** The value as the stack file has it, for settings with a grammar of their own. */
+  raw(name: string): unknown {
+    return this.object()[name];
+  }
+
   child(name: string): ConfigReader {
     return new ConfigReader(this.object()[name], this.childKey(name));
   }

@@ -26,6 +26,7 @@ import {
 } from "./grammar";
 import { readCron } from "./cron";
 import { readRollout } from "./rollout";
+import { readPhp } from "./php";
 import { checkClusterAddress, checkIPv4Block, checkRequireIp, checkSshHost } from "./network";
 import { checkPublicPath } from "./paths";
 import { pcreProblem } from "./pcre";
@@ -77,6 +78,7 @@ const TOP_LEVEL_KEYS = [
   "localHostKeys",
   "cron",
   "rollout",
+  "php",
   ...SECRET_KEYS,
 ];
 
@@ -193,6 +195,7 @@ export function validateConfig(id: StackIdentity, values: Record<string, unknown
     localHosts: root.has("localHosts") ? readLocalHosts(root.child("localHosts"), id, target) : undefined,
     cron: readCron(root.child("cron")),
     rollout: readRollout(root.child("rollout"), target, web.length),
+    php: readPhp(root.child("php")),
   };
 }
 

@@ -238,6 +238,23 @@ export interface ClusterModel {
   localHosts?: LocalHostsModel;
   cron: CronModel;
   rollout: RolloutModel;
+  php: PhpModel;
+}
+
+/**
+ * PHP on the web servers (mod_php), as php.ini writes it: sizes in its
+ * shorthand (256M), as validated (infra/config/php.ts).
+ */
+export interface PhpModel {
+  memoryLimit: string;
+  uploadMaxFilesize: string;
+  postMaxSize: string;
+  /** Seconds. */
+  maxExecutionTime: number;
+  /** OPcache's shared memory, MB. */
+  opcacheMemory: number;
+  /** PHP requests at once per web server: Apache prefork's MaxRequestWorkers and ServerLimit. */
+  workers: number;
 }
 
 /**

@@ -73,6 +73,14 @@ export function sysvService(name: string, watch: PayloadFile[], reload: "reload"
   };
 }
 
+/**
+ * The service, restarted rather than reloaded when one of `files` changes:
+ * for files a graceful reload does not apply. Its other files keep their reload.
+ */
+export function restartOn(svc: ServiceSpec, files: PayloadFile[]): ServiceSpec {
+  return { ...svc, restart: sh`service ${svc.name} restart`, restartWatch: files.map((f) => f.path) };
+}
+
 /** Values every template's header uses. */
 export function baseView(model: ClusterModel, host: HostModel): { stack: string; hostName: Sourced } {
   const i = model.web.findIndex((w) => w.host === host);

@@ -266,6 +266,16 @@ export function plainToken(v: Text): string {
   return s;
 }
 
+/**
+ * A php.ini size (256M). Anything else could be an ini operator (| & ~ !), a
+ * quote, ${...} interpolation or a `;` comment: refused, never quoted.
+ */
+export function iniSize(v: Text): string {
+  const s = valueOf(v);
+  if (!/^[0-9]{1,13}[KMG]?$/.test(s)) refuse(v, "as a php.ini size: use digits and one of K, M or G (e.g. 256M)");
+  return s;
+}
+
 export function integer(v: unknown): string {
   if (typeof v === "number" && Number.isInteger(v)) return String(v);
   if (v === undefined || v === null) throw new Error("needs a number, got nothing");
@@ -298,6 +308,7 @@ export const ESCAPE_HELPERS: Readonly<Record<string, (...args: unknown[]) => str
   nfsHost: (v) => nfsHost(text(v, "nfsHost")),
   comment: (v) => commentText(text(v, "comment")),
   token: (v) => plainToken(text(v, "token")),
+  iniSize: (v) => iniSize(text(v, "iniSize")),
   int: (v) => integer(v),
   json: (v) => {
     if (v === undefined) throw new Error("json needs a value, got nothing");

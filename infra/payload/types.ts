@@ -26,7 +26,10 @@ export interface ProvisionStep {
   check?: string;
 }
 
-/** A long-running service: started once, reloaded when one of its files changes. */
+/**
+ * A long-running service: started once, reloaded when one of its `watch` files
+ * changes, restarted instead when one of its `restartWatch` files does.
+ */
 export interface ServiceSpec {
   name: string;
   start: string;
@@ -35,6 +38,10 @@ export interface ServiceSpec {
   /** Exits 0 while the service runs: how a refresh tells a stopped service. */
   status: string;
   watch: string[];
+  /** Runs instead of `reload` when a `restartWatch` file changed. */
+  restart?: string;
+  /** Files the service reads only when it starts afresh: a reload would leave their change unused. */
+  restartWatch?: string[];
 }
 
 export interface HostPayload {

@@ -1,11 +1,18 @@
 import { balancerHosts, ClusterModel, WebMember } from "../model/types";
-import { baseView, clusterAddress, routeKey, setting, sh, step, sysvService, template } from "./common";
+import { baseView, clusterAddress, restartOn, routeKey, setting, sh, step, sysvService, template } from "./common";
 import { Sourced, sourced } from "./escape";
 import { HostPayload, PayloadFile, PayloadSecrets, ProvisionStep } from "./types";
 
 const PROBE_ROOT = "/var/www/probe";
 const DRUPAL_HOME = "/var/www/drupal";
-const PROBE_PAGES = ["index.php", "login.php", "health.php", "session.php", "files.php"];
+const PROBE_PAGES = ["index.php", "login.php", "health.php", "session.php", "files.php", "php.php"];
+/**
+ * The stack's PHP settings. Kept here and linked into every installed PHP's
+ * Apache conf.d (Debian's is /etc/php/<version>/apache2/conf.d; bookworm has 8.2),
+ * so no PHP version is written into the program.
+ */
+const PHP_INI = "/etc/drupal-cluster/php-apache2.ini";
+const PHP_INI_LINK = "90-drupal-cluster.ini";
 
 export function webPayload(model: ClusterModel, member: WebMember, secrets: PayloadSecrets): HostPayload {
   const host = member.host;
@@ -77,8 +84,25 @@ export function webPayload(model: ClusterModel, member: WebMember, secrets: Payl
         ),
       ];
 
-  const files: PayloadFile[] = [vhost, ...appFiles];
-  const configure: ProvisionStep[] = [step("enable-site", "a2enmod -q rewrite headers && a2dissite -q 000-default && a2ensite -q drupal-cluster-web")];
+  const phpIni = template(PHP_INI, "web/php/drupal-cluster.ini.hbs", {
+    ...base,
+    memoryLimit: setting(model, "php.memoryLimit", model.php.memoryLimit),
+    uploadMaxFilesize: setting(model, "php.uploadMaxFilesize", model.php.uploadMaxFilesize),
+    postMaxSize: setting(model, "php.postMaxSize", model.php.postMaxSize),
+    maxExecutionTime: model.php.maxExecutionTime,
+    opcacheMemory: model.php.opcacheMemory,
+  });
+
+  const workersConf = template("/etc/apache2/conf-available/drupal-cluster-workers.conf", "web/apache2/workers.conf.hbs", {
+    ...base,
+    workers: model.php.workers,
+  });
+
+  const files: PayloadFile[] = [vhost, ...appFiles, phpIni, workersConf];
+  const configure: ProvisionStep[] = [
+    step("enable-site", "a2enmod -q rewrite headers && a2dissite -q 000-default && a2ensite -q drupal-cluster-web && a2enconf -q drupal-cluster-workers"),
+    phpIniLinkStep(),
+  ];
   if (model.files.share === "nfs") {
     const mount = template(
       "/usr/local/sbin/drupal-cluster-mount-files",
@@ -106,8 +130,35 @@ export function webPayload(model: ClusterModel, member: WebMember, secrets: Payl
     prepare: probe ? [step("docroot", sh`mkdir -p ${PROBE_ROOT}`)] : [drupalInstallStep(model)],
     files,
     configure,
-    services: [sysvService("apache2", files, "reload")],
+    // A graceful reload for everything but the workers' limit: in-flight requests
+    // finish. The PHP settings too (measured on bookworm's PHP 8.2: a reload
+    // brings the new memory_limit and OPcache's new shared memory size). A new
+    // ServerLimit takes a restart: Apache refuses it on a graceful one (AH00179).
+    services: [
+      restartOn(
+        sysvService(
+          "apache2",
+          files.filter((f) => f !== workersConf),
+          "reload",
+        ),
+        [workersConf],
+      ),
+    ],
     afterStart: [],
+  };
+}
+
+/** PHP_INI, read by every PHP that the packages put under Apache (a refresh finds a missing link). */
+function phpIniLinkStep(): ProvisionStep {
+  const dirs = "/etc/php/*/apache2/conf.d"; // a glob: unquoted on purpose
+  const link = sh`"$d"/${PHP_INI_LINK}`;
+  return {
+    ...step(
+      "link-php-settings",
+      `set -- ${dirs}; [ -d "$1" ] || { echo "no ${dirs}: the packages installed no PHP for Apache" >&2; exit 1; }; ` +
+        `for d in "$@"; do ln -sfn ${sh`${PHP_INI}`} ${link}; done`,
+    ),
+    check: `for d in ${dirs}; do [ "$(readlink ${link})" = ${sh`${PHP_INI}`} ] || exit 1; done`,
   };
 }
 

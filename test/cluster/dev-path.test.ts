@@ -22,7 +22,7 @@ import { recordFigure } from "../support/figures";
 import { registerBackupRestore } from "./backup-restore";
 import { registerPairChecks } from "./pair-checks";
 import { registerBalancerChangeUnderLoad, registerCodeChangeUnderLoad, registerEngineSwitchUnderLoad } from "./changes";
-import { registerRollingChecks } from "./rolling";
+import { registerRollingChecks, registerRollingRestartCheck } from "./rolling";
 import { registerScaleChecks } from "./scale";
 
 /** Everything the engine printed, kept to check that no secret shows up in it. */
@@ -260,6 +260,8 @@ describe("cluster on the dev path: real pulumi up over SSH to local Debian hosts
     it("pins a client to its web server for 50 follow-up requests", async () => {
       await checkSticky(get(), 50);
     });
+    // The rolling figures for 3 web servers (the 2-server suites have the rest of the rolling checks).
+    registerRollingRestartCheck(THREE, get, log);
     it("fails over when the pinned web server stops", async () => {
       const report = await checkFailover(get());
       recordFigure("ci-three: failover, failed requests", report.failed);

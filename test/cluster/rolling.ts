@@ -1,7 +1,7 @@
 /**
- * Rolling updates of the web servers (issue 16) on a real cluster: a change to
- * every web server under steady load, rolling (0 failed) and parallel beside it
- * (a figure); a health gate that fails on the first web server stops the
+ * Rolling updates of the web servers (issue 16) on a real cluster: a change that
+ * restarts Apache on every web server under steady load, rolling (0 failed) and
+ * parallel beside it (a figure); a health gate that fails on the first web server stops the
  * rollout there; and a manual drain for maintenance.
  */
 import * as assert from "node:assert/strict";
@@ -18,9 +18,9 @@ import { Browser, probePage } from "../support/http-client";
 type Raw = Record<string, unknown>;
 
 /**
- * The variant with a web server change: balancer.logLevel lands in every web
- * server's vhost (Apache reloads there). A short drain: the pinned client never
- * goes idle, so each web server waits the whole drainSeconds.
+ * The variant with a change to the web servers' vhost: balancer.logLevel lands
+ * in every web server's vhost (Apache reloads there). A short drain: the pinned
+ * client never goes idle, so each web server waits the whole drainSeconds.
  */
 function withChange(v: Variant, logLevel: string, mode: "rolling" | "parallel"): Raw {
   const o = variantOverrides(v);
@@ -29,8 +29,54 @@ function withChange(v: Variant, logLevel: string, mode: "rolling" | "parallel"):
   return o;
 }
 
+/** PHP's workers and memory limit: a change of the workers restarts Apache (ServerLimit). */
+interface PhpChange {
+  workers: number;
+  memoryLimit: string;
+}
+
+/** The variant with a change that restarts Apache on every web server, the PHP settings, drained as above. */
+function withPhpChange(v: Variant, php: PhpChange, mode: "rolling" | "parallel"): Raw {
+  const o = variantOverrides(v);
+  o.php = { ...((o.php as Raw | undefined) ?? {}), workers: php.workers, memoryLimit: php.memoryLimit };
+  o.rollout = { mode, drainSeconds: 4, gateSeconds: 20 };
+  return o;
+}
+
 function webVhostLogLevel(c: RunningCluster, host: string): string {
   return onHost(c.model, host, "sed -n 's/^ *LogLevel //p' /etc/apache2/sites-available/drupal-cluster-web.conf").out;
+}
+
+/** What the running Apache and its mod_php have on one web server, asked of the server itself (not its files). */
+interface RunningPhp {
+  memoryLimit: string;
+  /** Apache's parent process: a restart starts a new one, a graceful reload keeps it. */
+  apacheParentPid: number;
+  /** Slots in Apache's scoreboard: MaxRequestWorkers as the running server has it. */
+  workers: number;
+}
+
+function runningPhp(c: RunningCluster, host: string): RunningPhp {
+  const page = onHost(c.model, host, "curl -sf http://127.0.0.1/php.php");
+  assert.equal(page.code, 0, `${host}: GET /php.php failed: ${page.out}`);
+  const php = JSON.parse(page.out) as { memoryLimit: string; apacheParentPid: number };
+  // mod_status answers local requests (Debian's status.conf): the scoreboard has one character per slot.
+  const status = onHost(c.model, host, "curl -sf 'http://127.0.0.1/server-status?auto' | sed -n 's/^Scoreboard: //p'");
+  assert.equal(status.code, 0, `${host}: GET /server-status failed: ${status.out}`);
+  return { memoryLimit: php.memoryLimit, apacheParentPid: php.apacheParentPid, workers: status.out.length };
+}
+
+function runningEverywhere(c: RunningCluster): Map<string, RunningPhp> {
+  return new Map(c.model.web.map((w) => [w.host.name, runningPhp(c, w.host.name)]));
+}
+
+/** Each web server runs `want`, in an Apache that was restarted since `before` (its parent process is another). */
+function assertRestartedWith(c: RunningCluster, before: Map<string, RunningPhp>, want: PhpChange, what: string): void {
+  for (const [host, now] of runningEverywhere(c)) {
+    assert.equal(now.memoryLimit, want.memoryLimit, `${what}: mod_php on ${host} has memory_limit ${now.memoryLimit}`);
+    assert.equal(now.workers, want.workers, `${what}: Apache on ${host} has ${now.workers} workers`);
+    assert.notEqual(now.apacheParentPid, before.get(host)?.apacheParentPid, `${what}: Apache on ${host} was not restarted (same parent process)`);
+  }
 }
 
 async function upTimed(v: Variant, overrides: Raw, log: (s: string) => void): Promise<{ seconds: number; progress: RolloutProgress }> {
@@ -40,40 +86,85 @@ async function upTimed(v: Variant, overrides: Raw, log: (s: string) => void): Pr
   return { seconds: (Date.now() - t0) / 1000, progress };
 }
 
+/**
+ * A change that restarts Apache on every web server (php.workers, with
+ * php.memoryLimit) under steady load: rolling, one web server at a time, fails
+ * no request; then back, in parallel, measured beside it. For any number of web servers.
+ */
+export function registerRollingRestartCheck(v: Variant, get: () => RunningCluster, log: (s: string) => void): void {
+  it("a change that restarts Apache on every web server (php.workers) under steady load: rolling, one at a time, drained and back, fails no request; parallel beside it (figure)", async () => {
+    const c = get();
+    const n = c.model.web.length;
+    const start: PhpChange = { workers: c.model.php.workers, memoryLimit: c.model.php.memoryLimit };
+    const changed: PhpChange = { workers: start.workers - 30, memoryLimit: start.memoryLimit === "192M" ? "160M" : "192M" };
+    const before = runningEverywhere(c);
+    for (const [host, now] of before)
+      assert.deepEqual([now.memoryLimit, now.workers], [start.memoryLimit, start.workers], `${host} does not run the stack's PHP settings`);
+
+    let rolling = { seconds: 0, progress: new RolloutProgress() };
+    const r = await underSteadyLoad(c, async () => void (rolling = await upTimed(v, withPhpChange(v, changed, "rolling"), log)), { pinnedMayMove: true });
+    assertRestartedWith(c, before, changed, "after the rolling update");
+    // One at a time: each web server is back in rotation before the next is drained.
+    const at = (host: string, step: string): number => rolling.progress.marks.find((m) => m.host === host && m.step === step)?.at ?? NaN;
+    const hosts = c.model.web.map((w) => w.host.name);
+    const marks = JSON.stringify(rolling.progress.marks);
+    for (const step of ["draining", "applying", "health gate", "back in rotation"])
+      for (const h of hosts) assert.ok(Number.isFinite(at(h, step)), `no "${step}" step seen for ${h}: ${marks}`);
+    for (let i = 1; i < n; i++) {
+      const [prev, next] = [hosts[i - 1], hosts[i]];
+      assert.ok(at(prev, "back in rotation") < at(next, "draining"), `${next} was drained before ${prev} was back: ${marks}`);
+    }
+    const a = hosts[0];
+    recordFigure(`${v.stack}: rolling update (Apache restarted) of ${n} web servers under load, requests sent`, r.sent);
+    recordFigure(`${v.stack}: rolling update (Apache restarted) of ${n} web servers under load, requests failed`, r.failed);
+    recordFigure(`${v.stack}: rolling update (Apache restarted) of ${n} web servers (drainSeconds 4), up, s`, rolling.seconds);
+    recordFigure(`${v.stack}: rolling update, ${a} drained to back in rotation, s`, (at(a, "back in rotation") - at(a, "draining")) / 1000);
+    assert.equal(r.failed, 0, `requests failed during a rolling update:\n${r.failures.join("\n")}`);
+    // Taken out for real: while its web server was out, the pinned client was served by another one.
+    assert.ok(r.moved > 0, `the client pinned to ${a} was never served elsewhere: ${a} was not taken out of rotation`);
+    recordFigure(`${v.stack}: rolling update, answers to ${a}'s pinned client from another web server`, r.moved);
+
+    // Back, all at once: the figure beside it (requests may fail: every Apache restarts at the same time).
+    const mid = runningEverywhere(c);
+    let parallel = 0;
+    const p = await underSteadyLoad(c, async () => void (parallel = (await upTimed(v, withPhpChange(v, start, "parallel"), log)).seconds), {
+      pinnedMayMove: true,
+    });
+    assertRestartedWith(c, mid, start, "after the parallel update");
+    recordFigure(`${v.stack}: parallel update (Apache restarted) of ${n} web servers under load, requests sent`, p.sent);
+    recordFigure(`${v.stack}: parallel update (Apache restarted) of ${n} web servers under load, requests failed`, p.failed);
+    recordFigure(`${v.stack}: parallel update (Apache restarted) of ${n} web servers, up, s`, parallel);
+  });
+}
+
 export function registerRollingChecks(v: Variant, get: () => RunningCluster, log: (s: string) => void): void {
   const base = variantOverrides(v);
   const start = String((base.balancer as Raw).logLevel ?? "warn");
   const other = start === "info" ? "notice" : "info";
 
-  it("a change to every web server under steady load: rolling, one at a time, drained and back, fails no request; parallel beside it (figure)", async () => {
-    const c = get();
-    let rolling = { seconds: 0, progress: new RolloutProgress() };
-    const r = await underSteadyLoad(c, async () => void (rolling = await upTimed(v, withChange(v, other, "rolling"), log)), { pinnedMayMove: true });
-    for (const w of c.model.web) assert.equal(webVhostLogLevel(c, w.host.name), other, `${w.host.name} did not get the change`);
-    // One at a time: each web server is back in rotation before the next is drained.
-    const at = (host: string, step: string): number => rolling.progress.marks.find((m) => m.host === host && m.step === step)?.at ?? NaN;
-    const [a, b] = c.model.web.map((w) => w.host.name);
-    for (const step of ["draining", "applying", "health gate", "back in rotation"])
-      for (const h of [a, b]) assert.ok(Number.isFinite(at(h, step)), `no "${step}" step seen for ${h}: ${JSON.stringify(rolling.progress.marks)}`);
-    assert.ok(at(a, "back in rotation") < at(b, "draining"), `${b} was drained before ${a} was back: ${JSON.stringify(rolling.progress.marks)}`);
-    recordFigure(`${v.stack}: rolling update of 2 web servers under load, requests sent`, r.sent);
-    recordFigure(`${v.stack}: rolling update of 2 web servers under load, requests failed`, r.failed);
-    recordFigure(`${v.stack}: rolling update of 2 web servers (drainSeconds 4), up, s`, rolling.seconds);
-    recordFigure(`${v.stack}: rolling update, ${a} drained to back in rotation, s`, (at(a, "back in rotation") - at(a, "draining")) / 1000);
-    assert.equal(r.failed, 0, `requests failed during a rolling update:\n${r.failures.join("\n")}`);
-    // Taken out for real: while its web server was out, the pinned client was served by the other one.
-    assert.ok(r.moved > 0, `the client pinned to ${a} was never served elsewhere: ${a} was not taken out of rotation`);
-    recordFigure(`${v.stack}: rolling update, answers to ${a}'s pinned client from the other web server`, r.moved);
+  registerRollingRestartCheck(v, get, log);
 
-    // Back, all at once: the figure beside it.
-    let parallel = 0;
-    const p = await underSteadyLoad(c, async () => void (parallel = (await upTimed(v, withChange(v, start, "parallel"), log)).seconds), {
-      pinnedMayMove: true,
+  it("a PHP setting other than workers (memoryLimit, opcacheMemory) reaches mod_php by a graceful reload: the same Apache parent, the new limit and OPcache's new size", async () => {
+    const c = get();
+    const page = (host: string): { memoryLimit: string; opcacheSharedBytes: number; apacheParentPid: number } =>
+      JSON.parse(onHost(c.model, host, "curl -sf http://127.0.0.1/php.php").out);
+    const before = new Map(c.model.web.map((w) => [w.host.name, page(w.host.name)]));
+    const o = variantOverrides(v);
+    o.php = { memoryLimit: c.model.php.memoryLimit === "320M" ? "288M" : "320M", opcacheMemory: c.model.php.opcacheMemory / 2 };
+    o.rollout = { mode: "parallel" };
+    await upWithSummary(v.stack, { baseStack: "dev", overrides: o, onOutput: log, skipPayloadCheck: true });
+    for (const [host, was] of before) {
+      const now = page(host);
+      assert.equal(now.memoryLimit, (o.php as Raw).memoryLimit, `mod_php on ${host} did not get the new memory_limit`);
+      assert.equal(now.opcacheSharedBytes, was.opcacheSharedBytes / 2, `OPcache on ${host} kept its old shared memory size`);
+      assert.equal(now.apacheParentPid, was.apacheParentPid, `Apache on ${host} was restarted for a change a reload takes`);
+    }
+    await upWithSummary(v.stack, {
+      baseStack: "dev",
+      overrides: { ...variantOverrides(v), rollout: { mode: "parallel" } },
+      onOutput: log,
+      skipPayloadCheck: true,
     });
-    for (const w of c.model.web) assert.equal(webVhostLogLevel(c, w.host.name), start);
-    recordFigure(`${v.stack}: parallel update of 2 web servers under load, requests sent`, p.sent);
-    recordFigure(`${v.stack}: parallel update of 2 web servers under load, requests failed`, p.failed);
-    recordFigure(`${v.stack}: parallel update of 2 web servers, up, s`, parallel);
   });
 
   it("a health gate that fails on the first web server stops the rollout there: an error naming the host and the check, the other web server unchanged and serving; a good up repairs it", async () => {

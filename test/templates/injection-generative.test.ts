@@ -124,6 +124,9 @@ const BASES: Base[] = [
       "files.publicPath",
       "files.share",
       "app",
+      "php.memoryLimit",
+      "php.uploadMaxFilesize",
+      "php.postMaxSize",
     ],
   },
   { label: "ssh, drupal tarball", values: sshValues({ app: "drupal" }), keys: ["drupal.url", "serverName", "trustedHostPatterns[0]", "balancer.cookieDomain"] },
@@ -399,7 +402,9 @@ function cases(): Case[] {
                       ? "lb1"
                       : key === "serverName"
                         ? "localhost"
-                        : "x");
+                        : key.startsWith("php.")
+                          ? "64M"
+                          : "x");
       const values = fc.sample(hostile(valid), { numRuns: PER_KEY, seed: SEED + b * 1000 + out.length });
       values.forEach((value, i) => out.push({ label: `${base.label}: ${key} #${i}`, key, value, base }));
     }

@@ -8,6 +8,7 @@ import { fileResource, contentHash } from "../../infra/targets/ssh/provider/file
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import { commandResource, updateScript, withMarker } from "../../infra/targets/ssh/provider/command-resource";
+import { commandProps } from "../../infra/targets/ssh/provider/inputs";
 import { markerFile } from "../../infra/targets/ssh/markers";
 import { DeliveryProvider } from "../../infra/targets/ssh/provider/provider";
 import { reveal, secret } from "../../infra/targets/ssh/provider/secret-values";
@@ -26,6 +27,8 @@ const step = {
   delete: "",
   check: "service x status",
   triggers: ["t1"],
+  restart: "",
+  restartTriggers: [] as string[],
   applied: true,
   found: "",
 };
@@ -70,6 +73,31 @@ describe("ssh provider plugin: decisions without a host", () => {
     assert.equal(updateScript(service, { ...service, update: "service x reload" }), "service x reload");
     const plainStep = { ...step, update: "" };
     assert.equal(updateScript(plainStep, { ...plainStep, create: "apt-get install -y x y" }), "apt-get install -y x y");
+  });
+
+  it("a service with a restart script restarts when a restart-watched file changed, reloads when only a reload-watched one did", () => {
+    const apache = {
+      ...step,
+      create: "service a start",
+      update: "service a reload",
+      restart: "service a restart",
+      triggers: ["vhost1"],
+      restartTriggers: ["ini1"],
+    };
+    assert.equal(updateScript(apache, { ...apache, triggers: ["vhost2"] }), "service a reload");
+    assert.equal(updateScript(apache, { ...apache, restartTriggers: ["ini2"] }), "service a restart");
+    // Both changed: the restart takes the reload's change too; one is enough.
+    assert.equal(updateScript(apache, { ...apache, triggers: ["vhost2"], restartTriggers: ["ini2"] }), "service a restart");
+    // A reworded restart script alone restarts nothing, like a reworded start or stop.
+    assert.equal(updateScript(apache, { ...apache, restart: "systemctl restart a" }), null);
+    assert.equal(commandResource.diff(apache, { ...apache, restartTriggers: ["ini2"] }, "s").changes, true);
+  });
+
+  it("a service state written before restarts existed restarts once when its first restart-watched file arrives, and is otherwise unchanged", () => {
+    const old = commandProps({ ...step, restart: undefined, restartTriggers: undefined }, "s");
+    assert.deepEqual([old.restart, old.restartTriggers], ["", []]);
+    assert.equal(commandResource.diff(old, step, "s").changes, false, "a service without a restart script changed by the upgrade alone");
+    assert.equal(updateScript(old, { ...step, restart: "service x restart", restartTriggers: ["ini1"] }), "service x restart");
   });
 
   it("a step whose script fails in an && chain is not marked applied (the marker lines never run)", () => {

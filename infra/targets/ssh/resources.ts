@@ -54,6 +54,9 @@ export interface RemoteCommandArgs {
   /** Exits 0 while the effect is in place (a service is running); read runs it. */
   check?: string;
   triggers: pulumi.Input<pulumi.Input<string>[]>;
+  /** A service: runs instead of `update` when `restartTriggers` change (files a reload does not pick up). */
+  restart?: string;
+  restartTriggers?: pulumi.Input<pulumi.Input<string>[]>;
 }
 
 /** A shell step on a host: runs on create, again when its triggers change or its effect is gone. */
@@ -66,7 +69,7 @@ export class RemoteCommand extends pulumi.CustomResource {
       REMOTE_COMMAND_TYPE,
       name,
       { update: "", delete: "", check: "", ...args, stdout: undefined, applied: undefined, found: undefined },
-      withVersion(opts, ["triggers"]),
+      withVersion(opts, ["triggers", "restartTriggers"]),
     );
   }
 }

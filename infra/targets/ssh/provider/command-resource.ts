@@ -28,7 +28,16 @@ export function withMarker(script: string, urn: string, id: string): string {
 
 /** The resource's inputs as the program declares them (state keeps the secret ones secret). */
 function inputsOf(p: CommandProps): Record<string, unknown> {
-  return { connection: p.connection, create: p.create, update: p.update, delete: p.delete, check: p.check, triggers: p.triggers };
+  return {
+    connection: p.connection,
+    create: p.create,
+    update: p.update,
+    delete: p.delete,
+    check: p.check,
+    triggers: p.triggers,
+    restart: p.restart,
+    restartTriggers: p.restartTriggers,
+  };
 }
 
 function outputs(p: CommandProps, stdout: string): Record<string, unknown> {
@@ -36,6 +45,7 @@ function outputs(p: CommandProps, stdout: string): Record<string, unknown> {
     ...inputsOf(p),
     connection: { ...p.connection, privateKey: secret(p.connection.privateKey) },
     triggers: secret(p.triggers),
+    restartTriggers: secret(p.restartTriggers),
     applied: p.applied,
     found: p.found,
     // A step may print what it read from a secret file: kept, but encrypted like the secrets.
@@ -48,7 +58,14 @@ function outputs(p: CommandProps, stdout: string): Record<string, unknown> {
  * checks the effect, may differ; neither is a reason to run anything.
  */
 function sameWork(a: CommandProps, b: CommandProps): boolean {
-  return a.create === b.create && a.update === b.update && a.delete === b.delete && JSON.stringify(a.triggers) === JSON.stringify(b.triggers);
+  return (
+    a.create === b.create &&
+    a.update === b.update &&
+    a.delete === b.delete &&
+    a.restart === b.restart &&
+    JSON.stringify(a.triggers) === JSON.stringify(b.triggers) &&
+    JSON.stringify(a.restartTriggers) === JSON.stringify(b.restartTriggers)
+  );
 }
 
 /**
@@ -56,14 +73,17 @@ function sameWork(a: CommandProps, b: CommandProps): boolean {
  * reload script (a service), a changed start or stop script alone (the same
  * reload and triggers) runs nothing: the service is running and nothing it
  * reads changed. Restarting a database because the way to start or stop it was
- * reworded is not what an operator expects.
+ * reworded is not what an operator expects. A service with a restart script
+ * runs it instead of the reload when a file it reads only at a full start
+ * changed (its restartTriggers); the restart takes what a reload would, too.
  */
 export function updateScript(olds: CommandProps, news: CommandProps): string | null {
   if (sameWork(olds, news)) return null;
-  // With a reload script (a service), a new start or stop script alone changes
-  // nothing running: the start is what its next start uses, the stop what its
-  // removal runs.
-  const startOrStopOnly = news.update !== "" && sameWork({ ...olds, create: news.create, delete: news.delete }, news);
+  if (news.restart !== "" && JSON.stringify(olds.restartTriggers) !== JSON.stringify(news.restartTriggers)) return news.restart;
+  // With a reload script (a service), a new start, stop or restart script alone
+  // changes nothing running: the start is what its next start uses, the stop
+  // what its removal runs, the restart what the next restart-worthy change runs.
+  const startOrStopOnly = news.update !== "" && sameWork({ ...olds, create: news.create, delete: news.delete, restart: news.restart }, news);
   return startOrStopOnly ? null : news.update || news.create;
 }
 

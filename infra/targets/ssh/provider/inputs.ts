@@ -23,6 +23,12 @@ export interface CommandProps {
   /** Exits 0 while the step's effect is in place (a service running); "" for none. */
   check: string;
   triggers: string[];
+  /**
+   * Runs instead of `update` when `restartTriggers` change: a service whose
+   * files differ in what a reload picks up ("" for none).
+   */
+  restart: string;
+  restartTriggers: string[];
   /** False when read found the step's effect gone (a rebuilt host, a stopped service). */
   applied: boolean;
   /** What read found, for the person reading the refresh. */
@@ -65,17 +71,24 @@ export function fileProps(v: unknown, what: string): FileProps {
   };
 }
 
+function strings(o: Obj, key: string, what: string): string[] {
+  const v = o[key] ?? [];
+  if (!Array.isArray(v) || v.some((t) => typeof t !== "string")) throw new Error(`${what}: ${key} must be a list of strings`);
+  return v as string[];
+}
+
 export function commandProps(v: unknown, what: string): CommandProps {
   const o = (v ?? {}) as Obj;
-  const triggers = o.triggers ?? [];
-  if (!Array.isArray(triggers) || triggers.some((t) => typeof t !== "string")) throw new Error(`${what}: triggers must be a list of strings`);
   return {
     connection: connectionOf(o.connection, what),
     create: str(o, "create", what),
     update: str(o, "update", what, ""),
     delete: str(o, "delete", what, ""),
     check: str(o, "check", what, ""),
-    triggers: triggers as string[],
+    triggers: strings(o, "triggers", what),
+    // A state written before restarts existed has neither: no restart, nothing to compare.
+    restart: str(o, "restart", what, ""),
+    restartTriggers: strings(o, "restartTriggers", what),
     applied: o.applied !== false,
     found: str(o, "found", what, ""),
   };
