@@ -66,7 +66,7 @@ export class ProxyNode {
     readonly logger: Logger,
   ) {
     this.config = config;
-    this.balancer = new Balancer(config.balancer);
+    this.balancer = this.logged(new Balancer(config.balancer));
     this.ctx = this.buildContext();
     this.tlsCtx = this.buildContext(true);
     this.peers = new Peers(
@@ -220,6 +220,11 @@ export class ProxyNode {
     this.health.start();
   }
 
+  private logged(b: Balancer): Balancer {
+    b.onForcedRecovery = () => this.logger.event("warn", "every member in error: trying them all again (forcerecovery)");
+    return b;
+  }
+
   /** The descriptor the replaced process lent for this listener, or the one bound for it before the start. */
   lent(name: ListenerName): number | undefined {
     return this.inherited?.listeners[name] ?? this.prebound[name];
@@ -354,7 +359,7 @@ export class ProxyNode {
       this.managerTls?.setSecureContext(secure);
     }
     this.config = next;
-    this.balancer = new Balancer(next.balancer, this.balancer);
+    this.balancer = this.logged(new Balancer(next.balancer, this.balancer));
     this.ctx = this.buildContext();
     this.tlsCtx = this.buildContext(true);
     this.server?.setLimits(clientLimits(next));

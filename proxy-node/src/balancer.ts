@@ -64,6 +64,7 @@ export class Balancer {
    * @param tried members that already failed for this request (retries), or null.
    */
   choose(url: string, cookie: string | undefined, tried: readonly Member[] | null, now: number): Choice {
+    this.forceRecovery(now);
     const route = requestedRoute(url, cookie, this.sticky);
     if (route !== undefined) {
       const m = this.byRoute.get(route);
@@ -79,6 +80,22 @@ export class Balancer {
     }
     return { member: this.pick(tried, now), sticky: false, route };
   }
+
+  /**
+   * Apache's forcerecovery (On by default): when every member is in error (a
+   * failed request, not a failed health check nor an operator's status), all of
+   * them are tried again at once instead of answering 503 until `retry` passes.
+   * All web servers restarted at once (a parallel rollout) is no reason to turn
+   * clients away for a minute after they are back.
+   */
+  private forceRecovery(now: number): void {
+    for (const m of this.members) if (!m.inError || now - m.errorTime >= m.retryMs) return;
+    for (const m of this.members) m.inError = false;
+    this.onForcedRecovery?.();
+  }
+
+  /** Told when forceRecovery cleared every member's error (for the log). */
+  onForcedRecovery: (() => void) | null = null;
 
   private usable(now: number): Member[] {
     const out = this.usableScratch;

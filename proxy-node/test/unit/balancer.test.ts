@@ -69,6 +69,29 @@ describe("unit: member states and stickiness together", () => {
     b.destroy();
   });
 
+  it("every member in error: all are tried again at once (Apache's forcerecovery), a sticky client's too; one member usable: no recovery forced", () => {
+    const b = balancer(["enabled", "enabled"]);
+    b.members[0].markError(1000);
+    b.members[1].markError(1000);
+    assert.deepEqual(routes(b, undefined, 2, 2000), ["lb1", "lb2"]);
+    b.members[0].markError(3000);
+    b.members[1].markError(3000);
+    assert.deepEqual(routes(b, "BALANCEID=balancer.lb2", 1, 3000), ["lb2"]);
+    // One member in error, the other fine: the errored one waits for its retry.
+    b.members[0].markError(4000);
+    assert.deepEqual(routes(b, "BALANCEID=balancer.lb1", 2, 5000), ["lb2", "lb2"]);
+    assert.equal(b.members[0].inError, true);
+    b.destroy();
+  });
+
+  it("a member failing its health check or disabled is not in error: the others' errors are not forced away", () => {
+    const b = balancer(["enabled", "disabled"]);
+    b.members[0].markError(1000);
+    // lb2 is disabled, not in error: Apache forces recovery only when every worker is in error.
+    assert.deepEqual(routes(b, undefined, 1, 2000), [null]);
+    b.destroy();
+  });
+
   it("retries exclude members already tried", () => {
     const b = balancer(["enabled", "enabled", "enabled"]);
     const c = b.choose("/", "BALANCEID=balancer.lb1", [b.members[0]], 0);
