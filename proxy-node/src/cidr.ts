@@ -56,10 +56,18 @@ function matches(c: Cidr, b: Uint8Array): boolean {
   return true;
 }
 
+/**
+ * An IPv4 client as IPv4: a socket bound to [::] that also takes IPv4 (as the
+ * balancer's client port is, like Apache's `Listen <port>`) sees it as
+ * ::ffff:a.b.c.d, which X-Forwarded-For and the logs must not carry.
+ */
+export function unmapped(address: string): string {
+  return address.startsWith("::ffff:") && isIPv4(address.slice(7)) ? address.slice(7) : address;
+}
+
 export function ipAllowed(address: string | undefined, allow: readonly Cidr[]): boolean {
   if (!address) return false;
-  let ip = address;
-  if (ip.startsWith("::ffff:") && isIPv4(ip.slice(7))) ip = ip.slice(7);
+  const ip = unmapped(address);
   const v6 = isIPv6(ip);
   if (!v6 && !isIPv4(ip)) return false;
   const bytes = v6 ? v6Bytes(ip) : v4Bytes(ip);

@@ -43,6 +43,7 @@ describe("proxy-node-listen: the client port shared while the engine switches (p
   let memberPort = 0;
   const started: ChildProcess[] = [];
   const holders: net.Server[] = [];
+  const forwardedFor: string[] = [];
 
   before(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), "proxy-node-listen-"));
@@ -51,7 +52,10 @@ describe("proxy-node-listen: the client port shared while the engine switches (p
     const f = fileOf(payload, PROXY_NODE_LISTEN);
     assert.equal(f.mode, "0755");
     fs.writeFileSync(script, f.content, { mode: 0o755 });
-    member = http.createServer((_req, res) => res.end("member"));
+    member = http.createServer((req, res) => {
+      forwardedFor.push(String(req.headers["x-forwarded-for"]));
+      res.end("member");
+    });
     await new Promise<void>((r) => member?.listen(0, "127.0.0.1", r));
     memberPort = (member.address() as net.AddressInfo).port;
   });
@@ -103,7 +107,7 @@ describe("proxy-node-listen: the client port shared while the engine switches (p
     assert.match(held.out, new RegExp(`port ${port} \\(client\\) is held by a listener that does not share it \\(no SO_REUSEPORT\\)`));
   });
 
-  it("runs proxy-node on the port it bound; a second one binds beside it; the first stops and the port answers throughout", async () => {
+  it("runs proxy-node on the port it bound; a second one binds beside it; the first stops and the port answers throughout; X-Forwarded-For is the IPv4 client", async () => {
     const port = await freePort();
     const a = await proxyNode("a", port);
     await answering(port);
@@ -121,6 +125,8 @@ describe("proxy-node-listen: the client port shared while the engine switches (p
     for (let i = 0; i < 20; i++) answers.push(await get(port));
     assert.deepEqual(new Set(answers), new Set(["member"]));
     assert.equal(b.exitCode, null);
+    // The socket is [::] taking IPv4 too: the web server must still see the client as the IPv4 address it is.
+    assert.deepEqual(new Set(forwardedFor), new Set(["127.0.0.1"]), "X-Forwarded-For carries the IPv4-mapped form");
   });
 
   it("a bad argument is an error naming it, and runs nothing", () => {

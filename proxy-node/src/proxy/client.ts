@@ -7,6 +7,7 @@ import * as net from "node:net";
 import { parseRequestHead, RequestHead, RequestError, BodyDecoder, BodySink, Framing, STATUS_TEXT } from "./request-parser";
 import { ResBody } from "./response-parser";
 import type { ProxyServer } from "./server";
+import { unmapped } from "../cidr";
 
 export interface ClientLimits {
   maxHeaderSize: number;
@@ -119,9 +120,9 @@ export class ClientConn {
     return this.state === State.Closed || this.socket.destroyed;
   }
 
-  /** Peer address, looked up once per connection (it is a syscall). */
+  /** Peer address, looked up once per connection (it is a syscall); an IPv4 client as IPv4 (cidr.ts, unmapped). */
   get remoteAddress(): string {
-    return (this.ip ??= this.socket.remoteAddress ?? "");
+    return (this.ip ??= unmapped(this.socket.remoteAddress ?? ""));
   }
 
   /** No request in progress: safe to close during shutdown. */
