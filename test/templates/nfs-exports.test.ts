@@ -34,6 +34,7 @@ describe("templates: the NFS export follows the web list, widened before and nar
   let env: NodeJS.ProcessEnv = {};
   const exportsFile = (): string => path.join(dir, "exports");
   const ledger = (): string => path.join(dir, "ledger");
+  const former = (): string => path.join(dir, "former.exports");
 
   beforeEach(() => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), "nfs-exports-"));
@@ -51,6 +52,7 @@ describe("templates: the NFS export follows the web list, widened before and nar
     const text = fileOf(data(webCount), NFS_EXPORTS)
       .content.replace(/^EXPORTS=.*$/m, `EXPORTS=${exportsFile()}`)
       .replace(/^LEDGER=.*$/m, `LEDGER=${ledger()}`)
+      .replace(/^FORMER=.*$/m, `FORMER=${former()}`)
       .replace("mkdir -p /etc/exports.d ", "mkdir -p ");
     assert.doesNotMatch(text, /\/etc\/exports|\/var\/lib/, "a host path is left in the sandboxed script");
     const p = path.join(dir, `nfs-exports-${webCount}`);
@@ -73,13 +75,19 @@ describe("templates: the NFS export follows the web list, widened before and nar
     const narrow = stepOf(p.afterBalancers, "nfs-exports-narrow");
     assert.equal(narrow.run, `${NFS_EXPORTS} narrow`);
     assert.equal(narrow.check, `${NFS_EXPORTS} check-narrowed`);
-    assert.ok(!p.files.some((f) => f.path === "/etc/exports.d/drupal-cluster.exports"), "the exports file is the script's, not a file of the payload");
+    assert.ok(!p.files.some((f) => f.path.startsWith("/etc/exports.d/")), "the exports file is the script's, not a file of the payload");
+    // Not the path of the static file of versions before: the up that brings the script deletes that file at its end.
+    assert.match(fileOf(p, NFS_EXPORTS).content, /^EXPORTS=\/etc\/exports\.d\/drupal-cluster-files\.exports$/m);
+    assert.match(fileOf(p, NFS_EXPORTS).content, /^FORMER=\/etc\/exports\.d\/drupal-cluster\.exports$/m);
   });
 
   it("3 -> 2: lb3 keeps its access through the widen and loses it at the narrow; 2 -> 3: let in at the widen; a running server is told each time", () => {
     const three = script(3);
     const two = script(2);
+    // A cluster made before: its static exports file is there, and goes once the script wrote its own.
+    fs.writeFileSync(former(), "/srv/drupal-files 10.0.0.11(rw,sync,no_subtree_check,root_squash)\n");
     assert.equal(run(three, "widen").status, 0);
+    assert.ok(!fs.existsSync(former()), "the former exports file is left beside the new one (two entries for one path)");
     assert.deepEqual(clients(), ["10.0.0.11", "10.0.0.12", "10.0.0.13"]);
     assert.ok(
       fs
