@@ -220,8 +220,16 @@ export class ProxyNode {
     this.health.start();
   }
 
+  private lastForcedLog = 0;
+
+  /** With every web server down this fires every few requests: one line per 10 s says it. */
   private logged(b: Balancer): Balancer {
-    b.onForcedRecovery = () => this.logger.event("warn", "every member in error: trying them all again (forcerecovery)");
+    b.onForcedRecovery = () => {
+      const now = Date.now();
+      if (now - this.lastForcedLog < 10_000) return;
+      this.lastForcedLog = now;
+      this.logger.event("warn", "every member in error: trying them all again (forcerecovery)");
+    };
     return b;
   }
 
