@@ -58,8 +58,11 @@ export async function underSteadyLoad(c: RunningCluster, work: () => Promise<voi
       await new Promise((r) => setTimeout(r, 50));
     }
   };
-  // Logged in through the balancer before the work starts, as a user would be.
+  // Logged in through the balancer before the work starts, as a user would be; on another web server
+  // than the pinned client, so that byrequests (which counts sticky requests too) is not skewed twice
+  // toward one of them and owes the next new clients to no single one.
   const user = new Browser(c.balancerUrl);
+  user.jar.set(c.model.sticky.cookieName, (c.model.web[1] ?? w).stickyValue);
   const name = `load-${process.pid}-${Date.now()}`;
   const login = await user.post("/login.php", { name, pass: "steady" });
   assert.equal(login.status, 303, `the load's login answered ${login.status}: ${login.body}`);
