@@ -3,6 +3,8 @@
  * as they appear under `drupal-cluster:` in a stack file, plus test secrets and a
  * stand-in for proxy-node's built bin.
  */
+import assert from "node:assert/strict";
+import { ConfigError } from "../../infra/config/errors";
 import { validateConfig } from "../../infra/config/validate";
 import { ClusterModel } from "../../infra/model/types";
 import { ProxyNodeArtifact } from "../../infra/payload/balancer";
@@ -81,6 +83,17 @@ export function dockerValues(opts: ConfigOptions & { subnet?: string } = {}): Va
 
 export function model(values: Values, stack = "test"): ClusterModel {
   return validateConfig({ project: PROJECT, stack }, values);
+}
+
+/** The config error `values` get; fails the test when they are accepted (`shown`: the part to print then). */
+export function refusal(values: Values, shown: unknown = values): ConfigError {
+  try {
+    model(values);
+  } catch (e) {
+    if (e instanceof ConfigError) return e;
+    throw e;
+  }
+  assert.fail(`accepted: ${JSON.stringify(shown)}`);
 }
 
 /** Recognisable test secrets: any of them in a non-secret place is a leak. */

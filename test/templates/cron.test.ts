@@ -23,21 +23,11 @@ import {
 } from "../../infra/payload/cron";
 import { buildPayloads } from "../../infra/payload/index";
 import { HostPayload, PayloadFile } from "../../infra/payload/types";
-import { ARTIFACTS, dockerValues, model, OTHER_SECRETS, PROJECT, SECRETS, sshValues, Values } from "../support/cluster-configs";
+import { ARTIFACTS, dockerValues, model, OTHER_SECRETS, PROJECT, SECRETS, sshValues, Values, refusal } from "../support/cluster-configs";
 import { directives, fileOf, host } from "../support/payloads";
 import { ensureValidatorImage, q, requireDocker, validateInContainer } from "../support/validator";
 
 const KEY = `${PROJECT}:cron.periodSeconds`;
-
-function refusal(values: Values): ConfigError {
-  try {
-    model(values);
-  } catch (e) {
-    if (e instanceof ConfigError) return e;
-    throw e;
-  }
-  assert.fail(`accepted: ${JSON.stringify(values.cron)}`);
-}
 
 function withPeriod(values: Values, periodSeconds: unknown): Values {
   return { ...values, cron: { periodSeconds } };

@@ -5,13 +5,12 @@
  * limits), and which changes reload Apache and which restart it.
  */
 import assert from "node:assert/strict";
-import { ConfigError } from "../../infra/config/errors";
 import { PHP_MAX_EXECUTION_TIME, PHP_OPCACHE_MEMORY, PHP_SIZES, PHP_WORKERS } from "../../infra/config/php";
 import { sourced, UnsafeValueError } from "../../infra/payload/escape";
 import { buildPayloads } from "../../infra/payload/index";
 import { render } from "../../infra/payload/render";
 import { HostPayload } from "../../infra/payload/types";
-import { ARTIFACTS, model, PROJECT, SECRETS, sshValues, Values } from "../support/cluster-configs";
+import { ARTIFACTS, model, PROJECT, SECRETS, sshValues, Values, refusal } from "../support/cluster-configs";
 import { directives, fileOf, host } from "../support/payloads";
 
 const INI = "/etc/drupal-cluster/php-apache2.ini";
@@ -34,16 +33,6 @@ function ini(content: string): Record<string, string> {
       .filter((l) => l.trim() !== "" && !l.startsWith(";"))
       .map((l) => l.split("=").map((x) => x.trim()) as [string, string]),
   );
-}
-
-function refusal(values: Values): ConfigError {
-  try {
-    model(values);
-  } catch (e) {
-    if (e instanceof ConfigError) return e;
-    throw e;
-  }
-  assert.fail(`accepted: ${JSON.stringify(values.php)}`);
 }
 
 describe("php: settings", () => {
